@@ -1,0 +1,53 @@
+# Everything a new machine with Python 3.11 and make needs: each target creates .venv on first use.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml requirements.lock | cksum | cut -d' ' -f1)
+ENV ?= sandbox
+
+# No traffic leaves this machine: Prefect and great-expectations otherwise send telemetry.
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+export DO_NOT_TRACK := 1
+export GX_ANALYTICS_ENABLED := false
+# Local Prefect state (the sandbox's API database, settings) stays in the project, never in ~/.prefect.
+export PREFECT_HOME ?= $(CURDIR)/.golive/prefect
+
+.PHONY: install test go-live go-live-down plan destroy doctor bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml requirements.lock
+	@test -n "$(PYTHON)" || { echo "Python 3.11 is required (python3.11 or python3 on PATH)"; exit 1; }
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "Python 3.11 is required, found " + sys.version.split()[0])'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade "pip==23.2.1"
+	$(BIN)/python -m pip install --quiet -c requirements.lock -e ".[dev]"
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+test: install
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The whole go-live on the sandbox: the emulated AWS control plane, then every phase that exists.
+go-live: install
+	$(BIN)/golive sandbox up
+	$(BIN)/golive apply $(ENV)
+
+go-live-down: install
+	$(BIN)/golive sandbox down
+
+plan: install
+	$(BIN)/golive plan $(ENV)
+
+destroy: install
+	$(BIN)/golive destroy $(ENV)
+
+doctor: install
+	$(BIN)/golive doctor $(ENV)
+
+bench: install
+	$(BIN)/python benchmarks/orchestration.py
+
+clean: go-live-down
+	rm -rf .golive

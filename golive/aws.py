@@ -1,0 +1,165 @@
+"""One AWS client factory for every step, against a real account or the sandbox's emulator.
+
+A step never builds its own boto3 client: it asks `clients(target)` for one. That keeps a single place
+for credentials (standard chain, a named profile, or a prefect-aws AwsCredentials block), retries
+(botocore's standard mode: throttling, 5xx and connection errors with exponential backoff and jitter),
+the sandbox endpoint, and the call log that lets us prove "a converged re-run writes nothing".
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import boto3
+from botocore.config import Config
+from pydantic import BaseModel, ConfigDict
+
+# Operations that only read. Everything else counts as a write in the call log.
+READ_PREFIXES = ("Describe", "List", "Get", "Head", "Lookup", "Search", "Check", "Query", "Scan", "View")
+SANDBOX_CREDENTIALS = {"aws_access_key_id": "golive-sandbox", "aws_secret_access_key": "golive-sandbox"}
+
+
+class AwsTarget(BaseModel):
+    """Where a run's AWS calls go. Small, serialisable, safe to show as a task parameter."""
+
+    model_config = ConfigDict(frozen=True)
+
+    region: str
+    endpoint_url: str | None = None  # set for the sandbox; None means real AWS
+    profile: str | None = None
+    credentials_block: str | None = None
+    max_attempts: int = 5
+
+    @property
+    def is_sandbox(self) -> bool:
+        return self.endpoint_url is not None
+
+    def describe(self) -> str:
+        if self.is_sandbox:
+            return f"sandbox at {self.endpoint_url} ({self.region})"
+        how = f"profile {self.profile}" if self.profile else (
+            f"credentials block {self.credentials_block}" if self.credentials_block else "default credentials"
+        )
+        return f"AWS {self.region} with {how}"
+
+
+@dataclass(frozen=True)
+class Call:
+    service: str
+    operation: str
+    params: dict[str, Any]
+    at: float
+
+    @property
+    def is_write(self) -> bool:
+        return not self.operation.startswith(READ_PREFIXES) and self.operation != "GetCallerIdentity"
+
+
+@dataclass
+class CallLog:
+    """Every API call made through the factory, in order (attempts are counted separately)."""
+
+    calls: list[Call] = field(default_factory=list)
+    attempts: dict[str, int] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def record(self, service: str, operation: str, params: dict[str, Any]) -> None:
+        with self._lock:
+            self.calls.append(Call(service, operation, dict(params), time.monotonic()))
+
+    def count_attempt(self, operation: str) -> None:
+        with self._lock:
+            self.attempts[operation] = self.attempts.get(operation, 0) + 1
+
+    def writes(self) -> list[Call]:
+        return [c for c in self.calls if c.is_write]
+
+    def clear(self) -> None:
+        with self._lock:
+            self.calls.clear()
+            self.attempts.clear()
+
+
+class Aws:
+    """boto3 clients for one target, created once and shared by every task of the process."""
+
+    def __init__(self, target: AwsTarget):
+        self.target = target
+        self.log = CallLog()
+        self._session = self._make_session(target)
+        self._clients: dict[str, Any] = {}
+        self._handlers: list[tuple[str, Callable]] = []
+        self._lock = threading.Lock()
+        self._config = Config(
+            region_name=target.region,
+            retries={"mode": "standard", "max_attempts": target.max_attempts},
+            connect_timeout=10,
+            read_timeout=60,
+            user_agent_extra="precedentum-golive",
+        )
+        self.on("before-parameter-build", self._record_call)
+        self.on("before-send", self._record_attempt)
+
+    @staticmethod
+    def _make_session(target: AwsTarget) -> boto3.Session:
+        if target.is_sandbox:
+            # Explicit fake keys: the sandbox must never pick up (or leak) a real profile.
+            return boto3.Session(region_name=target.region, **SANDBOX_CREDENTIALS)
+        if target.credentials_block:
+            from prefect_aws import AwsCredentials
+
+            return AwsCredentials.load(target.credentials_block).get_boto3_session()
+        return boto3.Session(region_name=target.region, profile_name=target.profile)
+
+    def client(self, service: str) -> Any:
+        with self._lock:
+            if service not in self._clients:
+                client = self._session.client(
+                    service, endpoint_url=self.target.endpoint_url, config=self._config
+                )
+                # Clients copy the session's handlers when made; handlers added later are added here too.
+                self._clients[service] = client
+            return self._clients[service]
+
+    def on(self, event: str, handler: Callable) -> None:
+        """Register a botocore event handler on every client, present and future."""
+        with self._lock:
+            self._handlers.append((event, handler))
+            self._session.events.register(event, handler)
+            for client in self._clients.values():
+                client.meta.events.register(event, handler)
+
+    def off(self, event: str, handler: Callable) -> None:
+        with self._lock:
+            self._handlers.remove((event, handler))
+            self._session.events.unregister(event, handler)
+            for client in self._clients.values():
+                client.meta.events.unregister(event, handler)
+
+    def _record_call(self, params: dict, model, **_: Any) -> None:
+        self.log.record(model.service_model.service_name, model.name, params)
+
+    def _record_attempt(self, event_name: str, **_: Any) -> None:
+        # event_name is "before-send.<service>.<Operation>"; it fires once per attempt.
+        self.log.count_attempt(event_name.rsplit(".", 1)[-1])
+
+
+_factories: dict[AwsTarget, Aws] = {}
+_factories_lock = threading.Lock()
+
+
+def clients(target: AwsTarget) -> Aws:
+    """The shared client factory for a target."""
+    with _factories_lock:
+        if target not in _factories:
+            _factories[target] = Aws(target)
+        return _factories[target]
+
+
+def forget_clients() -> None:
+    """Drop every cached factory (tests; a sandbox restarted on another port)."""
+    with _factories_lock:
+        _factories.clear()

@@ -1,0 +1,267 @@
+"""`golive`: plan, apply, destroy and check an environment; run the sandbox.
+
+Exit codes follow `terraform plan -detailed-exitcode`: 0 success with nothing to do, 2 changes planned,
+1 an error (the message names what to fix).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from typing import Optional
+
+# Before Prefect or great-expectations is imported anywhere: no telemetry leaves this machine.
+for _key, _value in {"PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1",
+                     "GX_ANALYTICS_ENABLED": "false"}.items():
+    os.environ.setdefault(_key, _value)
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from golive import progress
+from golive.changes import Action, Change, Summary
+from golive.config import EnvironmentError as BadEnvironment
+from golive.phases import PHASES, automated, find_phase
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+sandbox_app = typer.Typer(no_args_is_help=True, help="The local sandbox: moto's AWS emulator on 127.0.0.1.")
+app.add_typer(sandbox_app, name="sandbox")
+# emoji=False: ARNs such as "...:secret:golive/..." must not turn into pictures.
+console = Console(highlight=False, emoji=False)
+errors = Console(stderr=True, highlight=False, emoji=False)
+
+EnvArg = typer.Argument(..., help="environment name (deployments/environments/NAME.toml) or a path")
+SandboxOpt = typer.Option(None, "--sandbox/--aws", help="force the local sandbox or real AWS (default: the file's aws.target)")
+PhaseOpt = typer.Option(None, "--phase", "-p", help="one phase by number or name: " + ", ".join(p.name for p in PHASES))
+VerboseOpt = typer.Option(False, "--verbose", "-v", help="also show Prefect's own log lines")
+
+
+class Failure(Exception):
+    """An error already explained to the user: print it and exit 1."""
+
+
+def _quiet_prefect(verbose: bool) -> None:
+    # Our progress lines are the terminal view; Prefect's still reach the run log in the UI.
+    if not verbose:
+        os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
+
+
+def _prepare(environment: str, sandbox: Optional[bool], mode: str):
+    """Validate the file and the target before any flow (and before any AWS call)."""
+    from golive.run import Run, SandboxNotRunning
+
+    try:
+        return Run.prepare(environment, sandbox=sandbox, mode=mode)
+    except (BadEnvironment, SandboxNotRunning) as error:
+        raise Failure(str(error)) from None
+
+
+def _print_change(change: Change) -> None:
+    if change.action is Action.NOOP:
+        return
+    # One print per change: concurrent tasks must not interleave their lines.
+    lines = [f"[{change.action.style}]{escape(change.headline())}[/]"]
+    lines += [f"      [dim]{escape(field.render())}[/]" for field in change.fields]
+    console.print("\n".join(lines))
+
+
+def _selected_phases(phase: Optional[str]):
+    if phase is None:
+        return automated()
+    try:
+        selected = find_phase(phase)
+    except LookupError as error:
+        raise Failure(str(error)) from None
+    if not selected.automated:
+        raise Failure(f"phase {selected.number} ({selected.name}) is not automated yet; "
+                      f"automated: {', '.join(p.name for p in automated())}")
+    return [selected]
+
+
+def _run_phases(environment: str, sandbox: Optional[bool], mode: str, phase: Optional[str],
+                verbose: bool, allow_replace: bool = False):
+    _quiet_prefect(verbose)
+    run = _prepare(environment, sandbox, mode)
+    phases = _selected_phases(phase)
+    verb = "Planning" if mode == "plan" else "Applying"
+    console.print(f"[bold]{verb} {run.env_name}[/] against {run.target.describe()}")
+    results = []
+    progress.subscribe(_print_change)
+    started = time.monotonic()
+    try:
+        for index, selected in enumerate(phases, 1):
+            console.print(f"[bold cyan]phase {selected.number} {selected.name}[/] ({index} of {len(phases)})")
+            flow = selected.flow()
+            kwargs = dict(environment=str(environment), sandbox=sandbox, mode=mode)
+            if mode == "apply":
+                kwargs["allow_replace"] = allow_replace
+            results.append(flow(**kwargs))
+    except Exception as error:  # a failed flow: show AWS's or our own message, not a traceback
+        raise Failure(_explain(error)) from None
+    finally:
+        progress.unsubscribe(_print_change)
+    return run, results, time.monotonic() - started
+
+
+def _explain(error: Exception) -> str:
+    from botocore.exceptions import ClientError
+
+    if isinstance(error, ClientError):
+        info = error.response.get("Error", {})
+        return f"AWS refused {error.operation_name}: {info.get('Code')}: {info.get('Message')}"
+    return f"{type(error).__name__}: {error}"
+
+
+def _call_counts(run) -> str:
+    log = run.aws.log
+    return f"{len(log.calls)} AWS calls, {len(log.writes())} writes"
+
+
+@app.command()
+def plan(environment: str = EnvArg, phase: Optional[str] = PhaseOpt, sandbox: Optional[bool] = SandboxOpt,
+         destroy: bool = typer.Option(False, "--destroy", help="plan the teardown instead"),
+         verbose: bool = VerboseOpt) -> None:
+    """Show what apply would change. Exit 0: nothing to do; 2: changes; 1: error."""
+    if destroy:
+        run, result, seconds = _teardown(environment, sandbox, "plan", None, verbose)
+        changes = result.changes
+    else:
+        run, results, seconds = _run_phases(environment, sandbox, "plan", phase, verbose)
+        changes = [c for r in results for c in r.changes]
+    summary = Summary.of(changes)
+    console.print(f"\n[bold]Plan:[/] {summary.sentence(planned=True)}. ({_call_counts(run)}, {seconds:.1f} s)")
+    if not summary.has_changes:
+        console.print("No changes. The environment matches its file.")
+    raise typer.Exit(summary.exit_code)
+
+
+@app.command()
+def apply(environment: str = EnvArg, phase: Optional[str] = PhaseOpt, sandbox: Optional[bool] = SandboxOpt,
+          allow_replace: bool = typer.Option(False, "--allow-replace",
+                                             help="delete and recreate resources whose changed fields force it"),
+          verbose: bool = VerboseOpt) -> None:
+    """Run the phase flows: discover, diff, change."""
+    run, results, seconds = _run_phases(environment, sandbox, "apply", phase, verbose, allow_replace)
+    for result in results:
+        _print_deliverables(result)
+    summary = Summary.of(c for r in results for c in r.changes)
+    console.print(f"\n[bold green]Apply complete:[/] {summary.sentence(planned=False)}. "
+                  f"({_call_counts(run)}, {seconds:.1f} s)")
+
+
+def _print_deliverables(result) -> None:
+    if not result.deliverables:
+        return
+    table = Table(title=f"{result.phase} deliverables ({result.environment})", title_justify="left")
+    for column in ("section", "deliverable", "result", "evidence"):
+        table.add_column(column, overflow="fold")
+    for d in result.deliverables:
+        style = {True: "green", False: "red", None: "yellow"}[d.ok]
+        table.add_row(d.section, d.text, f"[{style}]{d.mark}[/]", d.evidence)
+    console.print(table)
+
+
+def _teardown(environment: str, sandbox: Optional[bool], mode: str, confirm: Optional[str], verbose: bool):
+    _quiet_prefect(verbose)
+    run = _prepare(environment, sandbox, mode)
+    from flows.teardown import TeardownRefused, check_confirmation, teardown
+
+    try:
+        check_confirmation(run, confirm)  # refuse before Prefect even starts
+    except TeardownRefused as error:
+        raise Failure(str(error)) from None
+    console.print(f"[bold]{'Planning teardown of' if mode == 'plan' else 'Destroying'} {run.env_name}[/] "
+                  f"in {run.target.describe()}")
+    progress.subscribe(_print_change)
+    started = time.monotonic()
+    try:
+        result = teardown(environment=str(environment), sandbox=sandbox, mode=mode, confirm=confirm)
+    except Exception as error:
+        raise Failure(_explain(error)) from None
+    finally:
+        progress.unsubscribe(_print_change)
+    return run, result, time.monotonic() - started
+
+
+@app.command()
+def destroy(environment: str = EnvArg, sandbox: Optional[bool] = SandboxOpt,
+            confirm: Optional[str] = typer.Option(None, "--confirm", help="required for production: the environment's name"),
+            verbose: bool = VerboseOpt) -> None:
+    """Delete everything the environment owns, in reverse dependency order."""
+    run, result, seconds = _teardown(environment, sandbox, "apply", confirm, verbose)
+    deleted = Summary.of(result.changes).delete
+    if deleted:
+        console.print(f"\n[bold]Destroy complete:[/] {deleted} deleted. ({_call_counts(run)}, {seconds:.1f} s)")
+    else:
+        console.print(f"\nNothing to destroy: no resources are tagged for {run.env_name}. ({_call_counts(run)})")
+
+
+@app.command()
+def doctor(environment: str = EnvArg, sandbox: Optional[bool] = SandboxOpt) -> None:
+    """Check the environment file, credentials and region; list what a person must set up by hand."""
+    from golive.doctor import diagnose
+
+    run = _prepare(environment, sandbox, "plan")
+    checks, manual = diagnose(run)
+    table = Table(title=f"doctor: {run.env_name} against {run.target.describe()}", title_justify="left")
+    for column in ("check", "result", "detail"):
+        table.add_column(column, overflow="fold")
+    for check in checks:
+        table.add_row(check.name, "[green]ok[/]" if check.ok else "[red]FAIL[/]", check.detail)
+    console.print(table)
+    console.print("\n[bold]Set up by hand (golive cannot do these for you):[/]")
+    for item in manual:
+        console.print(f"  - {item}")
+    if not all(check.ok for check in checks):
+        raise typer.Exit(1)
+
+
+@sandbox_app.command("up")
+def sandbox_up() -> None:
+    """Start the sandbox in the background (a second `up` leaves the running one alone)."""
+    from golive.sandbox import control_plane
+
+    state = control_plane.up()
+    word = "started" if state["started"] else "already running"
+    console.print(f"sandbox {word}: AWS endpoint {state['aws_endpoint_url']} (state in {state['state_dir']})")
+
+
+@sandbox_app.command("down")
+def sandbox_down() -> None:
+    """Stop the sandbox; leaves no process behind."""
+    from golive.sandbox import control_plane
+
+    state = control_plane.down()
+    console.print("sandbox stopped" if state["stopped"] else "sandbox was not running")
+
+
+@sandbox_app.command("status")
+def sandbox_status(as_json: bool = typer.Option(False, "--json", help="machine-readable")) -> None:
+    """Is the sandbox running, and where."""
+    from golive.sandbox import control_plane
+
+    state = control_plane.status()
+    if as_json:
+        print(json.dumps(state))
+    elif state["running"]:
+        console.print(f"running: AWS endpoint {state['aws_endpoint_url']} (pid {state['pid']})")
+    else:
+        console.print("not running: start it with `golive sandbox up`")
+    if not state["running"] and not as_json:
+        raise typer.Exit(1)
+
+
+def main() -> None:
+    try:
+        app()
+    except Failure as error:
+        errors.print(f"[red]error:[/] {error}")
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,297 @@
+"""The environment file: what one environment (production, staging, sandbox) should look like.
+
+Every flow takes an environment name or path as its parameter and validates the whole file here
+before it makes a single AWS call. Defaults are the deployment plan's figures, so a file only states
+what differs from the plan.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import tomllib
+from pathlib import Path
+from typing import Annotated, Literal
+
+import botocore.session
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+ENVIRONMENTS_DIR = Path(__file__).resolve().parent.parent / "deployments" / "environments"
+
+# Fargate accepts only these CPU units and, for each, this range and step of memory (MiB).
+# https://docs.aws.amazon.com/AmazonECS/latest/developerguide/fargate-tasks-services.html
+FARGATE_MEMORY_BY_CPU: dict[int, list[int]] = {
+    256: [512, 1024, 2048],
+    512: list(range(1024, 4096 + 1, 1024)),
+    1024: list(range(2048, 8192 + 1, 1024)),
+    2048: list(range(4096, 16384 + 1, 1024)),
+    4096: list(range(8192, 30720 + 1, 1024)),
+    8192: list(range(16384, 61440 + 1, 4096)),
+    16384: list(range(32768, 122880 + 1, 8192)),
+}
+
+# Names end up in resource names such as "golive-<env>-frontend" (ALB target groups allow 32).
+ENV_NAME = re.compile(r"^[a-z][a-z0-9-]{0,15}$")
+
+
+class EnvironmentError(Exception):
+    """An environment file that cannot be used. The message names the file, the field and the fix."""
+
+
+def _cidr(value: str) -> ipaddress.IPv4Network:
+    try:
+        return ipaddress.IPv4Network(value, strict=True)
+    except ValueError as error:
+        raise ValueError(f"{value!r} is not an IPv4 CIDR block such as 10.20.0.0/16 ({error})") from None
+
+
+class Strict(BaseModel):
+    """Unknown keys are typos until proven otherwise: refuse them."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _known_regions() -> frozenset[str]:
+    # botocore ships its endpoint data, so this needs no network call.
+    return frozenset(botocore.session.get_session().get_available_regions("ec2"))
+
+
+class AwsSettings(Strict):
+    target: Literal["aws", "sandbox"] = Field(
+        "aws", description="'sandbox' applies to the local emulator; 'aws' to a real account"
+    )
+    profile: str | None = Field(None, description="AWS CLI profile; the standard chain when unset")
+    credentials_block: str | None = Field(
+        None, description="name of a prefect-aws AwsCredentials block to use instead of the profile"
+    )
+    account_id: str | None = Field(
+        None, pattern=r"^\d{12}$", description="refuse to run against any other account"
+    )
+    max_attempts: int = Field(5, ge=1, le=20, description="botocore attempts per call (standard mode)")
+
+
+class NetworkSettings(Strict):
+    vpc_cidr: str = "10.20.0.0/16"
+    availability_zones: list[str] = ["us-east-1a", "us-east-1b"]
+    public_subnets: list[str] = ["10.20.0.0/24", "10.20.1.0/24"]
+    private_subnets: list[str] = ["10.20.10.0/24", "10.20.11.0/24"]
+    nat_gateways: Literal["single", "per-az"] = Field(
+        "single", description="one NAT gateway (the plan's cost figure) or one per AZ (no single point)"
+    )
+    nat_wait_minutes: float = Field(10, gt=0, le=60, description="bound on waiting for a NAT gateway")
+
+    @field_validator("vpc_cidr")
+    @classmethod
+    def _vpc_cidr(cls, value: str) -> str:
+        network = _cidr(value)
+        if not 16 <= network.prefixlen <= 28:
+            raise ValueError(f"{value} has a /{network.prefixlen} prefix; AWS allows /16 to /28")
+        return value
+
+    @field_validator("public_subnets", "private_subnets")
+    @classmethod
+    def _subnet_cidrs(cls, values: list[str]) -> list[str]:
+        for value in values:
+            _cidr(value)
+        return values
+
+    @field_validator("availability_zones")
+    @classmethod
+    def _two_azs(cls, values: list[str]) -> list[str]:
+        if len(set(values)) < 2:
+            raise ValueError(
+                f"{values} names fewer than 2 distinct availability zones; the ALB and the RDS subnet "
+                "group need at least 2 (list two, e.g. [\"us-east-1a\", \"us-east-1b\"])"
+            )
+        if len(set(values)) != len(values):
+            raise ValueError(f"{values} repeats an availability zone")
+        return values
+
+    @model_validator(mode="after")
+    def _subnets_fit(self) -> "NetworkSettings":
+        vpc = _cidr(self.vpc_cidr)
+        azs = len(self.availability_zones)
+        for tier in ("public_subnets", "private_subnets"):
+            cidrs = getattr(self, tier)
+            if len(cidrs) != azs:
+                raise ValueError(
+                    f"{tier} has {len(cidrs)} entries for {azs} availability zones; give one per zone"
+                )
+            for cidr in cidrs:
+                if not _cidr(cidr).subnet_of(vpc):
+                    raise ValueError(f"{tier}: {cidr} is not inside vpc_cidr {self.vpc_cidr}")
+        all_subnets = [*self.public_subnets, *self.private_subnets]
+        for i, a in enumerate(all_subnets):
+            for b in all_subnets[i + 1 :]:
+                if _cidr(a).overlaps(_cidr(b)):
+                    raise ValueError(f"subnets {a} and {b} overlap; give each subnet its own range")
+        return self
+
+
+class DatabaseSettings(Strict):
+    engine_version: str = Field("16", pattern=r"^\d+(\.\d+)?$")
+    instance_class: str = Field("db.t4g.medium", pattern=r"^db\.[a-z0-9]+\.[a-z0-9]+$")
+    allocated_storage_gb: int = Field(100, ge=20, le=65536)
+    multi_az: bool = True
+    backup_retention_days: int = Field(7, ge=1, le=35)
+    backup_window: str = Field("03:00-04:00", pattern=r"^\d\d:\d\d-\d\d:\d\d$")
+    deletion_protection: bool = True
+    read_replica: bool = False
+
+
+class CacheSettings(Strict):
+    engine_version: str = Field("7.1", pattern=r"^7(\.\d+)?$")
+    node_type: str = Field("cache.t4g.micro", pattern=r"^cache\.[a-z0-9]+\.[a-z0-9]+$")
+    multi_az: bool = False
+
+
+class ServiceSettings(Strict):
+    cpu: int = Field(description="Fargate CPU units")
+    memory: int = Field(description="Fargate memory in MiB, valid for the cpu")
+    port: int = Field(ge=1, le=65535)
+    min_tasks: int = Field(2, ge=0)
+    max_tasks: int = Field(10, ge=1)
+    desired_tasks: int = Field(2, ge=0)
+
+    @model_validator(mode="after")
+    def _fargate_and_scaling(self) -> "ServiceSettings":
+        allowed = FARGATE_MEMORY_BY_CPU.get(self.cpu)
+        if allowed is None:
+            raise ValueError(
+                f"cpu {self.cpu} is not a Fargate size; use one of {sorted(FARGATE_MEMORY_BY_CPU)}"
+            )
+        if self.memory not in allowed:
+            raise ValueError(
+                f"memory {self.memory} MiB is not valid with cpu {self.cpu} on Fargate; "
+                f"use one of {allowed}"
+            )
+        if self.min_tasks > self.max_tasks:
+            raise ValueError(f"min_tasks {self.min_tasks} is above max_tasks {self.max_tasks}")
+        if not self.min_tasks <= self.desired_tasks <= self.max_tasks:
+            raise ValueError(
+                f"desired_tasks {self.desired_tasks} is outside min_tasks..max_tasks "
+                f"({self.min_tasks}..{self.max_tasks})"
+            )
+        return self
+
+
+class ServicesSettings(Strict):
+    backend: ServiceSettings = ServiceSettings(cpu=512, memory=1024, port=8000)
+    frontend: ServiceSettings = ServiceSettings(cpu=256, memory=512, port=8080)
+
+
+class BudgetSettings(Strict):
+    monthly_limit_usd: float = Field(400, gt=0, description="the plan's upper monthly estimate")
+    alert_thresholds_percent: list[Annotated[float, Field(gt=0, le=1000)]] = [50, 80, 100]
+
+    @field_validator("alert_thresholds_percent")
+    @classmethod
+    def _distinct(cls, values: list[float]) -> list[float]:
+        if not values:
+            raise ValueError("give at least one threshold, e.g. [80, 100]")
+        if len(set(values)) != len(values):
+            raise ValueError(f"{values} repeats a threshold")
+        return sorted(values)
+
+
+class Environment(Strict):
+    """One environment file, validated."""
+
+    name: str = Field(description="lower-case letters, digits and '-', at most 16, starting with a letter")
+    region: str = "us-east-1"
+    domain: str = Field(max_length=253, pattern=r"^([a-z0-9-]{1,63}\.)+[a-z]{2,63}$")
+    alerts_email: str = Field(pattern=r"^[^@\s]+@[^@\s]+\.[a-z]{2,}$", description="where alarms and budget alerts go")
+    aws: AwsSettings = AwsSettings()
+    network: NetworkSettings = NetworkSettings()
+    database: DatabaseSettings = DatabaseSettings()
+    cache: CacheSettings = CacheSettings()
+    services: ServicesSettings = ServicesSettings()
+    budget: BudgetSettings = BudgetSettings()
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not ENV_NAME.match(value):
+            raise ValueError(
+                f"{value!r} is not a usable name: lower-case letters, digits and '-', "
+                "starting with a letter, at most 16 characters"
+            )
+        return value
+
+    @field_validator("region")
+    @classmethod
+    def _region(cls, value: str) -> str:
+        if value not in _known_regions():
+            raise ValueError(f"{value!r} is not an AWS region; e.g. us-east-1, eu-west-1")
+        return value
+
+    @model_validator(mode="after")
+    def _zones_in_region(self) -> "Environment":
+        for zone in self.network.availability_zones:
+            if not re.fullmatch(re.escape(self.region) + r"[a-z]", zone):
+                raise ValueError(
+                    f"network.availability_zones: {zone!r} is not a zone of region {self.region} "
+                    f"(zones look like {self.region}a)"
+                )
+        return self
+
+    @property
+    def is_production(self) -> bool:
+        return self.name == "production"
+
+    @property
+    def public_subnets(self) -> list[tuple[str, str]]:
+        """(availability zone, CIDR) of each public subnet."""
+        return list(zip(self.network.availability_zones, self.network.public_subnets))
+
+    @property
+    def private_subnets(self) -> list[tuple[str, str]]:
+        return list(zip(self.network.availability_zones, self.network.private_subnets))
+
+
+def resolve_path(ref: str | Path) -> Path:
+    """An environment reference is a name under deployments/environments/ or a path to a file."""
+    path = Path(ref)
+    if path.suffix == ".toml" or path.exists() or "/" in str(ref):
+        return path
+    return ENVIRONMENTS_DIR / f"{ref}.toml"
+
+
+def load_environment(ref: str | Path) -> Environment:
+    """Read and validate an environment file, or raise EnvironmentError naming file, field and fix."""
+    path = resolve_path(ref)
+    if not path.is_file():
+        known = sorted(p.stem for p in ENVIRONMENTS_DIR.glob("*.toml"))
+        raise EnvironmentError(
+            f"{path}: no such environment file. Give a path to a .toml file or one of: {', '.join(known)}"
+        )
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as error:
+        raise EnvironmentError(f"{path}: not valid TOML: {error}") from None
+    try:
+        return Environment.model_validate(data)
+    except ValidationError as error:
+        raise EnvironmentError(_explain(path, error)) from None
+
+
+def _explain(path: Path, error: ValidationError) -> str:
+    lines = [f"{path}: {error.error_count()} problem(s) in the environment file"]
+    for problem in error.errors():
+        field = ".".join(str(part) for part in problem["loc"]) or "(top level)"
+        message = problem["msg"].removeprefix("Value error, ")
+        if problem["type"] == "extra_forbidden":
+            message = "unknown key; remove it or fix its spelling (see deployments/environments/README.md)"
+        elif problem["type"] == "missing":
+            message = "required; add it to the file"
+        elif problem["type"] == "literal_error":
+            message = f"{problem['input']!r} is not allowed: {message}"
+        lines.append(f"  {field}: {message}")
+    return "\n".join(lines)

@@ -1,0 +1,54 @@
+"""The eight phases of the deployment plan, by number and short name, and the flows that automate them.
+
+Flows are referenced by import path so that the CLI can validate `--phase` and print help without
+importing Prefect. A phase with no flow yet is listed so that asking for it says so plainly.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Callable
+
+
+@dataclass(frozen=True)
+class Phase:
+    number: int
+    name: str
+    title: str
+    flow_path: str | None  # "module:function", or None while the phase is not automated yet
+
+    @property
+    def automated(self) -> bool:
+        return self.flow_path is not None
+
+    def flow(self) -> Callable:
+        if self.flow_path is None:
+            raise LookupError(f"phase {self.number} ({self.name}) is not automated yet")
+        module, function = self.flow_path.split(":")
+        return getattr(importlib.import_module(module), function)
+
+
+PHASES: list[Phase] = [
+    Phase(1, "infrastructure", "Infrastructure setup", "flows.infrastructure:infrastructure"),
+    Phase(2, "containers", "Application containerization", None),
+    Phase(3, "ecs", "ECS deployment", None),
+    Phase(4, "cdn", "CDN and performance", None),
+    Phase(5, "data", "Database migration and data", None),
+    Phase(6, "cicd", "CI/CD pipeline", None),
+    Phase(7, "monitoring", "Monitoring and security", None),
+    Phase(8, "launch", "Testing and go-live", None),
+]
+
+
+def find_phase(ref: str) -> Phase:
+    """A phase by number ('1') or short name ('infrastructure'); a clear error otherwise."""
+    for phase in PHASES:
+        if ref.strip().lower() in (str(phase.number), phase.name):
+            return phase
+    choices = ", ".join(f"{p.number}/{p.name}" for p in PHASES)
+    raise LookupError(f"unknown phase {ref!r}; use a number or name: {choices}")
+
+
+def automated() -> list[Phase]:
+    return [phase for phase in PHASES if phase.automated]

@@ -1,0 +1,255 @@
+"""The contract every AWS step keeps: discover, diff, then change (DESIGN.md).
+
+A Resource knows how to find itself by name and tags, what it should look like, and how to create,
+update and delete itself. `ensure` runs the same code in plan and apply mode; only apply writes.
+`remove_all` is teardown: everything of a kind the environment owns, found by tag, deleted.
+
+Idempotency comes from discovery (tags written in the same call that creates the resource), not from
+Prefect's cache: a run killed anywhere finds what the last one made and carries on from there.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from golive.changes import Action, Change, FieldChange
+from golive.naming import COMPONENT_TAG, ec2_filters, resource_name, tag_value
+from golive.run import Run
+
+
+class ReplacementRefused(RuntimeError):
+    """A change AWS can only make by deleting the resource; refused unless the run allows it."""
+
+
+class AmbiguousResource(RuntimeError):
+    """More than one resource carries the same environment and component tags."""
+
+
+@dataclass
+class Found:
+    """A resource as AWS reports it: its id, the fields we compare, and the raw description."""
+
+    id: str
+    state: dict[str, Any]
+    component: str = ""
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Ensured:
+    id: str | None  # None in plan mode for something not yet created
+    change: Change
+    found: Found | None = None
+
+
+class Resource(ABC):
+    kind: ClassVar[str]
+    # Desired fields AWS cannot change in place: a difference there means delete and create.
+    replace_on: ClassVar[frozenset[str]] = frozenset()
+    # Fields the sandbox's emulator cannot update (field -> the missing API call). Such a change is
+    # shown as skipped in the sandbox, never silently dropped; against AWS it is applied.
+    sandbox_lacks: ClassVar[dict[str, str]] = {}
+
+    def __init__(self, run: Run, component: str):
+        self.run = run
+        self.component = component
+        self.name = resource_name(run.env_name, component)
+
+    @abstractmethod
+    def desired(self) -> dict[str, Any]:
+        """The fields this resource should have, in the same shape discover() reports them."""
+
+    @abstractmethod
+    def discover(self) -> Found | None:
+        """This component's resource, found by tags, or None."""
+
+    @abstractmethod
+    def create(self) -> str:
+        """Create it (tagged in the same call) and wait until usable; return its id."""
+
+    def update(self, found: Found, changes: dict[str, FieldChange]) -> None:
+        raise NotImplementedError(f"{self.kind} cannot be updated in place: {', '.join(changes)}")
+
+    @abstractmethod
+    def delete(self, found: Found) -> None:
+        """Delete it and wait until it is gone (or no longer blocks what depends on it)."""
+
+    @classmethod
+    def discover_all(cls, run: Run) -> list[Found]:
+        """Everything of this kind the environment owns, whatever its component (for teardown)."""
+        raise NotImplementedError
+
+    @classmethod
+    def before_teardown(cls, run: Run, found: list[Found]) -> None:
+        """Undo what ties these resources to each other before any is deleted (apply mode only)."""
+
+
+def diff(desired: dict[str, Any], found: Found) -> dict[str, FieldChange]:
+    return {
+        key: FieldChange(field=key, before=found.state.get(key), after=value)
+        for key, value in desired.items()
+        if _normal(found.state.get(key)) != _normal(value)
+    }
+
+
+def _normal(value: Any) -> Any:
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return sorted((_normal(v) for v in value), key=repr)
+    if isinstance(value, dict):
+        return {k: _normal(v) for k, v in value.items()}
+    return value
+
+
+def ensure(resource: Resource) -> Ensured:
+    """Discover, diff, and (in apply mode) create, update or replace. Reports the change either way."""
+    run = resource.run
+    desired = resource.desired()
+    found = resource.discover()
+    if found is None:
+        change = Change(
+            action=Action.CREATE,
+            kind=resource.kind,
+            name=resource.name,
+            fields=tuple(FieldChange(field=k, after=v) for k, v in desired.items()),
+        )
+        new_id = resource.create() if run.applying else None
+        change = change.model_copy(update={"id": new_id})
+        run.report(change)
+        return Ensured(id=new_id, change=change)
+
+    changes = diff(desired, found)
+    if not changes:
+        change = Change(action=Action.NOOP, kind=resource.kind, name=resource.name, id=found.id)
+        return Ensured(id=found.id, change=change, found=found)
+
+    forcing = sorted(set(changes) & resource.replace_on)
+    if forcing:
+        change = Change(
+            action=Action.REPLACE,
+            kind=resource.kind,
+            name=resource.name,
+            id=found.id,
+            fields=tuple(changes.values()),
+            note=f"{', '.join(forcing)} forces replacement",
+        )
+        if run.applying:
+            if not run.allow_replace:
+                raise ReplacementRefused(
+                    f"{resource.kind} {resource.name} ({found.id}): {change.note} "
+                    f"({'; '.join(c.render() for c in changes.values() if c.field in forcing)}). "
+                    "Nothing was changed. Re-run with --allow-replace to delete and recreate it."
+                )
+            resource.delete(found)
+            new_id = resource.create()
+            change = change.model_copy(update={"id": new_id})
+            run.report(change)
+            return Ensured(id=new_id, change=change)
+        run.report(change)
+        return Ensured(id=found.id, change=change, found=found)
+
+    lacking = {f: call for f, call in resource.sandbox_lacks.items() if f in changes} if run.target.is_sandbox else {}
+    if lacking:
+        skipped = Change(
+            action=Action.SKIP, kind=resource.kind, name=resource.name, id=found.id,
+            fields=tuple(changes.pop(f) for f in lacking),
+            note=f"sandbox: moto has no {', '.join(sorted(set(lacking.values())))}; applied against AWS",
+        )
+        run.report(skipped)
+        if not changes:
+            return Ensured(id=found.id, change=skipped, found=found)
+
+    change = Change(
+        action=Action.UPDATE, kind=resource.kind, name=resource.name, id=found.id, fields=tuple(changes.values()),
+        note=skipped.note if lacking else "",
+    )
+    if run.applying:
+        resource.update(found, changes)
+    run.report(change)
+    return Ensured(id=found.id, change=change, found=found)
+
+
+def remove_all(kind: type[Resource], run: Run) -> list[Change]:
+    """Teardown of one kind: delete (apply) or list (plan) everything of it the environment owns."""
+    changes = []
+    everything = kind.discover_all(run)
+    if everything and run.applying:
+        kind.before_teardown(run, everything)
+    for found in everything:
+        resource = kind(run, found.component or "unknown")
+        change = Change(action=Action.DELETE, kind=kind.kind, name=resource.name, id=found.id)
+        if run.applying:
+            resource.delete(found)
+        run.report(change)
+        changes.append(change)
+    return changes
+
+
+class Ec2Resource(Resource):
+    """An EC2 resource found through a describe call filtered by the environment's tags."""
+
+    describe_operation: ClassVar[str]  # e.g. "describe_vpcs"
+    result_key: ClassVar[str]  # e.g. "Vpcs"
+    id_key: ClassVar[str]  # e.g. "VpcId"
+
+    @property
+    def ec2(self):
+        return self.run.client("ec2")
+
+    @classmethod
+    def is_live(cls, item: dict) -> bool:
+        """False for descriptions of resources on their way out (a NAT gateway 'deleted')."""
+        return True
+
+    @abstractmethod
+    def observe(self, item: dict) -> dict[str, Any]:
+        """The comparable fields of a describe result."""
+
+    @classmethod
+    def _describe(cls, run: Run, component: str | None) -> list[dict]:
+        client = run.client("ec2")
+        filters = ec2_filters(run.env_name, component)
+        items: list[dict] = []
+        paginate = client.can_paginate(cls.describe_operation)
+        if paginate:
+            for page in client.get_paginator(cls.describe_operation).paginate(Filters=filters):
+                items.extend(page[cls.result_key])
+        else:
+            items = getattr(client, cls.describe_operation)(Filters=filters)[cls.result_key]
+        return [item for item in items if cls.is_live(item)]
+
+    def _found(self, item: dict) -> Found:
+        return Found(
+            id=item[self.id_key],
+            state=self.observe(item),
+            component=tag_value(item.get("Tags"), COMPONENT_TAG) or "",
+            raw=item,
+        )
+
+    def discover(self) -> Found | None:
+        items = self._describe(self.run, self.component)
+        if len(items) > 1:
+            ids = ", ".join(item[self.id_key] for item in items)
+            raise AmbiguousResource(
+                f"{len(items)} {self.kind}s are tagged as {self.name}: {ids}. Only one should be; "
+                "delete the stray ones (or run `golive destroy`) and apply again."
+            )
+        return self._found(items[0]) if items else None
+
+    @classmethod
+    def discover_all(cls, run: Run) -> list[Found]:
+        return [
+            Found(
+                id=item[cls.id_key],
+                state={},
+                component=tag_value(item.get("Tags"), COMPONENT_TAG) or "",
+                raw=item,
+            )
+            for item in cls._describe(run, None)
+        ]
+
+    def tag_specifications(self, resource_type: str) -> list[dict]:
+        from golive.naming import tag_list
+
+        return [{"ResourceType": resource_type, "Tags": tag_list(self.run.env_name, self.component)}]

@@ -1,0 +1,100 @@
+"""What one run is: which environment, against which AWS target, in plan or apply mode.
+
+A Run is the first parameter of every task. It is small and serialisable (no clients, no secrets), so it
+can be shown in the Prefect UI; the clients it needs come from the shared factory in golive.aws.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from golive import progress
+from golive.aws import Aws, AwsTarget, clients
+from golive.changes import Change
+from golive.config import Environment, load_environment
+
+Mode = Literal["apply", "plan"]
+
+
+class SandboxNotRunning(RuntimeError):
+    pass
+
+
+class Run(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    environment: Environment
+    target: AwsTarget
+    mode: Mode = "apply"
+    allow_replace: bool = False
+
+    @classmethod
+    def prepare(
+        cls,
+        environment: str | Environment,
+        *,
+        sandbox: bool | None = None,
+        mode: Mode = "apply",
+        allow_replace: bool = False,
+    ) -> "Run":
+        """Load and validate the environment, then decide the target. No AWS call is made here.
+
+        sandbox=None follows the file's aws.target; True forces the local emulator for any file (so the
+        production configuration itself can be exercised); False forces real AWS.
+        """
+        env = environment if isinstance(environment, Environment) else load_environment(environment)
+        use_sandbox = env.aws.target == "sandbox" if sandbox is None else sandbox
+        if use_sandbox:
+            from golive.sandbox import control_plane
+
+            endpoint = control_plane.endpoint_url()
+            if endpoint is None:
+                raise SandboxNotRunning(
+                    "the sandbox is not running: start it with `golive sandbox up` (or `make go-live`)"
+                )
+            target = AwsTarget(region=env.region, endpoint_url=endpoint, max_attempts=env.aws.max_attempts)
+        else:
+            target = AwsTarget(
+                region=env.region,
+                profile=env.aws.profile,
+                credentials_block=env.aws.credentials_block,
+                max_attempts=env.aws.max_attempts,
+            )
+        return cls(environment=env, target=target, mode=mode, allow_replace=allow_replace)
+
+    @property
+    def applying(self) -> bool:
+        return self.mode == "apply"
+
+    @property
+    def env_name(self) -> str:
+        return self.environment.name
+
+    @property
+    def aws(self) -> Aws:
+        return clients(self.target)
+
+    def client(self, service: str):
+        return self.aws.client(service)
+
+    def report(self, change: Change) -> None:
+        """Tell the Prefect run log and any watching terminal about one resource's change."""
+        message = change.headline()
+        for field in change.fields:
+            message += f"\n      {field.render()}"
+        logger().info(message)
+        progress.emit(change)
+
+
+def logger() -> logging.Logger | logging.LoggerAdapter:
+    """The Prefect run logger inside a flow or task; a plain logger elsewhere (plain calls, tests)."""
+    from prefect.exceptions import MissingContextError
+    from prefect.logging import get_run_logger
+
+    try:
+        return get_run_logger()
+    except MissingContextError:
+        return logging.getLogger("golive")

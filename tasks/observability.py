@@ -1,0 +1,202 @@
+"""Plan section 1.1, billing alerts; and the alerts topic every later alarm publishes to.
+
+An SNS topic with the environment file's email subscribed (AWS sends a confirmation the person must
+accept), and an AWS Budgets monthly cost budget alerting at the file's thresholds by email and SNS.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from prefect import task
+
+from golive.changes import Record
+from golive.naming import ENVIRONMENT_TAG, resource_name, tag_list
+from golive.resource import Found, Resource, ensure
+from golive.retry import AWS_RETRIES
+from golive.run import Run
+from tasks.security import account_id
+
+
+class AlertsTopic(Resource):
+    kind = "sns-topic"
+
+    def __init__(self, run: Run, component: str = "alerts", email: str = "", account: str = ""):
+        super().__init__(run, component)
+        self.email, self.account = email, account
+
+    @property
+    def sns(self):
+        return self.run.client("sns")
+
+    def _arn(self) -> str:
+        return f"arn:aws:sns:{self.run.environment.region}:{self.account}:{self.name}"
+
+    def _policy(self) -> dict:
+        # Budgets and CloudWatch alarms publish here; only from this account.
+        return {"Version": "2012-10-17", "Statement": [{
+            "Sid": "AlertSources", "Effect": "Allow",
+            "Principal": {"Service": ["budgets.amazonaws.com", "cloudwatch.amazonaws.com"]},
+            "Action": "SNS:Publish", "Resource": self._arn(),
+            "Condition": {"StringEquals": {"aws:SourceAccount": self.account}},
+        }]}
+
+    def desired(self) -> dict[str, Any]:
+        return {"policy": self._policy(), "email_subscriptions": [self.email]}
+
+    def discover(self) -> Found | None:
+        arn = self._arn()
+        try:
+            attributes = self.sns.get_topic_attributes(TopicArn=arn)["Attributes"]
+        except self.sns.exceptions.NotFoundException:
+            return None
+        return Found(id=arn, component=self.component, raw=attributes, state={
+            "policy": json.loads(attributes.get("Policy", "{}")),
+            "email_subscriptions": sorted(s["Endpoint"] for s in self._subscriptions(arn)),
+        })
+
+    def _subscriptions(self, arn: str) -> list[dict]:
+        pages = self.sns.get_paginator("list_subscriptions_by_topic").paginate(TopicArn=arn)
+        return [s for page in pages for s in page["Subscriptions"] if s["Protocol"] == "email"]
+
+    def create(self) -> str:
+        arn = self.sns.create_topic(
+            Name=self.name, Attributes={"Policy": json.dumps(self._policy())},
+            Tags=tag_list(self.run.env_name, self.component),
+        )["TopicArn"]
+        self.sns.subscribe(TopicArn=arn, Protocol="email", Endpoint=self.email)
+        return arn
+
+    def update(self, found: Found, changes) -> None:
+        if "policy" in changes:
+            self.sns.set_topic_attributes(TopicArn=found.id, AttributeName="Policy",
+                                          AttributeValue=json.dumps(self._policy()))
+        if "email_subscriptions" in changes:
+            for subscription in self._subscriptions(found.id):
+                # A subscription still pending confirmation has no ARN yet and cannot be removed.
+                if subscription["Endpoint"] != self.email and subscription["SubscriptionArn"].startswith("arn:"):
+                    self.sns.unsubscribe(SubscriptionArn=subscription["SubscriptionArn"])
+            if self.email not in found.state["email_subscriptions"]:
+                self.sns.subscribe(TopicArn=found.id, Protocol="email", Endpoint=self.email)
+
+    def delete(self, found: Found) -> None:
+        self.sns.delete_topic(TopicArn=found.id)  # its subscriptions go with it
+
+    @classmethod
+    def discover_all(cls, run: Run) -> list[Found]:
+        sns = run.client("sns")
+        prefix = resource_name(run.env_name, "")
+        found = []
+        for page in sns.get_paginator("list_topics").paginate():
+            for topic in page["Topics"]:
+                arn = topic["TopicArn"]
+                name = arn.rsplit(":", 1)[-1]
+                if not name.startswith(prefix):
+                    continue
+                tags = {t["Key"]: t["Value"] for t in sns.list_tags_for_resource(ResourceArn=arn)["Tags"]}
+                if tags.get(ENVIRONMENT_TAG) == run.env_name:  # "golive-prod-" also prefixes "golive-prod-eu-"
+                    found.append(Found(id=arn, state={}, component=name.removeprefix(prefix)))
+        return found
+
+
+class MonthlyBudget(Resource):
+    """A monthly cost budget with an alert per threshold. Budgets are per account, found by name."""
+
+    kind = "budget"
+    sandbox_lacks = {"limit_usd": "update_budget"}  # moto 5.2.5 answers it with HTTP 500
+
+    def __init__(self, run: Run, component: str = "monthly", account: str = "", topic_arn: str | None = None):
+        super().__init__(run, component)
+        self.account, self.topic_arn = account, topic_arn
+
+    @property
+    def budgets(self):
+        # Budgets is a global service served from us-east-1.
+        return self.run.client("budgets")
+
+    def desired(self) -> dict[str, Any]:
+        settings = self.run.environment.budget
+        return {"limit_usd": float(settings.monthly_limit_usd),
+                "alert_thresholds_percent": [float(t) for t in settings.alert_thresholds_percent]}
+
+    def discover(self) -> Found | None:
+        try:
+            budget = self.budgets.describe_budget(AccountId=self.account, BudgetName=self.name)["Budget"]
+        except self.budgets.exceptions.NotFoundException:
+            return None
+        notifications = self.budgets.describe_notifications_for_budget(
+            AccountId=self.account, BudgetName=self.name)["Notifications"]
+        return Found(id=self.name, component=self.component, raw=budget, state={
+            "limit_usd": float(budget["BudgetLimit"]["Amount"]),
+            "alert_thresholds_percent": sorted(float(n["Threshold"]) for n in notifications),
+        })
+
+    def _notification(self, threshold: float) -> dict:
+        return {"NotificationType": "ACTUAL", "ComparisonOperator": "GREATER_THAN",
+                "Threshold": threshold, "ThresholdType": "PERCENTAGE"}
+
+    def _subscribers(self) -> list[dict]:
+        subscribers = [{"SubscriptionType": "EMAIL", "Address": self.run.environment.alerts_email}]
+        if self.topic_arn:
+            subscribers.append({"SubscriptionType": "SNS", "Address": self.topic_arn})
+        return subscribers
+
+    def _budget(self) -> dict:
+        return {"BudgetName": self.name, "BudgetType": "COST", "TimeUnit": "MONTHLY",
+                "BudgetLimit": {"Amount": f"{self.desired()['limit_usd']:.2f}", "Unit": "USD"}}
+
+    def create(self) -> str:
+        self.budgets.create_budget(
+            AccountId=self.account, Budget=self._budget(),
+            NotificationsWithSubscribers=[
+                {"Notification": self._notification(t), "Subscribers": self._subscribers()}
+                for t in self.desired()["alert_thresholds_percent"]
+            ],
+        )
+        return self.name
+
+    def update(self, found: Found, changes) -> None:
+        if "limit_usd" in changes:
+            self.budgets.update_budget(AccountId=self.account, NewBudget=self._budget())
+        if "alert_thresholds_percent" in changes:
+            current = set(found.state["alert_thresholds_percent"])
+            wanted = set(self.desired()["alert_thresholds_percent"])
+            for threshold in current - wanted:
+                self.budgets.delete_notification(AccountId=self.account, BudgetName=self.name,
+                                                 Notification=self._notification(threshold))
+            for threshold in wanted - current:
+                self.budgets.create_notification(AccountId=self.account, BudgetName=self.name,
+                                                 Notification=self._notification(threshold),
+                                                 Subscribers=self._subscribers())
+
+    def delete(self, found: Found) -> None:
+        self.budgets.delete_budget(AccountId=self.account, BudgetName=found.id)
+
+    @classmethod
+    def discover_all(cls, run: Run) -> list[Found]:
+        found = cls(run, account=account_id(run)).discover()
+        return [found] if found else []
+
+
+class TopicRecord(Record):
+    email: str
+
+
+@task(**AWS_RETRIES)
+def ensure_alerts_topic(run: Run) -> TopicRecord:
+    """The SNS topic every alarm and budget alert goes to, with the file's email subscribed."""
+    topic = AlertsTopic(run, email=run.environment.alerts_email, account=account_id(run))
+    outcome = ensure(topic)
+    return TopicRecord(name=topic.name, id=outcome.id, change=outcome.change, email=topic.email)
+
+
+@task(**AWS_RETRIES)
+def ensure_budget(run: Run, topic: TopicRecord) -> Record:
+    """The plan's billing alerts: a monthly budget at the file's limit, alerting at each threshold."""
+    budget = MonthlyBudget(run, account=account_id(run), topic_arn=topic.id)
+    outcome = ensure(budget)
+    return Record(name=budget.name, id=outcome.id, change=outcome.change)
+
+
+TEARDOWN_ORDER: list[type[Resource]] = [MonthlyBudget, AlertsTopic]

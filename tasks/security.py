@@ -1,0 +1,217 @@
+"""Plan section 1.1, IAM: the deploy role and the ECS task-execution and task roles, least privilege.
+
+Roles live under the path /golive/<environment>/ so teardown finds exactly this environment's roles.
+Policies are inline and scoped to this environment's resource names: nothing here can touch another
+environment's secrets, parameters, buckets, logs or images.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from prefect import task
+from pydantic import BaseModel
+
+from golive.changes import Record
+from golive.naming import PREFIX, resource_name, tag_list
+from golive.resource import Found, Resource, ensure
+from golive.retry import AWS_RETRIES
+from golive.run import Run
+
+
+def role_path(environment: str) -> str:
+    return f"/{PREFIX}/{environment}/"
+
+
+def _statement(actions: list[str], resources: list[str] | str = "*", **condition: dict) -> dict:
+    statement: dict[str, Any] = {"Effect": "Allow", "Action": sorted(actions),
+                                 "Resource": resources if isinstance(resources, str) else sorted(resources)}
+    if condition:
+        statement["Condition"] = condition
+    return statement
+
+
+def _document(*statements: dict) -> dict:
+    return {"Version": "2012-10-17", "Statement": list(statements)}
+
+
+def _service_trust(service: str, account_id: str) -> dict:
+    return _document({
+        "Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole",
+        # Only this account's ECS may assume it (the confused-deputy guard AWS recommends).
+        "Condition": {"StringEquals": {"aws:SourceAccount": account_id}},
+    })
+
+
+class ArnScope:
+    """ARN patterns for what one environment owns, shared by the policies below."""
+
+    def __init__(self, run: Run, account_id: str):
+        env, region = run.env_name, run.environment.region
+        self.prefix = f"{PREFIX}-{env}-"
+        self.secrets = f"arn:aws:secretsmanager:{region}:{account_id}:secret:{PREFIX}/{env}/*"
+        self.parameters = f"arn:aws:ssm:{region}:{account_id}:parameter/{PREFIX}/{env}/*"
+        self.log_groups = f"arn:aws:logs:{region}:{account_id}:log-group:/{PREFIX}/{env}/*"
+        self.repositories = f"arn:aws:ecr:{region}:{account_id}:repository/{PREFIX}-{env}-*"
+        self.roles = f"arn:aws:iam::{account_id}:role{role_path(env)}*"
+        self.buckets = [f"arn:aws:s3:::{PREFIX}-{env}-*", f"arn:aws:s3:::{PREFIX}-{env}-*/*"]
+
+
+def role_specs(run: Run, account_id: str) -> dict[str, tuple[str, dict, dict[str, dict]]]:
+    """component -> (description, trust policy, inline policies)."""
+    scope = ArnScope(run, account_id)
+    region_only = {"StringEquals": {"aws:RequestedRegion": sorted({run.environment.region, "us-east-1"})}}
+    deploy_trust = _document({
+        "Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{account_id}:root"}, "Action": "sts:AssumeRole",
+        # People assume the deploy role with MFA; automation uses the ECS work pool's task role.
+        "Condition": {"Bool": {"aws:MultiFactorAuthPresent": "true"}},
+    })
+    deploy_policy = _document(
+        # The services the runbook manages, in the environment's region (plus us-east-1 for
+        # CloudFront certificates and budgets).
+        {**_statement([
+            "acm:*", "application-autoscaling:*", "cloudfront:*", "cloudwatch:*", "ec2:*", "ecs:*",
+            "elasticache:*", "elasticloadbalancing:*", "rds:*", "route53:*", "sns:*", "wafv2:*",
+            "config:*", "shield:*", "budgets:*", "sts:GetCallerIdentity",
+        ]), "Condition": region_only},
+        # Names this environment owns, and nothing else.
+        _statement(["secretsmanager:*"], [scope.secrets]),
+        _statement(["ssm:GetParameter*", "ssm:PutParameter", "ssm:DeleteParameter*", "ssm:AddTagsToResource",
+                    "ssm:ListTagsForResource"], [scope.parameters]),
+        _statement(["logs:*"], [scope.log_groups, scope.log_groups.removesuffix("*") + "*:*"]),
+        _statement(["ecr:*"], [scope.repositories]),
+        _statement(["ecr:GetAuthorizationToken"]),
+        _statement(["s3:*"], scope.buckets),
+        _statement(["iam:GetRole", "iam:CreateRole", "iam:DeleteRole", "iam:UpdateAssumeRolePolicy",
+                    "iam:PutRolePolicy", "iam:GetRolePolicy", "iam:DeleteRolePolicy", "iam:ListRolePolicies",
+                    "iam:ListAttachedRolePolicies", "iam:TagRole", "iam:PassRole"], [scope.roles]),
+        _statement(["iam:ListRoles"]),
+    )
+    execution_policy = _document(
+        _statement(["ecr:GetAuthorizationToken"]),
+        _statement(["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"],
+                   [scope.repositories]),
+        _statement(["logs:CreateLogStream", "logs:PutLogEvents"], [scope.log_groups.removesuffix("*") + "*:*"]),
+        _statement(["secretsmanager:GetSecretValue"], [scope.secrets]),
+        _statement(["ssm:GetParameters"], [scope.parameters]),
+    )
+    return {
+        "deploy": ("Runs the go-live runbook for this environment", deploy_trust, {"deploy": deploy_policy}),
+        "ecs-execution": ("ECS agent: pulls images, writes logs, reads the app's secrets",
+                          _service_trust("ecs-tasks.amazonaws.com", account_id), {"execution": execution_policy}),
+        # The application's own permissions arrive with the resources they cover (S3 in section 1.5).
+        "ecs-task": ("The Precedentum application's role inside its containers",
+                     _service_trust("ecs-tasks.amazonaws.com", account_id), {}),
+    }
+
+
+class IamRole(Resource):
+    kind = "iam-role"
+
+    def __init__(self, run: Run, component: str, description: str = "", trust: dict | None = None,
+                 policies: dict[str, dict] | None = None):
+        super().__init__(run, component)
+        self.description, self.trust, self.policies = description, trust or {}, policies or {}
+
+    @property
+    def iam(self):
+        return self.run.client("iam")
+
+    def desired(self) -> dict[str, Any]:
+        return {"trust_policy": self.trust, "inline_policies": self.policies}
+
+    def discover(self) -> Found | None:
+        try:
+            role = self.iam.get_role(RoleName=self.name)["Role"]
+        except self.iam.exceptions.NoSuchEntityException:
+            return None
+        names = self.iam.list_role_policies(RoleName=self.name)["PolicyNames"]
+        policies = {n: self.iam.get_role_policy(RoleName=self.name, PolicyName=n)["PolicyDocument"] for n in names}
+        return Found(id=role["Arn"], component=self.component, raw=role,
+                     state={"trust_policy": role["AssumeRolePolicyDocument"], "inline_policies": policies})
+
+    def create(self) -> str:
+        arn = self.iam.create_role(
+            RoleName=self.name, Path=role_path(self.run.env_name), Description=self.description,
+            AssumeRolePolicyDocument=json.dumps(self.trust), Tags=tag_list(self.run.env_name, self.component),
+            MaxSessionDuration=3600,
+        )["Role"]["Arn"]
+        for name, document in self.policies.items():
+            self.iam.put_role_policy(RoleName=self.name, PolicyName=name, PolicyDocument=json.dumps(document))
+        return arn
+
+    def update(self, found: Found, changes) -> None:
+        if "trust_policy" in changes:
+            self.iam.update_assume_role_policy(RoleName=self.name, PolicyDocument=json.dumps(self.trust))
+        if "inline_policies" in changes:
+            current = found.state["inline_policies"]
+            for name in set(current) - set(self.policies):
+                self.iam.delete_role_policy(RoleName=self.name, PolicyName=name)
+            for name, document in self.policies.items():
+                if current.get(name) != document:
+                    self.iam.put_role_policy(RoleName=self.name, PolicyName=name, PolicyDocument=json.dumps(document))
+
+    def delete(self, found: Found) -> None:
+        name = found.raw["RoleName"]
+        # AWS refuses to delete a role that still has policies: inline ones deleted, managed ones detached.
+        for policy in self.iam.list_role_policies(RoleName=name)["PolicyNames"]:
+            self.iam.delete_role_policy(RoleName=name, PolicyName=policy)
+        for attached in self.iam.list_attached_role_policies(RoleName=name)["AttachedPolicies"]:
+            self.iam.detach_role_policy(RoleName=name, PolicyArn=attached["PolicyArn"])
+        self.iam.delete_role(RoleName=name)
+
+    @classmethod
+    def discover_all(cls, run: Run) -> list[Found]:
+        prefix = resource_name(run.env_name, "")
+        found = []
+        for page in run.client("iam").get_paginator("list_roles").paginate(PathPrefix=role_path(run.env_name)):
+            for role in page["Roles"]:
+                found.append(Found(id=role["Arn"], state={}, raw=role,
+                                   component=role["RoleName"].removeprefix(prefix)))
+        return found
+
+
+class RoleRecord(Record):
+    arn: str | None
+
+
+class Identity(BaseModel):
+    account: str
+    arn: str
+
+
+class WrongAccount(RuntimeError):
+    pass
+
+
+def account_id(run: Run) -> str:
+    return run.client("sts").get_caller_identity()["Account"]
+
+
+@task(**AWS_RETRIES)
+def confirm_account(run: Run) -> Identity:
+    """Who we are, and refuse to go on in any account but the one the environment file names."""
+    identity = run.client("sts").get_caller_identity()
+    pinned = run.environment.aws.account_id
+    if pinned and identity["Account"] != pinned:
+        raise WrongAccount(
+            f"these credentials are for account {identity['Account']} ({identity['Arn']}), but the "
+            f"environment file pins aws.account_id = {pinned}. Switch profile or fix the file; nothing was changed."
+        )
+    return Identity(account=identity["Account"], arn=identity["Arn"])
+
+
+@task(**AWS_RETRIES)
+def ensure_iam_roles(run: Run) -> dict[str, RoleRecord]:
+    """The deploy role and the ECS task-execution and task roles."""
+    records = {}
+    for component, (description, trust, policies) in role_specs(run, account_id(run)).items():
+        outcome = ensure(IamRole(run, component, description, trust, policies))
+        records[component] = RoleRecord(
+            name=resource_name(run.env_name, component), id=outcome.id, arn=outcome.id, change=outcome.change
+        )
+    return records
+
+
+TEARDOWN_ORDER: list[type[Resource]] = [IamRole]
