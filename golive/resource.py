@@ -15,7 +15,15 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from golive.changes import Action, Change, FieldChange
-from golive.naming import COMPONENT_TAG, ec2_filters, resource_name, tag_value
+from golive.naming import (
+    COMPONENT_TAG,
+    ENVIRONMENT_TAG,
+    MANAGED_BY,
+    MANAGED_BY_TAG,
+    ec2_filters,
+    resource_name,
+    tag_value,
+)
 from golive.run import Run
 
 
@@ -84,6 +92,17 @@ class Resource(ABC):
     @classmethod
     def before_teardown(cls, run: Run, found: list[Found]) -> None:
         """Undo what ties these resources to each other before any is deleted (apply mode only)."""
+
+
+def owned_by(item: dict, environment: str, component: str | None) -> bool:
+    """Check the tags ourselves too: an API (or emulator) that ignores a tag filter must not make us
+    adopt someone else's resource (moto 5.2.5 ignores them on describe_nat_gateways)."""
+    tags = item.get("Tags") or []
+    return (
+        tag_value(tags, ENVIRONMENT_TAG) == environment
+        and tag_value(tags, MANAGED_BY_TAG) == MANAGED_BY
+        and (component is None or tag_value(tags, COMPONENT_TAG) == component)
+    )
 
 
 def diff(desired: dict[str, Any], found: Found) -> dict[str, FieldChange]:
@@ -217,7 +236,7 @@ class Ec2Resource(Resource):
                 items.extend(page[cls.result_key])
         else:
             items = getattr(client, cls.describe_operation)(Filters=filters)[cls.result_key]
-        return [item for item in items if cls.is_live(item)]
+        return [item for item in items if cls.is_live(item) and owned_by(item, run.env_name, component)]
 
     def _found(self, item: dict) -> Found:
         return Found(

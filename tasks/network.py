@@ -13,7 +13,7 @@ from prefect import task
 
 from golive.changes import Record
 from golive.naming import COMPONENT_TAG, ec2_filters, resource_name, tag_value
-from golive.resource import Ec2Resource, Found, ensure
+from golive.resource import Ec2Resource, Found, ensure, owned_by
 from golive.retry import AWS_RETRIES
 from golive.run import Run
 
@@ -252,7 +252,7 @@ class NatGateway(Ec2Resource):
         paginator = run.client("ec2").get_paginator("describe_nat_gateways")
         for page in paginator.paginate(Filter=ec2_filters(run.env_name, component)):
             items.extend(page["NatGateways"])
-        return [item for item in items if cls.is_live(item)]
+        return [item for item in items if cls.is_live(item) and owned_by(item, run.env_name, component)]
 
     def desired(self) -> dict[str, Any]:
         return {"subnet_id": self.subnet_id, "allocation_id": self.allocation_id}

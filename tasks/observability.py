@@ -108,7 +108,8 @@ class MonthlyBudget(Resource):
 
     def __init__(self, run: Run, component: str = "monthly", account: str = "", topic_arn: str | None = None):
         super().__init__(run, component)
-        self.account, self.topic_arn = account, topic_arn
+        self.topic_arn = topic_arn
+        self.account = account or account_id(run)  # teardown builds one from what it found
 
     @property
     def budgets(self):
@@ -175,7 +176,7 @@ class MonthlyBudget(Resource):
 
     @classmethod
     def discover_all(cls, run: Run) -> list[Found]:
-        found = cls(run, account=account_id(run)).discover()
+        found = cls(run).discover()
         return [found] if found else []
 
 

@@ -1,0 +1,65 @@
+"""Ordering rules real AWS enforces on teardown and moto does not (notes/moto-5.2.5.md), checked
+against the recorded call log of a run."""
+
+from __future__ import annotations
+
+from golive.aws import Call
+
+
+def teardown_order_violations(calls: list[Call]) -> list[str]:
+    problems = []
+    position = {id(c): i for i, c in enumerate(calls)}
+    def first(operation, **match):
+        for c in calls:
+            if c.operation == operation and all(c.params.get(k) == v for k, v in match.items()):
+                return position[id(c)]
+        return None
+    def all_of(operation):
+        return [c for c in calls if c.operation == operation]
+
+    # A NAT gateway must be fully deleted before its Elastic IP is released or the gateway detached.
+    for delete in all_of("DeleteNatGateway"):
+        deleted_seen = next((i for i, c in enumerate(calls) if i > position[id(delete)]
+                             and c.operation == "DescribeNatGateways"
+                             and delete.params["NatGatewayId"] in c.params.get("NatGatewayIds", [])), None)
+        if deleted_seen is None:
+            problems.append(f"nobody waited for {delete.params['NatGatewayId']} to be deleted")
+        for release in all_of("ReleaseAddress"):
+            if position[id(release)] < (deleted_seen or position[id(delete)]):
+                problems.append(f"ReleaseAddress {release.params['AllocationId']} before the NAT gateway was gone")
+        for detach in all_of("DetachInternetGateway"):
+            if position[id(detach)] < (deleted_seen or position[id(delete)]):
+                problems.append("DetachInternetGateway while a NAT gateway still held a public address")
+    # Every address released before the gateway is detached (mapped public addresses block detaching).
+    for release in all_of("ReleaseAddress"):
+        for detach in all_of("DetachInternetGateway"):
+            if position[id(release)] > position[id(detach)]:
+                problems.append("DetachInternetGateway before every Elastic IP was released")
+    # A gateway is detached before it is deleted.
+    for delete in all_of("DeleteInternetGateway"):
+        detach = first("DetachInternetGateway", InternetGatewayId=delete.params["InternetGatewayId"])
+        if detach is None or detach > position[id(delete)]:
+            problems.append("DeleteInternetGateway before DetachInternetGateway")
+    # A security group named in another group's rule cannot be deleted until that rule is revoked.
+    deleted_groups = {c.params["GroupId"]: position[id(c)] for c in all_of("DeleteSecurityGroup")}
+    for revoke in all_of("RevokeSecurityGroupIngress") + all_of("RevokeSecurityGroupEgress"):
+        for permission in revoke.params.get("IpPermissions", []):
+            for pair in permission.get("UserIdGroupPairs", []):
+                if deleted_groups.get(pair["GroupId"], 1 << 30) < position[id(revoke)]:
+                    problems.append(f"{pair['GroupId']} deleted while a rule still referenced it")
+    # Route tables and ACLs are disassociated before deletion; subnets, gateways, groups before the VPC.
+    for delete in all_of("DeleteRouteTable"):
+        if not any(position[id(d)] < position[id(delete)] for d in all_of("DisassociateRouteTable")):
+            problems.append(f"DeleteRouteTable {delete.params['RouteTableId']} with its associations")
+    for delete_vpc in all_of("DeleteVpc"):
+        for operation in ("DeleteSubnet", "DeleteInternetGateway", "DeleteSecurityGroup", "DeleteRouteTable",
+                          "DeleteNetworkAcl", "DeleteNatGateway"):
+            if any(position[id(c)] > position[id(delete_vpc)] for c in all_of(operation)):
+                problems.append(f"{operation} after DeleteVpc")
+    # A role's policies go before the role.
+    for delete in all_of("DeleteRole"):
+        later = [c for c in all_of("DeleteRolePolicy") if c.params["RoleName"] == delete.params["RoleName"]
+                 and position[id(c)] > position[id(delete)]]
+        if later:
+            problems.append(f"DeleteRole {delete.params['RoleName']} before its policies")
+    return problems

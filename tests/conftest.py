@@ -1,0 +1,79 @@
+"""Shared fixtures: one sandbox (moto's server, started by the product's own control plane) and one
+Prefect test server for the session; every test starts from an emptied emulator."""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import urllib.request
+from pathlib import Path
+
+# Before Prefect, great-expectations or our tasks are imported: no telemetry, short task-retry delays.
+os.environ.update(
+    PREFECT_SERVER_ANALYTICS_ENABLED="false",
+    DO_NOT_TRACK="1",
+    GX_ANALYTICS_ENABLED="false",
+    GOLIVE_RETRY_BASE_DELAY="0.05",
+    PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL="WARNING",
+)
+_STATE = tempfile.mkdtemp(prefix="golive-tests-")
+os.environ["GOLIVE_STATE_DIR"] = _STATE
+os.environ.setdefault("PREFECT_HOME", str(Path(_STATE) / "prefect"))
+
+import pytest
+
+from golive.aws import forget_clients
+from golive.run import Run
+from golive.sandbox import control_plane
+
+REPO = Path(__file__).resolve().parent.parent
+ENVIRONMENTS = REPO / "deployments" / "environments"
+
+
+@pytest.fixture(scope="session")
+def sandbox():
+    """The sandbox control plane for the whole session; stopped (no process left) at the end."""
+    state = control_plane.up()
+    yield state["aws_endpoint_url"]
+    control_plane.down()
+
+
+@pytest.fixture(scope="session")
+def prefect_api():
+    """A Prefect server for the session; its URL is handed to CLI subprocesses too."""
+    from prefect.settings import PREFECT_API_URL
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=60):
+        yield PREFECT_API_URL.value()
+
+
+@pytest.fixture
+def aws(sandbox, prefect_api):
+    """An empty emulator and fresh clients (so call logs start at zero)."""
+    request = urllib.request.Request(f"{sandbox}/moto-api/reset", method="POST")
+    urllib.request.urlopen(request).close()
+    forget_clients()
+    yield sandbox
+    forget_clients()
+
+
+def prepare(environment: str = "sandbox", mode: str = "apply", **kwargs) -> Run:
+    return Run.prepare(environment, sandbox=True, mode=mode, **kwargs)
+
+
+def write_environment(tmp_path: Path, base: str = "sandbox", edit=lambda text: text, name: str | None = None) -> Path:
+    """A copy of a shipped environment file with an edit applied."""
+    text = edit((ENVIRONMENTS / f"{base}.toml").read_text())
+    path = tmp_path / f"{name or base}.toml"
+    path.write_text(text)
+    return path
+
+
+def cli_env(prefect_api: str, **extra: str) -> dict[str, str]:
+    """Environment for a `golive` subprocess: the session's sandbox and Prefect server."""
+    return {**os.environ, "PREFECT_API_URL": prefect_api, **extra}
+
+
+GOLIVE = [sys.executable, "-m", "golive.cli"]

@@ -1,0 +1,62 @@
+"""`golive destroy`: nothing tagged left, an order real AWS accepts, no-op when there is nothing."""
+
+from __future__ import annotations
+
+import subprocess
+
+from flows.infrastructure import infrastructure
+from flows.teardown import teardown
+from golive.changes import Summary
+from tests.aws_rules import teardown_order_violations
+from tests.awsstate import EXPECTED_SINGLE_NAT, counts
+from tests.conftest import GOLIVE, cli_env, prepare, write_environment
+
+
+def test_destroy_leaves_nothing_and_deletes_in_an_order_aws_accepts(aws, tmp_path):
+    per_az = write_environment(tmp_path, edit=lambda t: t.replace('nat_gateways = "single"', 'nat_gateways = "per-az"'))
+    infrastructure(environment=str(per_az), sandbox=True)
+    run = prepare(str(per_az))
+    run.aws.log.clear()
+
+    plan = teardown(environment=str(per_az), sandbox=True, mode="plan")
+    assert Summary.of(plan.changes).delete == sum(EXPECTED_SINGLE_NAT.values()) + 2  # a second NAT and EIP
+    assert run.aws.log.writes() == [], "planning a teardown writes nothing"
+
+    result = teardown(environment=str(per_az), sandbox=True)
+    assert Summary.of(result.changes).delete == Summary.of(plan.changes).delete
+    assert all(n == 0 for n in counts(run).values()), counts(run)
+    assert teardown_order_violations(run.aws.log.calls) == []
+
+
+def test_the_order_check_catches_a_wrong_order(aws):
+    """The checker itself must fail on a bad order, or the test above proves nothing."""
+    infrastructure(environment="sandbox", sandbox=True)
+    run = prepare()
+    ec2 = run.client("ec2")
+    run.aws.log.clear()
+    nat = ec2.describe_nat_gateways()["NatGateways"][0]
+    address = nat["NatGatewayAddresses"][0]["AllocationId"]
+    ec2.release_address(AllocationId=address)  # moto lets this through; AWS would not
+    ec2.delete_nat_gateway(NatGatewayId=nat["NatGatewayId"])
+    problems = teardown_order_violations(run.aws.log.calls)
+    assert any("ReleaseAddress" in p for p in problems), problems
+
+
+def test_destroying_an_environment_that_does_not_exist_is_a_no_op(aws):
+    run = prepare()
+    result = teardown(environment="sandbox", sandbox=True)
+    assert result.changes == []
+    assert run.aws.log.writes() == []
+
+
+def test_production_teardown_is_refused_without_confirmation(aws, prefect_api):
+    refused = subprocess.run([*GOLIVE, "destroy", "production", "--sandbox"], capture_output=True, text=True,
+                             timeout=120, env=cli_env(prefect_api))
+    assert refused.returncode == 1
+    assert "--confirm production" in refused.stderr
+
+    infrastructure(environment="production", sandbox=True)
+    done = subprocess.run([*GOLIVE, "destroy", "production", "--sandbox", "--confirm", "production"],
+                          capture_output=True, text=True, timeout=300, env=cli_env(prefect_api))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert all(n == 0 for n in counts(prepare("production")).values())
