@@ -1,0 +1,65 @@
+"""Fault injection at the wire: botocore 'before-send' handlers that answer in AWS's own error format,
+so botocore parses them and its retry logic runs exactly as against AWS."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+
+from botocore.awsrequest import AWSResponse
+
+BODIES = {
+    # EC2's protocol
+    "ec2": '<Response><Errors><Error><Code>{code}</Code><Message>{message}</Message></Error></Errors>'
+           '<RequestID>fault-injected</RequestID></Response>',
+    # query protocol (IAM, SNS, STS)
+    "query": '<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>{message}</Message></Error>'
+             '<RequestId>fault-injected</RequestId></ErrorResponse>',
+}
+
+
+class _Body:
+    def __init__(self, data: bytes):
+        self.data = data
+
+    def stream(self, **_):
+        yield self.data
+
+
+def error_response(protocol: str, status: int, code: str, message: str) -> AWSResponse:
+    body = BODIES[protocol].format(code=code, message=message).encode()
+    return AWSResponse("https://fault.injected/", status, {}, _Body(body))
+
+
+class Throttle:
+    """Answer every n-th EC2 request with RequestLimitExceeded (a share of all calls)."""
+
+    def __init__(self, every: int):
+        self.every, self.injected = every, 0
+        self._counter = itertools.count(1)
+        self._lock = threading.Lock()
+
+    def __call__(self, event_name: str, **_):
+        with self._lock:
+            if next(self._counter) % self.every:
+                return None
+            self.injected += 1
+        return error_response("ec2", 503, "RequestLimitExceeded", "Request limit exceeded.")
+
+
+class FailFirst:
+    """Answer the first n attempts of one operation with the given error."""
+
+    def __init__(self, operation: str, times: int, protocol: str, status: int, code: str, message: str):
+        self.operation, self.remaining = operation, times
+        self.protocol, self.status, self.code, self.message = protocol, status, code, message
+        self._lock = threading.Lock()
+
+    def __call__(self, event_name: str, **_):
+        if not event_name.endswith("." + self.operation):
+            return None
+        with self._lock:
+            if self.remaining <= 0:
+                return None
+            self.remaining -= 1
+        return error_response(self.protocol, self.status, self.code, self.message)

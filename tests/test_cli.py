@@ -1,0 +1,43 @@
+"""The `golive` command as a user runs it: terraform-style plan exit codes, apply, doctor."""
+
+from __future__ import annotations
+
+import subprocess
+
+from tests.conftest import GOLIVE, REPO, cli_env
+
+
+def golive(prefect_api: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([*GOLIVE, *args], cwd=REPO, capture_output=True, text=True, timeout=300,
+                          env=cli_env(prefect_api))
+
+
+def test_plan_exits_2_with_changes_then_0_after_apply(aws, prefect_api):
+    fresh = golive(prefect_api, "plan", "sandbox", "--phase", "infrastructure")
+    assert fresh.returncode == 2, fresh.stdout + fresh.stderr
+    assert "+ vpc golive-sandbox-vpc" in fresh.stdout
+    assert "cidr_block = 10.40.0.0/16" in fresh.stdout
+    assert "23 to create" in fresh.stdout and "0 writes" in fresh.stdout
+
+    applied = golive(prefect_api, "apply", "sandbox", "--phase", "1")
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    assert "Apply complete: 23 created" in applied.stdout
+    assert "FAIL" not in applied.stdout
+
+    converged = golive(prefect_api, "plan", "sandbox")
+    assert converged.returncode == 0, converged.stdout + converged.stderr
+    assert "No changes" in converged.stdout
+
+
+def test_unknown_and_unautomated_phases_are_clear_errors(aws, prefect_api):
+    unknown = golive(prefect_api, "plan", "sandbox", "--phase", "networking")
+    assert unknown.returncode == 1 and "unknown phase 'networking'" in unknown.stderr
+    later = golive(prefect_api, "apply", "sandbox", "--phase", "ecs")
+    assert later.returncode == 1 and "not automated yet" in later.stderr
+
+
+def test_doctor_checks_credentials_and_zones(aws, prefect_api):
+    done = golive(prefect_api, "doctor", "production", "--sandbox")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "credentials" in done.stdout and "123456789012" in done.stdout
+    assert "us-east-1a, us-east-1b available" in done.stdout
