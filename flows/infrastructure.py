@@ -21,6 +21,7 @@ from tasks.network import (
     ensure_security_groups,
     ensure_subnet,
     ensure_vpc,
+    prune_nat_gateways,
     zone_letter,
 )
 from tasks.observability import ensure_alerts_topic, ensure_budget
@@ -54,6 +55,7 @@ def infrastructure(
         ensure_route_table.submit(run, f"private-rt-{zone_letter(az)}", vpc, nats[min(i, len(nats) - 1)], [private[i]])
         for i, (az, _) in enumerate(env.private_subnets)
     ]
+    pruned = prune_nat_gateways.submit(run, nats, route_tables)
     acls = [ensure_network_acl.submit(run, "public", vpc, public), ensure_network_acl.submit(run, "private", vpc, private)]
 
     # Resolve every future: a failed step must fail the phase (notes/prefect-3.9.md).
@@ -69,7 +71,7 @@ def infrastructure(
 
     result = PhaseResult(
         phase="phase-1-infrastructure", environment=env.name, mode=run.mode, target=run.target.describe(),
-        changes=collect_changes(account, network.vpc, network.public_subnets, network.private_subnets,
+        changes=collect_changes(account, pruned.result(), network.vpc, network.public_subnets, network.private_subnets,
                                 network.internet_gateway, network.nat_gateways, network.route_tables,
                                 network.security_groups, network.network_acls),
         deliverables=phase_1_deliverables(run, network, account),

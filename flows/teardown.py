@@ -11,7 +11,7 @@ from prefect import flow, task
 from golive.changes import Change
 from golive.report import PhaseResult, publish
 from golive.resource import Resource, remove_all
-from golive.retry import TEARDOWN_RETRIES
+from golive.retry import TEARDOWN_STEP
 from golive.run import Mode, Run
 from tasks import network, observability, security
 
@@ -36,7 +36,7 @@ def check_confirmation(run: Run, confirm: str | None) -> None:
         )
 
 
-@task(**TEARDOWN_RETRIES)
+@task(**TEARDOWN_STEP)
 def delete_all(run: Run, kind: str) -> list[Change]:
     """Delete every resource of one kind the environment owns (retried while dependents settle)."""
     return remove_all(KINDS[kind], run)

@@ -205,6 +205,23 @@ def remove_all(kind: type[Resource], run: Run) -> list[Change]:
     return changes
 
 
+def prune(kind: type[Resource], run: Run, keep: set[str]) -> list[Change]:
+    """Delete (apply) or plan deleting what the environment owns of a kind but the file no longer asks
+    for: a NAT gateway left over from per-AZ mode would otherwise keep costing money unseen."""
+    changes = []
+    for found in kind.discover_all(run):
+        if found.component in keep:
+            continue
+        resource = kind(run, found.component)
+        change = Change(action=Action.DELETE, kind=kind.kind, name=resource.name, id=found.id,
+                        note="no longer in the environment file")
+        if run.applying:
+            resource.delete(found)
+        run.report(change)
+        changes.append(change)
+    return changes
+
+
 class Ec2Resource(Resource):
     """An EC2 resource found through a describe call filtered by the environment's tags."""
 

@@ -16,6 +16,7 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 from botocore.retries.standard import ThrottledRetryableChecker
+from prefect.cache_policies import NONE
 from prefect.tasks import exponential_backoff
 
 THROTTLING_CODES = frozenset(ThrottledRetryableChecker._THROTTLED_ERROR_CODES)
@@ -67,10 +68,13 @@ def retry_if_transient_or_settling(task, task_run, state) -> bool:
 # max_attempts times, so a task retry means AWS was unwell for a while: back off properly.
 _BASE_DELAY = float(os.environ.get("GOLIVE_RETRY_BASE_DELAY", "2"))
 
-AWS_RETRIES = dict(
+# Task options for every AWS step. No cache: a step must look at AWS every time (idempotency comes
+# from discovery), or a retried flow run could reuse a record of something deleted since.
+AWS_STEP = dict(
+    cache_policy=NONE,
     retries=3,
     retry_delay_seconds=exponential_backoff(backoff_factor=_BASE_DELAY),
     retry_jitter_factor=0.2,
     retry_condition_fn=retry_if_transient,
 )
-TEARDOWN_RETRIES = {**AWS_RETRIES, "retries": 6, "retry_condition_fn": retry_if_transient_or_settling}
+TEARDOWN_STEP = {**AWS_STEP, "retries": 6, "retry_condition_fn": retry_if_transient_or_settling}

@@ -11,10 +11,10 @@ from typing import Any, ClassVar
 
 from prefect import task
 
-from golive.changes import Record
+from golive.changes import Change, Record
 from golive.naming import COMPONENT_TAG, ec2_filters, resource_name, tag_value
-from golive.resource import Ec2Resource, Found, ensure, owned_by
-from golive.retry import AWS_RETRIES
+from golive.resource import Ec2Resource, Found, ensure, owned_by, prune
+from golive.retry import AWS_STEP
 from golive.run import Run
 
 ANYWHERE = "0.0.0.0/0"
@@ -102,7 +102,7 @@ class Vpc(Ec2Resource):
         self.ec2.delete_vpc(VpcId=found.id)
 
 
-@task(**AWS_RETRIES)
+@task(**AWS_STEP)
 def ensure_vpc(run: Run) -> VpcRecord:
     """Create the VPC with DNS support and hostnames (RDS and service discovery need both)."""
     outcome = ensure(Vpc(run, "vpc"))
@@ -153,7 +153,7 @@ class Subnet(Ec2Resource):
         self.ec2.delete_subnet(SubnetId=found.id)
 
 
-@task(**AWS_RETRIES)
+@task(**AWS_STEP)
 def ensure_subnet(run: Run, vpc: VpcRecord, tier: str, availability_zone: str, cidr: str) -> SubnetRecord:
     """Create one public or private subnet in one availability zone."""
     component = f"{tier}-{zone_letter(availability_zone)}"
@@ -202,7 +202,7 @@ class InternetGateway(Ec2Resource):
         self.ec2.delete_internet_gateway(InternetGatewayId=found.id)
 
 
-@task(**AWS_RETRIES)
+@task(**AWS_STEP)
 def ensure_internet_gateway(run: Run, vpc: VpcRecord) -> Record:
     """Create the internet gateway and attach it to the VPC (the public subnets' way out)."""
     outcome = ensure(InternetGateway(run, "igw", vpc.id))
@@ -280,7 +280,7 @@ class NatGateway(Ec2Resource):
         self.ec2.get_waiter("nat_gateway_deleted").wait(NatGatewayIds=[found.id], WaiterConfig=self._waiter_config())
 
 
-@task(**AWS_RETRIES)
+@task(**AWS_STEP)
 def ensure_nat_gateway(run: Run, subnet: SubnetRecord, internet_gateway: Record) -> NatGatewayRecord:
     """Allocate an Elastic IP and create a NAT gateway in a public subnet, for the private subnets' egress.
 
@@ -295,6 +295,17 @@ def ensure_nat_gateway(run: Run, subnet: SubnetRecord, internet_gateway: Record)
         availability_zone=subnet.availability_zone,
         address=Record(name=resource_name(run.env_name, f"nat-eip-{letter}"), id=address.id, change=address.change),
     )
+
+
+@task(**AWS_STEP)
+def prune_nat_gateways(run: Run, kept: list[NatGatewayRecord], route_tables: list[Record]) -> list[Change]:
+    """Remove NAT gateways and addresses the file no longer asks for (per-AZ back to single).
+
+    Takes the route tables so it runs only once no route points at what it deletes.
+    """
+    letters = {zone_letter(nat.availability_zone) for nat in kept}
+    return (prune(NatGateway, run, {f"nat-{letter}" for letter in letters})
+            + prune(ElasticIp, run, {f"nat-eip-{letter}" for letter in letters}))
 
 
 # --- route tables ----------------------------------------------------------------------------------
@@ -369,7 +380,7 @@ class RouteTable(Ec2Resource):
         self.ec2.delete_route_table(RouteTableId=found.id)
 
 
-@task(**AWS_RETRIES)
+@task(**AWS_STEP)
 def ensure_route_table(run: Run, component: str, vpc: VpcRecord, default_route_via: Record,
                        subnets: list[SubnetRecord]) -> Record:
     """A route table whose default route leaves through the given gateway, associated with the subnets."""
@@ -517,7 +528,7 @@ def security_group_specs(run: Run) -> list[tuple[str, str, list[Rule], list[Rule
     ]
 
 
-@task(**AWS_RETRIES)
+@task(**AWS_STEP)
 def ensure_security_groups(run: Run, vpc: VpcRecord) -> dict[str, SecurityGroupRecord]:
     """The five security groups, least privilege, in dependency order."""
     records = {}
@@ -646,7 +657,7 @@ def _acl_entries(item: dict) -> list[AclEntry]:
     return entries
 
 
-@task(**AWS_RETRIES)
+@task(**AWS_STEP)
 def ensure_network_acl(run: Run, tier: str, vpc: VpcRecord, subnets: list[SubnetRecord]) -> Record:
     """A network ACL for one tier of subnets: a second, stateless fence behind the security groups."""
     outcome = ensure(NetworkAcl(run, f"{tier}-acl", vpc.id, acl_entries(run, tier), [s.id for s in subnets]))

@@ -14,7 +14,7 @@ from prefect import task
 from golive.changes import Record
 from golive.naming import ENVIRONMENT_TAG, resource_name, tag_list
 from golive.resource import Found, Resource, ensure
-from golive.retry import AWS_RETRIES
+from golive.retry import AWS_STEP
 from golive.run import Run
 from tasks.security import account_id
 
@@ -184,7 +184,7 @@ class TopicRecord(Record):
     email: str
 
 
-@task(**AWS_RETRIES)
+@task(**AWS_STEP)
 def ensure_alerts_topic(run: Run) -> TopicRecord:
     """The SNS topic every alarm and budget alert goes to, with the file's email subscribed."""
     topic = AlertsTopic(run, email=run.environment.alerts_email, account=account_id(run))
@@ -192,7 +192,7 @@ def ensure_alerts_topic(run: Run) -> TopicRecord:
     return TopicRecord(name=topic.name, id=outcome.id, change=outcome.change, email=topic.email)
 
 
-@task(**AWS_RETRIES)
+@task(**AWS_STEP)
 def ensure_budget(run: Run, topic: TopicRecord) -> Record:
     """The plan's billing alerts: a monthly budget at the file's limit, alerting at each threshold."""
     budget = MonthlyBudget(run, account=account_id(run), topic_arn=topic.id)

@@ -16,7 +16,7 @@ from pydantic import BaseModel
 from golive.changes import Record
 from golive.naming import PREFIX, resource_name, tag_list
 from golive.resource import Found, Resource, ensure
-from golive.retry import AWS_RETRIES
+from golive.retry import AWS_STEP
 from golive.run import Run
 
 
@@ -189,7 +189,7 @@ def account_id(run: Run) -> str:
     return run.client("sts").get_caller_identity()["Account"]
 
 
-@task(**AWS_RETRIES)
+@task(**AWS_STEP)
 def confirm_account(run: Run) -> Identity:
     """Who we are, and refuse to go on in any account but the one the environment file names."""
     identity = run.client("sts").get_caller_identity()
@@ -202,7 +202,7 @@ def confirm_account(run: Run) -> Identity:
     return Identity(account=identity["Account"], arn=identity["Arn"])
 
 
-@task(**AWS_RETRIES)
+@task(**AWS_STEP)
 def ensure_iam_roles(run: Run) -> dict[str, RoleRecord]:
     """The deploy role and the ECS task-execution and task roles."""
     records = {}

@@ -179,3 +179,19 @@ def test_production_file_applies_against_the_sandbox_with_its_own_figures(aws):
     assert counts(run) == EXPECTED_SINGLE_NAT
     assert ec2_inventory(run)["vpcs"][0]["CidrBlock"] == "10.20.0.0/16"
     assert "golive-production-vpc" in {c.name for c in result.changes}
+
+
+def test_going_back_from_per_az_to_a_single_nat_gateway_removes_the_second(aws, tmp_path):
+    per_az = write_environment(tmp_path, name="sandbox",
+                               edit=lambda t: t.replace('nat_gateways = "single"', 'nat_gateways = "per-az"'))
+    infrastructure(environment=str(per_az), sandbox=True)
+    plan = infrastructure(environment="sandbox", sandbox=True, mode="plan")
+    deletions = sorted((c.kind, c.name) for c in plan.changes if c.action is Action.DELETE)
+    assert deletions == [("elastic-ip", "golive-sandbox-nat-eip-b"), ("nat-gateway", "golive-sandbox-nat-b")]
+
+    infrastructure(environment="sandbox", sandbox=True)
+    run = prepare()
+    assert counts(run) == EXPECTED_SINGLE_NAT
+    route = next(r for r in by_component(ec2_inventory(run)["route_tables"])["private-rt-b"]["Routes"]
+                 if r.get("DestinationCidrBlock") == "0.0.0.0/0")
+    assert route["NatGatewayId"] == by_component(ec2_inventory(run)["nat_gateways"])["nat-a"]["NatGatewayId"]
