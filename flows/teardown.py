@@ -28,10 +28,13 @@ class TeardownRefused(RuntimeError):
 
 
 def check_confirmation(run: Run, confirm: str | None) -> None:
-    """Production goes only with an explicit confirmation naming it."""
-    if run.environment.is_production and run.applying and confirm != run.env_name:
+    """Production, and anything in a real AWS account, goes only with a confirmation naming it.
+    Only the sandbox's own emulator state can be thrown away without one."""
+    needs_confirmation = run.environment.is_production or not run.target.is_sandbox
+    if needs_confirmation and run.applying and confirm != run.env_name:
+        where = "the live environment" if run.environment.is_production else "real AWS resources"
         raise TeardownRefused(
-            f"refusing to destroy {run.env_name}: this deletes the live environment. "
+            f"refusing to destroy {run.env_name}: this deletes {where}. "
             f"Confirm with --confirm {run.env_name} (Prefect parameter confirm=\"{run.env_name}\")."
         )
 

@@ -90,7 +90,7 @@ class Aws:
         self.target = target
         self.log = CallLog()
         self._session = self._make_session(target)
-        self._clients: dict[str, Any] = {}
+        self._clients: dict[tuple[str, bool], Any] = {}
         self._handlers: list[tuple[str, Callable]] = []
         self._lock = threading.Lock()
         self._config = Config(
@@ -114,15 +114,20 @@ class Aws:
             return AwsCredentials.load(target.credentials_block).get_boto3_session()
         return boto3.Session(region_name=target.region, profile_name=target.profile)
 
-    def client(self, service: str) -> Any:
+    def client(self, service: str, *, retry: bool = True) -> Any:
+        """The shared client for a service. retry=False gives one that makes a single attempt: for
+        creates with no idempotency token (CreateVpc, AllocateAddress, ...), where botocore resending a
+        request that AWS did carry out would make a duplicate. The task retries instead, after
+        rediscovering what exists."""
+        key = (service, retry)
         with self._lock:
-            if service not in self._clients:
-                client = self._session.client(
-                    service, endpoint_url=self.target.endpoint_url, config=self._config
-                )
+            if key not in self._clients:
+                config = self._config if retry else self._config.merge(
+                    Config(retries={"mode": "standard", "max_attempts": 1}))
                 # Clients copy the session's handlers when made; handlers added later are added here too.
-                self._clients[service] = client
-            return self._clients[service]
+                self._clients[key] = self._session.client(
+                    service, endpoint_url=self.target.endpoint_url, config=config)
+            return self._clients[key]
 
     def on(self, event: str, handler: Callable) -> None:
         """Register a botocore event handler on every client, present and future."""

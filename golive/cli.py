@@ -189,7 +189,7 @@ def _teardown(environment: str, sandbox: Optional[bool], mode: str, confirm: Opt
 
 @app.command()
 def destroy(environment: str = EnvArg, sandbox: Optional[bool] = SandboxOpt,
-            confirm: Optional[str] = typer.Option(None, "--confirm", help="required for production: the environment's name"),
+            confirm: Optional[str] = typer.Option(None, "--confirm", help="the environment's name; required for production and for any real AWS account"),
             verbose: bool = VerboseOpt) -> None:
     """Delete everything the environment owns, in reverse dependency order."""
     run, result, seconds = _teardown(environment, sandbox, "apply", confirm, verbose)

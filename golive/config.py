@@ -37,8 +37,9 @@ FARGATE_MEMORY_BY_CPU: dict[int, list[int]] = {
     16384: list(range(32768, 122880 + 1, 8192)),
 }
 
-# Names end up in resource names such as "golive-<env>-frontend" (ALB target groups allow 32).
-ENV_NAME = re.compile(r"^[a-z][a-z0-9-]{0,15}$")
+# Names end up in resource names such as "golive-<env>-frontend" (ALB target groups allow 32), and in
+# policy wildcards such as "golive-<env>-*": no '-', or "prod" would also match "golive-prod-eu-*".
+ENV_NAME = re.compile(r"^[a-z][a-z0-9]{0,15}$")
 
 
 class EnvironmentError(Exception):
@@ -204,7 +205,7 @@ class BudgetSettings(Strict):
 class Environment(Strict):
     """One environment file, validated."""
 
-    name: str = Field(description="lower-case letters, digits and '-', at most 16, starting with a letter")
+    name: str = Field(description="lower-case letters and digits, at most 16, starting with a letter")
     region: str = "us-east-1"
     domain: str = Field(max_length=253, pattern=r"^([a-z0-9-]{1,63}\.)+[a-z]{2,63}$")
     alerts_email: str = Field(pattern=r"^[^@\s]+@[^@\s]+\.[a-z]{2,}$", description="where alarms and budget alerts go")
@@ -220,8 +221,8 @@ class Environment(Strict):
     def _name(cls, value: str) -> str:
         if not ENV_NAME.match(value):
             raise ValueError(
-                f"{value!r} is not a usable name: lower-case letters, digits and '-', "
-                "starting with a letter, at most 16 characters"
+                f"{value!r} is not a usable name: lower-case letters and digits only (no '-', so that "
+                "one environment's name never prefixes another's), starting with a letter, at most 16 characters"
             )
         return value
 

@@ -233,17 +233,33 @@ class Ec2Resource(Resource):
     def ec2(self):
         return self.run.client("ec2")
 
+    @property
+    def ec2_once(self):
+        """For creates without an idempotency token: one attempt, the task retries after rediscovery."""
+        return self.run.aws.client("ec2", retry=False)
+
     @classmethod
     def is_live(cls, item: dict) -> bool:
-        """False for descriptions of resources on their way out (a NAT gateway 'deleted')."""
-        return True
+        """False for resources on their way out (a NAT gateway 'deleting'): ensure makes a new one."""
+        return not cls.is_gone(item)
+
+    @classmethod
+    def is_gone(cls, item: dict) -> bool:
+        """True for descriptions of resources already deleted; teardown still waits for the rest."""
+        return False
 
     @abstractmethod
     def observe(self, item: dict) -> dict[str, Any]:
         """The comparable fields of a describe result."""
 
     @classmethod
-    def _describe(cls, run: Run, component: str | None) -> list[dict]:
+    def _describe(cls, run: Run, component: str | None, *, leaving: bool = False) -> list[dict]:
+        """Owned resources of this kind; with leaving=True also those still being deleted."""
+        return [item for item in cls._describe_owned(run, component)
+                if (not cls.is_gone(item) if leaving else cls.is_live(item))]
+
+    @classmethod
+    def _describe_owned(cls, run: Run, component: str | None) -> list[dict]:
         client = run.client("ec2")
         filters = ec2_filters(run.env_name, component)
         items: list[dict] = []
@@ -253,7 +269,7 @@ class Ec2Resource(Resource):
                 items.extend(page[cls.result_key])
         else:
             items = getattr(client, cls.describe_operation)(Filters=filters)[cls.result_key]
-        return [item for item in items if cls.is_live(item) and owned_by(item, run.env_name, component)]
+        return [item for item in items if owned_by(item, run.env_name, component)]
 
     def _found(self, item: dict) -> Found:
         return Found(
@@ -282,7 +298,7 @@ class Ec2Resource(Resource):
                 component=tag_value(item.get("Tags"), COMPONENT_TAG) or "",
                 raw=item,
             )
-            for item in cls._describe(run, None)
+            for item in cls._describe(run, None, leaving=True)
         ]
 
     def tag_specifications(self, resource_type: str) -> list[dict]:

@@ -25,7 +25,7 @@ SERVER_SIDE_CODES = frozenset(
 )
 # While a dependent resource is still going away (a NAT gateway's interface, a detaching gateway),
 # AWS answers DependencyViolation; during teardown that settles by itself.
-SETTLING_CODES = frozenset({"DependencyViolation", "InvalidGroup.InUse", "ResourceInUse"})
+SETTLING_CODES = frozenset({"DependencyViolation", "InvalidGroup.InUse", "ResourceInUse", "InvalidIPAddress.InUse"})
 CONNECTION_ERRORS = (EndpointConnectionError, ConnectionClosedError, ConnectTimeoutError, ReadTimeoutError)
 
 
@@ -44,6 +44,14 @@ def is_transient(error: BaseException) -> bool:
     return False
 
 
+def is_not_yet_visible(error: BaseException) -> bool:
+    """EC2 is eventually consistent: a resource created a moment ago can still be 'NotFound' to the
+    next call (InvalidVpcID.NotFound, InvalidGroup.NotFound, ...). Retrying the task is safe, because
+    every step rediscovers before it creates."""
+    code = error_code(error) or ""
+    return code.endswith(".NotFound")
+
+
 def _failure(state) -> BaseException | None:
     try:
         state.result()
@@ -55,13 +63,15 @@ def _failure(state) -> BaseException | None:
 def retry_if_transient(task, task_run, state) -> bool:
     """Prefect retry_condition_fn: retry a task only when AWS said it was a passing fault."""
     error = _failure(state)
-    return error is not None and is_transient(error)
+    return error is not None and (is_transient(error) or is_not_yet_visible(error))
 
 
 def retry_if_transient_or_settling(task, task_run, state) -> bool:
     """For teardown: also retry while a dependency is still being deleted."""
     error = _failure(state)
-    return error is not None and (is_transient(error) or error_code(error) in SETTLING_CODES)
+    return error is not None and (
+        is_transient(error) or is_not_yet_visible(error) or error_code(error) in SETTLING_CODES
+    )
 
 
 # Seconds before the first task-level retry; tests shorten it. botocore already retried each call

@@ -6,15 +6,17 @@ then changed. Creation tags in the same call, so a run killed between two calls 
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from botocore.exceptions import ClientError
 from prefect import task
 
 from golive.changes import Change, Record
 from golive.naming import COMPONENT_TAG, ec2_filters, resource_name, tag_value
 from golive.resource import Ec2Resource, Found, ensure, owned_by, prune
-from golive.retry import AWS_STEP
+from golive.retry import AWS_STEP, error_code
 from golive.run import Run
 
 ANYWHERE = "0.0.0.0/0"
@@ -82,9 +84,11 @@ class Vpc(Ec2Resource):
         }
 
     def create(self) -> str:
-        vpc_id = self.ec2.create_vpc(
+        vpc_id = self.ec2_once.create_vpc(
             CidrBlock=self.desired()["cidr_block"], TagSpecifications=self.tag_specifications("vpc")
         )["Vpc"]["VpcId"]
+        # Eventually consistent: 'exists' tolerates NotFound, 'available' does not.
+        self.ec2.get_waiter("vpc_exists").wait(VpcIds=[vpc_id], WaiterConfig={"Delay": 1, "MaxAttempts": 60})
         self.ec2.get_waiter("vpc_available").wait(VpcIds=[vpc_id], WaiterConfig={"Delay": 2, "MaxAttempts": 60})
         self._set_dns(vpc_id, support=True, hostnames=True)
         return vpc_id
@@ -183,9 +187,11 @@ class InternetGateway(Ec2Resource):
         return {"attached_to": attached[0] if attached else None}
 
     def create(self) -> str:
-        gateway_id = self.ec2.create_internet_gateway(
+        gateway_id = self.ec2_once.create_internet_gateway(
             TagSpecifications=self.tag_specifications("internet-gateway")
         )["InternetGateway"]["InternetGatewayId"]
+        self.ec2.get_waiter("internet_gateway_exists").wait(
+            InternetGatewayIds=[gateway_id], WaiterConfig={"Delay": 1, "MaxAttempts": 60})
         self.ec2.attach_internet_gateway(InternetGatewayId=gateway_id, VpcId=self.vpc_id)
         return gateway_id
 
@@ -223,19 +229,32 @@ class ElasticIp(Ec2Resource):
         return {"domain": item.get("Domain")}
 
     def create(self) -> str:
-        return self.ec2.allocate_address(
+        return self.ec2_once.allocate_address(
             Domain="vpc", TagSpecifications=self.tag_specifications("elastic-ip")
         )["AllocationId"]
 
+    # Right after its NAT gateway is deleted, AWS can still refuse to release the address with these.
+    STILL_IN_USE: ClassVar[frozenset[str]] = frozenset({"AuthFailure", "InvalidIPAddress.InUse"})
+
     def delete(self, found: Found) -> None:
-        self.ec2.release_address(AllocationId=found.id)
+        # Retry the release itself, within the NAT gateway's bound: the address's association can
+        # outlive the gateway (and moto never clears it, so it cannot be waited for by describing).
+        deadline = time.monotonic() + self.run.environment.network.nat_wait_minutes * 60
+        while True:
+            try:
+                self.ec2.release_address(AllocationId=found.id)
+                return
+            except ClientError as error:
+                if error_code(error) not in self.STILL_IN_USE or time.monotonic() > deadline:
+                    raise
+            time.sleep(1 if self.run.target.is_sandbox else 5)
 
 
 class NatGateway(Ec2Resource):
     kind = "nat-gateway"
     describe_operation, result_key, id_key = "describe_nat_gateways", "NatGateways", "NatGatewayId"
     replace_on = frozenset({"subnet_id", "allocation_id"})
-    GONE: ClassVar[frozenset[str]] = frozenset({"deleting", "deleted", "failed"})
+    GONE: ClassVar[frozenset[str]] = frozenset({"deleted", "failed"})
 
     def __init__(self, run: Run, component: str, subnet_id: str | None = None, allocation_id: str | None = None):
         super().__init__(run, component)
@@ -243,16 +262,20 @@ class NatGateway(Ec2Resource):
 
     @classmethod
     def is_live(cls, item: dict) -> bool:
-        return item.get("State") not in cls.GONE
+        return item.get("State") not in cls.GONE | {"deleting"}
 
     @classmethod
-    def _describe(cls, run: Run, component: str | None) -> list[dict]:
+    def is_gone(cls, item: dict) -> bool:
+        return item.get("State") in cls.GONE
+
+    @classmethod
+    def _describe_owned(cls, run: Run, component: str | None) -> list[dict]:
         # describe_nat_gateways spells its filter parameter "Filter", unlike the rest of EC2.
         items: list[dict] = []
         paginator = run.client("ec2").get_paginator("describe_nat_gateways")
         for page in paginator.paginate(Filter=ec2_filters(run.env_name, component)):
             items.extend(page["NatGateways"])
-        return [item for item in items if cls.is_live(item) and owned_by(item, run.env_name, component)]
+        return [item for item in items if owned_by(item, run.env_name, component)]
 
     def desired(self) -> dict[str, Any]:
         return {"subnet_id": self.subnet_id, "allocation_id": self.allocation_id}
@@ -276,7 +299,9 @@ class NatGateway(Ec2Resource):
 
     def delete(self, found: Found) -> None:
         # Its Elastic IP and the internet gateway stay in use until the NAT gateway is fully deleted.
-        self.ec2.delete_nat_gateway(NatGatewayId=found.id)
+        # One already 'deleting' (a killed teardown) is only waited for.
+        if found.raw.get("State") != "deleting":
+            self.ec2.delete_nat_gateway(NatGatewayId=found.id)
         self.ec2.get_waiter("nat_gateway_deleted").wait(NatGatewayIds=[found.id], WaiterConfig=self._waiter_config())
 
 
@@ -326,10 +351,12 @@ class RouteTable(Ec2Resource):
             self.subnet_ids, key=str)}
 
     def observe(self, item: dict) -> dict[str, Any]:
+        # Only the default route is ours: routes others add (peering, VPN propagation) are left alone,
+        # so they neither show as drift nor cause a write on every run.
         routes = [
             f"{r['DestinationCidrBlock']} via {r.get('NatGatewayId') or r.get('GatewayId')}"
             for r in item.get("Routes", [])
-            if r.get("DestinationCidrBlock") and r.get("GatewayId") != "local"
+            if r.get("DestinationCidrBlock") == ANYWHERE
         ]
         subnets = [a["SubnetId"] for a in item.get("Associations", []) if a.get("SubnetId") and not a.get("Main")]
         return {"vpc_id": item["VpcId"], "routes": sorted(routes), "subnets": sorted(subnets)}
@@ -420,10 +447,12 @@ class SecurityGroup(Ec2Resource):
     replace_on = frozenset({"vpc_id", "description"})
 
     def __init__(self, run: Run, component: str, vpc_id: str | None = None, description: str = "",
-                 ingress: list[Rule] = (), egress: list[Rule] = ()):
+                 ingress: list[Rule] = (), egress: list[Rule] = (), known_ids: dict[str, str | None] | None = None):
         super().__init__(run, component)
         self.vpc_id, self.description = vpc_id, description
         self.ingress, self.egress = list(ingress), list(egress)
+        # Ids of groups made earlier in this run: a describe straight after a create may not show them yet.
+        self.known_ids = {k: v for k, v in (known_ids or {}).items() if v}
 
     def desired(self) -> dict[str, Any]:
         return {"vpc_id": self.vpc_id, "description": self.description,
@@ -431,7 +460,7 @@ class SecurityGroup(Ec2Resource):
 
     def _group_ids(self) -> dict[str, str]:
         """component -> group id for this environment's groups (to resolve 'sg:<component>' peers)."""
-        return {found.component: found.id for found in self.discover_all(self.run)}
+        return {**{found.component: found.id for found in self.discover_all(self.run)}, **self.known_ids}
 
     def observe(self, item: dict) -> dict[str, Any]:
         names = {group_id: component for component, group_id in self._group_ids().items()}
@@ -490,8 +519,13 @@ def _rules(permissions: list[dict], names_by_id: dict[str, str]) -> list[Rule]:
     for permission in permissions:
         protocol = "all" if permission["IpProtocol"] == "-1" else permission["IpProtocol"]
         ports = (None, None) if protocol == "all" else (permission.get("FromPort"), permission.get("ToPort"))
+        # Every kind of peer, so that access added by hand (IPv6, a prefix list) shows up as drift.
         for ip_range in permission.get("IpRanges", []):
             rules.append(Rule(protocol, *ports, ip_range["CidrIp"]))
+        for ip_range in permission.get("Ipv6Ranges", []):
+            rules.append(Rule(protocol, *ports, ip_range["CidrIpv6"]))
+        for prefix_list in permission.get("PrefixListIds", []):
+            rules.append(Rule(protocol, *ports, prefix_list["PrefixListId"]))
         for pair in permission.get("UserIdGroupPairs", []):
             rules.append(Rule(protocol, *ports, f"sg:{names_by_id.get(pair['GroupId'], pair['GroupId'])}"))
     return sorted(rules)
@@ -503,8 +537,14 @@ def _permission(rule: Rule, group_ids: dict[str, str]) -> dict:
         permission.update(FromPort=rule.from_port, ToPort=rule.to_port)
     if rule.peer.startswith("sg:"):
         component = rule.peer[3:]
-        group_id = group_ids.get(component, component)  # a foreign group id stays as it is
+        group_id = group_ids.get(component) or (component if component.startswith("sg-") else None)
+        if group_id is None:
+            raise LookupError(f"security group rule {rule} names group {component!r}, which does not exist yet")
         permission["UserIdGroupPairs"] = [{"GroupId": group_id}]
+    elif rule.peer.startswith("pl-"):
+        permission["PrefixListIds"] = [{"PrefixListId": rule.peer}]
+    elif ":" in rule.peer:
+        permission["Ipv6Ranges"] = [{"CidrIpv6": rule.peer}]
     else:
         permission["IpRanges"] = [{"CidrIp": rule.peer}]
     return permission
@@ -532,8 +572,10 @@ def security_group_specs(run: Run) -> list[tuple[str, str, list[Rule], list[Rule
 def ensure_security_groups(run: Run, vpc: VpcRecord) -> dict[str, SecurityGroupRecord]:
     """The five security groups, least privilege, in dependency order."""
     records = {}
+    ids: dict[str, str | None] = {}
     for component, description, ingress, egress in security_group_specs(run):
-        outcome = ensure(SecurityGroup(run, component, vpc.id, description, ingress, egress))
+        outcome = ensure(SecurityGroup(run, component, vpc.id, description, ingress, egress, ids))
+        ids[component] = outcome.id
         records[component] = SecurityGroupRecord(
             name=resource_name(run.env_name, component), id=outcome.id, change=outcome.change, component=component
         )
@@ -591,19 +633,19 @@ class NetworkAcl(Ec2Resource):
             VpcId=self.vpc_id, TagSpecifications=self.tag_specifications("network-acl")
         )["NetworkAcl"]["NetworkAclId"]
         for entry in self.entries:
-            self._create_entry(acl_id, entry)
+            self._write_entry(acl_id, entry)
         for subnet_id in self.subnet_ids:
             self._move_subnet(subnet_id, acl_id)
         return acl_id
 
-    def _create_entry(self, acl_id: str, entry: AclEntry) -> None:
+    def _write_entry(self, acl_id: str, entry: AclEntry, replace: bool = False) -> None:
         kwargs: dict[str, Any] = dict(
             NetworkAclId=acl_id, RuleNumber=entry.number, Egress=entry.direction == "out",
             Protocol="-1" if entry.protocol == "all" else "6", RuleAction="allow", CidrBlock=entry.cidr,
         )
         if entry.protocol != "all":
             kwargs["PortRange"] = {"From": entry.from_port, "To": entry.to_port}
-        self.ec2.create_network_acl_entry(**kwargs)
+        (self.ec2.replace_network_acl_entry if replace else self.ec2.create_network_acl_entry)(**kwargs)
 
     def _move_subnet(self, subnet_id: str, acl_id: str) -> None:
         # Every subnet is always associated with exactly one ACL: replace, never add.
@@ -621,13 +663,16 @@ class NetworkAcl(Ec2Resource):
         if "entries" in changes:
             current = {(e.direction, e.number): e for e in _acl_entries(found.raw)}
             wanted = {(e.direction, e.number): e for e in self.entries}
+            # A changed rule is replaced in place: deleting then creating would deny its traffic meanwhile.
+            for key, entry in wanted.items():
+                if key in current and current[key] != entry:
+                    self._write_entry(found.id, entry, replace=True)
+                elif key not in current:
+                    self._write_entry(found.id, entry)
             for key, entry in current.items():
-                if wanted.get(key) != entry:
+                if key not in wanted:
                     self.ec2.delete_network_acl_entry(NetworkAclId=found.id, RuleNumber=entry.number,
                                                       Egress=entry.direction == "out")
-            for key, entry in wanted.items():
-                if current.get(key) != entry:
-                    self._create_entry(found.id, entry)
         if "subnets" in changes:
             for subnet_id in set(self.subnet_ids) - set(found.state["subnets"]):
                 self._move_subnet(subnet_id, found.id)

@@ -55,6 +55,7 @@ class ArnScope:
         self.log_groups = f"arn:aws:logs:{region}:{account_id}:log-group:/{PREFIX}/{env}/*"
         self.repositories = f"arn:aws:ecr:{region}:{account_id}:repository/{PREFIX}-{env}-*"
         self.roles = f"arn:aws:iam::{account_id}:role{role_path(env)}*"
+        self.own_role = f"arn:aws:iam::{account_id}:role{role_path(env)}{resource_name(env, 'deploy')}"
         self.buckets = [f"arn:aws:s3:::{PREFIX}-{env}-*", f"arn:aws:s3:::{PREFIX}-{env}-*/*"]
 
 
@@ -85,8 +86,18 @@ def role_specs(run: Run, account_id: str) -> dict[str, tuple[str, dict, dict[str
         _statement(["s3:*"], scope.buckets),
         _statement(["iam:GetRole", "iam:CreateRole", "iam:DeleteRole", "iam:UpdateAssumeRolePolicy",
                     "iam:PutRolePolicy", "iam:GetRolePolicy", "iam:DeleteRolePolicy", "iam:ListRolePolicies",
-                    "iam:ListAttachedRolePolicies", "iam:TagRole", "iam:PassRole"], [scope.roles]),
+                    "iam:ListAttachedRolePolicies", "iam:DetachRolePolicy", "iam:TagRole", "iam:PassRole"],
+                   [scope.roles]),
         _statement(["iam:ListRoles"]),
+        # ECS, the load balancer, RDS and ElastiCache create their service-linked roles on first use.
+        {**_statement(["iam:CreateServiceLinkedRole"]), "Condition": {"StringEquals": {"iam:AWSServiceName": [
+            "ecs.amazonaws.com", "elasticache.amazonaws.com", "elasticloadbalancing.amazonaws.com",
+            "rds.amazonaws.com", "ecs.application-autoscaling.amazonaws.com"]}}},
+        # The role manages its environment's roles, itself excepted: it cannot widen its own rights.
+        {"Effect": "Deny", "Resource": scope.own_role, "Action": sorted([
+            "iam:PutRolePolicy", "iam:DeleteRolePolicy", "iam:AttachRolePolicy", "iam:DetachRolePolicy",
+            "iam:UpdateAssumeRolePolicy", "iam:PutRolePermissionsBoundary", "iam:DeleteRolePermissionsBoundary",
+            "iam:DeleteRole"])},
     )
     execution_policy = _document(
         _statement(["ecr:GetAuthorizationToken"]),

@@ -55,6 +55,8 @@ INVALID = {
     "zone of another region": (lambda t: t.replace('"us-east-1b"]', '"eu-west-1b"]'),
                                r"'eu-west-1b' is not a zone of region us-east-1"),
     "missing domain": (lambda t: re.sub(r'(?m)^domain = .*$', "", t), r"domain: required"),
+    "name that could prefix another": (lambda t: t.replace('name = "sandbox"', 'name = "sand-box"'),
+                                       r"name: 'sand-box' is not a usable name: .*no '-'"),
 }
 
 

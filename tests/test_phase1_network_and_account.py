@@ -195,3 +195,55 @@ def test_going_back_from_per_az_to_a_single_nat_gateway_removes_the_second(aws, 
     route = next(r for r in by_component(ec2_inventory(run)["route_tables"])["private-rt-b"]["Routes"]
                  if r.get("DestinationCidrBlock") == "0.0.0.0/0")
     assert route["NatGatewayId"] == by_component(ec2_inventory(run)["nat_gateways"])["nat-a"]["NatGatewayId"]
+
+
+def test_access_added_by_hand_over_ipv6_shows_as_drift_and_is_revoked(aws):
+    infrastructure(environment="sandbox", sandbox=True)
+    run = prepare()
+    database = by_component(ec2_inventory(run)["security_groups"])["database"]
+    run.client("ec2").authorize_security_group_ingress(GroupId=database["GroupId"], IpPermissions=[
+        {"IpProtocol": "tcp", "FromPort": 5432, "ToPort": 5432, "Ipv6Ranges": [{"CidrIpv6": "::/0"}]}])
+    plan = infrastructure(environment="sandbox", sandbox=True, mode="plan")
+    [change] = [c for c in plan.changes if c.is_change]
+    assert change.name == "golive-sandbox-database" and "tcp 5432 ::/0" in change.fields[0].before
+    infrastructure(environment="sandbox", sandbox=True)
+    after = by_component(ec2_inventory(run)["security_groups"])["database"]
+    assert not any(p.get("Ipv6Ranges") for p in after["IpPermissions"])
+
+
+def test_routes_someone_else_added_are_left_alone(aws):
+    infrastructure(environment="sandbox", sandbox=True)
+    run = prepare()
+    inventory = ec2_inventory(run)
+    table = by_component(inventory["route_tables"])["private-rt-a"]
+    run.client("ec2").create_route(RouteTableId=table["RouteTableId"], DestinationCidrBlock="192.168.0.0/16",
+                                   GatewayId=inventory["internet_gateways"][0]["InternetGatewayId"])
+    run.aws.log.clear()
+    plan = infrastructure(environment="sandbox", sandbox=True, mode="plan")
+    assert not Summary.of(plan.changes).has_changes
+
+
+def test_a_changed_acl_rule_is_replaced_in_place(aws, tmp_path):
+    infrastructure(environment="sandbox", sandbox=True)
+    run = prepare()
+    acl = by_component(ec2_inventory(run)["network_acls"])["public-acl"]
+    run.client("ec2").replace_network_acl_entry(
+        NetworkAclId=acl["NetworkAclId"], RuleNumber=110, Egress=False, Protocol="6", RuleAction="allow",
+        CidrBlock="10.0.0.0/8", PortRange={"From": 443, "To": 443})
+    run.aws.log.clear()
+    infrastructure(environment="sandbox", sandbox=True)
+    operations = [c.operation for c in run.aws.log.writes()]
+    assert operations == ["ReplaceNetworkAclEntry"], operations
+    entry = next(e for e in by_component(ec2_inventory(run)["network_acls"])["public-acl"]["Entries"]
+                 if e["RuleNumber"] == 110 and not e["Egress"])
+    assert entry["CidrBlock"] == "0.0.0.0/0"
+
+
+def test_the_deploy_role_cannot_widen_its_own_rights(aws):
+    infrastructure(environment="sandbox", sandbox=True)
+    iam = prepare().client("iam")
+    role = iam.get_role(RoleName="golive-sandbox-deploy")["Role"]
+    policy = iam.get_role_policy(RoleName="golive-sandbox-deploy", PolicyName="deploy")["PolicyDocument"]
+    [deny] = [s for s in policy["Statement"] if s["Effect"] == "Deny"]
+    assert deny["Resource"] == role["Arn"]
+    assert {"iam:PutRolePolicy", "iam:AttachRolePolicy", "iam:UpdateAssumeRolePolicy"} <= set(deny["Action"])

@@ -28,6 +28,15 @@ def test_what_counts_as_transient(code, status, transient):
     assert is_transient(client_error(code, status)) is transient
 
 
+def test_not_yet_visible_resources_retry_the_task_but_not_the_call():
+    from golive.retry import is_not_yet_visible
+
+    assert is_not_yet_visible(client_error("InvalidVpcID.NotFound", 400))
+    assert is_not_yet_visible(client_error("InvalidGroup.NotFound", 400))
+    assert not is_transient(client_error("InvalidVpcID.NotFound", 400))  # botocore does not resend it
+    assert not is_not_yet_visible(client_error("AccessDenied", 403))
+
+
 def test_connection_errors_are_transient():
     assert is_transient(EndpointConnectionError(endpoint_url="http://127.0.0.1:1"))
 

@@ -60,3 +60,19 @@ def test_production_teardown_is_refused_without_confirmation(aws, prefect_api):
                           capture_output=True, text=True, timeout=300, env=cli_env(prefect_api))
     assert done.returncode == 0, done.stdout + done.stderr
     assert all(n == 0 for n in counts(prepare("production")).values())
+
+
+def test_an_address_still_in_use_after_its_nat_gateway_is_released_once_free(aws):
+    """AWS can refuse ReleaseAddress for a while after the NAT gateway is gone; teardown waits it out."""
+    from tests.faults import FailFirst
+
+    infrastructure(environment="sandbox", sandbox=True)
+    run = prepare()
+    fault = FailFirst("ReleaseAddress", 2, "ec2", 400, "InvalidIPAddress.InUse", "Address is in use")
+    run.aws.on("before-send.ec2", fault)
+    try:
+        teardown(environment="sandbox", sandbox=True)
+    finally:
+        run.aws.off("before-send.ec2", fault)
+    assert run.aws.log.attempts["ReleaseAddress"] >= 3
+    assert counts(run)["addresses"] == 0
