@@ -13,14 +13,20 @@ from golive.report import PhaseResult, publish
 from golive.resource import Resource, remove_all
 from golive.retry import TEARDOWN_STEP
 from golive.run import Mode, Run
-from tasks import network, observability, security
+from tasks import cache, database, dns, network, observability, secrets, security, storage
 
-# Each chain is deleted in order; chains do not depend on each other, so they run at once.
-CHAINS: dict[str, list[type[Resource]]] = {
-    "network": network.TEARDOWN_ORDER,
-    "account": observability.TEARDOWN_ORDER + security.TEARDOWN_ORDER,
+# Each chain is deleted in order, after the chains it names (whose resources hold interfaces in its
+# subnets and security groups); otherwise chains run at once.
+CHAINS: dict[str, tuple[list[type[Resource]], list[str]]] = {
+    "database": (database.TEARDOWN_ORDER, []),
+    "cache": (cache.TEARDOWN_ORDER, []),
+    "storage": (storage.TEARDOWN_ORDER, []),
+    "dns": (dns.TEARDOWN_ORDER, []),
+    "secrets": (secrets.TEARDOWN_ORDER, ["database"]),
+    "network": (network.TEARDOWN_ORDER, ["database", "cache"]),
+    "account": (observability.TEARDOWN_ORDER + security.TEARDOWN_ORDER, []),
 }
-KINDS: dict[str, type[Resource]] = {kind.kind: kind for chain in CHAINS.values() for kind in chain}
+KINDS: dict[str, type[Resource]] = {kind.kind: kind for chain, _ in CHAINS.values() for kind in chain}
 
 
 class TeardownRefused(RuntimeError):
@@ -53,16 +59,17 @@ def teardown(
     run = Run.prepare(environment, sandbox=sandbox, mode=mode)
     check_confirmation(run, confirm)
 
-    def chain(kinds: list[type[Resource]]):
-        previous = None
+    submitted: dict[str, list] = {}
+    for name, (kinds, after) in CHAINS.items():  # declared after what they wait for
+        previous = [submitted[other][-1] for other in after if submitted[other]]
         futures = []
         for kind in kinds:
-            previous = delete_all.submit(run, kind.kind, wait_for=[previous] if previous else None)
-            futures.append(previous)
-        return futures
-
-    futures = [future for kinds in CHAINS.values() for future in chain(kinds)]
-    changes = [change for future in futures for change in future.result()]
+            future = delete_all.submit(run, kind.kind, wait_for=previous or None)
+            futures.append(future)
+            previous = [future]
+        submitted[name] = futures
+    # Resolve every future: a failed deletion must fail the teardown.
+    changes = [change for futures in submitted.values() for future in futures for change in future.result()]
     result = PhaseResult(phase="teardown", environment=run.env_name, mode=run.mode,
                          target=run.target.describe(), changes=changes)
     publish(result)

@@ -92,6 +92,7 @@ class Aws:
         self._session = self._make_session(target)
         self._clients: dict[tuple[str, bool], Any] = {}
         self._handlers: list[tuple[str, Callable]] = []
+        self._account_id: str | None = None
         self._lock = threading.Lock()
         self._config = Config(
             region_name=target.region,
@@ -128,6 +129,12 @@ class Aws:
                 self._clients[key] = self._session.client(
                     service, endpoint_url=self.target.endpoint_url, config=config)
             return self._clients[key]
+
+    def account_id(self) -> str:
+        """The account these credentials act in (asked once per process)."""
+        if self._account_id is None:
+            self._account_id = self.client("sts").get_caller_identity()["Account"]
+        return self._account_id
 
     def on(self, event: str, handler: Callable) -> None:
         """Register a botocore event handler on every client, present and future."""

@@ -136,8 +136,11 @@ class NetworkSettings(Strict):
         return self
 
 
+POSTGRES_MAJORS = ("13", "14", "15", "16", "17")
+
+
 class DatabaseSettings(Strict):
-    engine_version: str = Field("16", pattern=r"^\d+(\.\d+)?$")
+    engine_version: str = Field("16", pattern=r"^\d+(\.\d+)?$", description="PostgreSQL major (or major.minor)")
     instance_class: str = Field("db.t4g.medium", pattern=r"^db\.[a-z0-9]+\.[a-z0-9]+$")
     allocated_storage_gb: int = Field(100, ge=20, le=65536)
     multi_az: bool = True
@@ -145,12 +148,42 @@ class DatabaseSettings(Strict):
     backup_window: str = Field("03:00-04:00", pattern=r"^\d\d:\d\d-\d\d:\d\d$")
     deletion_protection: bool = True
     read_replica: bool = False
+    database_name: str = Field("precedentum", pattern=r"^[a-z][a-z0-9_]{0,62}$")
+    master_username: str = Field("precedentum", pattern=r"^[a-z][a-z0-9_]{0,15}$")
+    slow_statement_ms: int = Field(500, ge=0, description="log statements slower than this")
+    final_snapshot: bool = Field(True, description="take a final snapshot when the instance is destroyed")
+    wait_minutes: float = Field(40, gt=0, le=180, description="bound on waiting for the instance")
+
+    @field_validator("engine_version")
+    @classmethod
+    def _supported(cls, value: str) -> str:
+        if value.split(".")[0] not in POSTGRES_MAJORS:
+            raise ValueError(f"PostgreSQL {value} is not offered by RDS here; use one of {', '.join(POSTGRES_MAJORS)}")
+        return value
+
+    @property
+    def major(self) -> str:
+        return self.engine_version.split(".")[0]
+
+    @property
+    def parameter_group_family(self) -> str:
+        return f"postgres{self.major}"
 
 
 class CacheSettings(Strict):
     engine_version: str = Field("7.1", pattern=r"^7(\.\d+)?$")
     node_type: str = Field("cache.t4g.micro", pattern=r"^cache\.[a-z0-9]+\.[a-z0-9]+$")
     multi_az: bool = False
+    wait_minutes: float = Field(30, gt=0, le=120, description="bound on waiting for the replication group")
+
+
+class StorageSettings(Strict):
+    noncurrent_version_days: int = Field(30, ge=1, description="how long replaced or deleted versions are kept")
+
+
+class DnsSettings(Strict):
+    subdomains: list[Annotated[str, Field(pattern=r"^[a-z0-9-]{1,63}$")]] = ["www", "api"]
+    certificate_wait_minutes: float = Field(45, gt=0, le=4320, description="bound on waiting for ISSUED")
 
 
 class ServiceSettings(Strict):
@@ -215,6 +248,8 @@ class Environment(Strict):
     cache: CacheSettings = CacheSettings()
     services: ServicesSettings = ServicesSettings()
     budget: BudgetSettings = BudgetSettings()
+    storage: StorageSettings = StorageSettings()
+    dns: DnsSettings = DnsSettings()
 
     @field_validator("name")
     @classmethod
@@ -246,6 +281,11 @@ class Environment(Strict):
     @property
     def is_production(self) -> bool:
         return self.name == "production"
+
+    @property
+    def certificate_names(self) -> list[str]:
+        """The apex first, then each subdomain: the names the TLS certificate covers."""
+        return [self.domain, *(f"{sub}.{self.domain}" for sub in self.dns.subdomains)]
 
     @property
     def public_subnets(self) -> list[tuple[str, str]]:

@@ -39,6 +39,21 @@ def ec2_filters(environment: str, component: str | None = None) -> list[dict]:
     return filters
 
 
+def bucket_name(environment: str, account_id: str, purpose: str) -> str:
+    """S3 names are global: the account id makes ours unique without a random suffix (which would
+    break rediscovery)."""
+    return f"{PREFIX}-{environment}-{account_id}-{purpose}"
+
+
+def secret_name(environment: str, name: str) -> str:
+    """Secrets Manager names under the environment's prefix, which the IAM policies are scoped to."""
+    return f"{PREFIX}/{environment}/{name}"
+
+
+def parameter_name(environment: str, name: str) -> str:
+    return f"/{PREFIX}/{environment}/{name}"
+
+
 def tag_value(tag_items: list[dict] | None, key: str) -> str | None:
     for item in tag_items or []:
         if item.get("Key") == key:

@@ -59,6 +59,9 @@ class Resource(ABC):
     # Fields the sandbox's emulator cannot update (field -> the missing API call). Such a change is
     # shown as skipped in the sandbox, never silently dropped; against AWS it is applied.
     sandbox_lacks: ClassVar[dict[str, str]] = {}
+    # The whole create or delete call the emulator lacks: shown as skipped in the sandbox.
+    sandbox_lacks_create: ClassVar[str | None] = None
+    sandbox_lacks_delete: ClassVar[str | None] = None
 
     def __init__(self, run: Run, component: str):
         self.run = run
@@ -125,6 +128,12 @@ def ensure(resource: Resource) -> Ensured:
     """Discover, diff, and (in apply mode) create, update or replace. Reports the change either way."""
     run = resource.run
     desired = resource.desired()
+    if run.target.is_sandbox and resource.sandbox_lacks_create:
+        # What the emulator cannot create cannot exist there either (moto often lacks the describe too).
+        change = Change(action=Action.SKIP, kind=resource.kind, name=resource.name,
+                        note=f"sandbox: moto has no {resource.sandbox_lacks_create}; created against AWS")
+        run.report(change)
+        return Ensured(id=None, change=change)
     found = resource.discover()
     if found is None:
         change = Change(
@@ -192,13 +201,18 @@ def ensure(resource: Resource) -> Ensured:
 def remove_all(kind: type[Resource], run: Run) -> list[Change]:
     """Teardown of one kind: delete (apply) or list (plan) everything of it the environment owns."""
     changes = []
+    if run.target.is_sandbox and kind.sandbox_lacks_create:
+        return changes  # the sandbox could never have made one
     everything = kind.discover_all(run)
     if everything and run.applying:
         kind.before_teardown(run, everything)
     for found in everything:
         resource = kind(run, found.component or "unknown")
         change = Change(action=Action.DELETE, kind=kind.kind, name=resource.name, id=found.id)
-        if run.applying:
+        if run.target.is_sandbox and kind.sandbox_lacks_delete:
+            change = change.model_copy(update={
+                "action": Action.SKIP, "note": f"sandbox: moto has no {kind.sandbox_lacks_delete}; deleted against AWS"})
+        elif run.applying:
             resource.delete(found)
         run.report(change)
         changes.append(change)

@@ -80,6 +80,9 @@ class Run(BaseModel):
     def client(self, service: str):
         return self.aws.client(service)
 
+    def account_id(self) -> str:
+        return self.aws.account_id()
+
     def report(self, change: Change) -> None:
         """Tell the Prefect run log and any watching terminal about one resource's change."""
         message = change.headline()

@@ -200,4 +200,83 @@ def ensure_budget(run: Run, topic: TopicRecord) -> Record:
     return Record(name=budget.name, id=outcome.id, change=outcome.change)
 
 
-TEARDOWN_ORDER: list[type[Resource]] = [MonthlyBudget, AlertsTopic]
+class MetricAlarm(Resource):
+    """A CloudWatch alarm that notifies the alerts topic. put_metric_alarm creates and updates alike."""
+
+    kind = "cloudwatch-alarm"
+
+    def __init__(self, run: Run, component: str, spec: dict[str, Any] | None = None, topic_arn: str | None = None):
+        super().__init__(run, component)
+        self.spec, self.topic_arn = spec or {}, topic_arn
+
+    @property
+    def cloudwatch(self):
+        return self.run.client("cloudwatch")
+
+    def desired(self) -> dict[str, Any]:
+        return {**self.spec, "actions": [self.topic_arn]}
+
+    @staticmethod
+    def _state(alarm: dict) -> dict[str, Any]:
+        return {
+            "namespace": alarm["Namespace"], "metric": alarm["MetricName"], "statistic": alarm.get("Statistic"),
+            "dimensions": {d["Name"]: d["Value"] for d in alarm.get("Dimensions", [])},
+            "comparison": alarm["ComparisonOperator"], "threshold": float(alarm["Threshold"]),
+            "period": alarm["Period"], "evaluation_periods": alarm["EvaluationPeriods"],
+            "actions": sorted(alarm.get("AlarmActions", [])),
+        }
+
+    def discover(self) -> Found | None:
+        alarms = self.cloudwatch.describe_alarms(AlarmNames=[self.name])["MetricAlarms"]
+        return Found(id=alarms[0]["AlarmArn"], state=self._state(alarms[0]), component=self.component,
+                     raw=alarms[0]) if alarms else None
+
+    def _put(self, tags: bool) -> None:
+        spec = self.desired()
+        kwargs = dict(
+            AlarmName=self.name, Namespace=spec["namespace"], MetricName=spec["metric"], Statistic=spec["statistic"],
+            Dimensions=[{"Name": k, "Value": v} for k, v in spec["dimensions"].items()],
+            ComparisonOperator=spec["comparison"], Threshold=spec["threshold"], Period=spec["period"],
+            EvaluationPeriods=spec["evaluation_periods"], AlarmActions=spec["actions"], OKActions=spec["actions"],
+            TreatMissingData="missing",
+        )
+        if tags:
+            kwargs["Tags"] = tag_list(self.run.env_name, self.component)
+        self.cloudwatch.put_metric_alarm(**kwargs)
+
+    def create(self) -> str:
+        self._put(tags=True)
+        return self.cloudwatch.describe_alarms(AlarmNames=[self.name])["MetricAlarms"][0]["AlarmArn"]
+
+    def update(self, found: Found, changes) -> None:
+        self._put(tags=False)
+
+    def delete(self, found: Found) -> None:
+        self.cloudwatch.delete_alarms(AlarmNames=[found.raw.get("AlarmName", self.name)])
+
+    @classmethod
+    def discover_all(cls, run: Run) -> list[Found]:
+        prefix = resource_name(run.env_name, "")  # names carry no '-', so this prefix is ours alone
+        pages = run.client("cloudwatch").get_paginator("describe_alarms").paginate(AlarmNamePrefix=prefix)
+        return [Found(id=a["AlarmArn"], state={}, raw=a, component=a["AlarmName"].removeprefix(prefix))
+                for page in pages for a in page["MetricAlarms"]]
+
+
+def alarm(namespace: str, metric: str, dimensions: dict[str, str], comparison: str, threshold: float,
+          statistic: str = "Average", period: int = 300, evaluation_periods: int = 2) -> dict[str, Any]:
+    return {"namespace": namespace, "metric": metric, "statistic": statistic, "dimensions": dimensions,
+            "comparison": comparison, "threshold": float(threshold), "period": period,
+            "evaluation_periods": evaluation_periods}
+
+
+@task(**AWS_STEP)
+def ensure_alarms(run: Run, topic: TopicRecord, alarms: dict[str, dict[str, Any]]) -> list[Record]:
+    """CloudWatch alarms (component -> spec) that alert the topic."""
+    records = []
+    for component, spec in alarms.items():
+        outcome = ensure(MetricAlarm(run, component, spec, topic.id))
+        records.append(Record(name=resource_name(run.env_name, component), id=outcome.id, change=outcome.change))
+    return records
+
+
+TEARDOWN_ORDER: list[type[Resource]] = [MetricAlarm, MonthlyBudget, AlertsTopic]

@@ -18,6 +18,7 @@ from golive.naming import PREFIX, resource_name, tag_list
 from golive.resource import Found, Resource, ensure
 from golive.retry import AWS_STEP
 from golive.run import Run
+from tasks.storage import storage_policy
 
 
 def role_path(environment: str) -> str:
@@ -111,9 +112,10 @@ def role_specs(run: Run, account_id: str) -> dict[str, tuple[str, dict, dict[str
         "deploy": ("Runs the go-live runbook for this environment", deploy_trust, {"deploy": deploy_policy}),
         "ecs-execution": ("ECS agent: pulls images, writes logs, reads the app's secrets",
                           _service_trust("ecs-tasks.amazonaws.com", account_id), {"execution": execution_policy}),
-        # The application's own permissions arrive with the resources they cover (S3 in section 1.5).
+        # The application's own permissions: its two buckets and nothing else.
         "ecs-task": ("The Precedentum application's role inside its containers",
-                     _service_trust("ecs-tasks.amazonaws.com", account_id), {}),
+                     _service_trust("ecs-tasks.amazonaws.com", account_id),
+                     {"app-storage": storage_policy(run.env_name, account_id)}),
     }
 
 
@@ -197,7 +199,7 @@ class WrongAccount(RuntimeError):
 
 
 def account_id(run: Run) -> str:
-    return run.client("sts").get_caller_identity()["Account"]
+    return run.account_id()
 
 
 @task(**AWS_STEP)

@@ -109,7 +109,11 @@ def test_iam_roles_are_scoped_to_the_environment(aws):
     trust = iam.get_role(RoleName="golive-sandbox-ecs-task")["Role"]["AssumeRolePolicyDocument"]
     assert trust["Statement"][0]["Principal"] == {"Service": "ecs-tasks.amazonaws.com"}
     assert trust["Statement"][0]["Condition"]["StringEquals"]["aws:SourceAccount"] == "123456789012"
-    assert iam.list_role_policies(RoleName="golive-sandbox-ecs-task")["PolicyNames"] == []
+    assert iam.list_role_policies(RoleName="golive-sandbox-ecs-task")["PolicyNames"] == ["app-storage"]
+    storage = iam.get_role_policy(RoleName="golive-sandbox-ecs-task", PolicyName="app-storage")["PolicyDocument"]
+    resources = {r for s in storage["Statement"] for r in s["Resource"]}
+    buckets = {f"arn:aws:s3:::golive-sandbox-123456789012-{p}" for p in ("static", "media")}
+    assert resources == buckets | {f"{b}/*" for b in buckets}
     deploy_trust = iam.get_role(RoleName="golive-sandbox-deploy")["Role"]["AssumeRolePolicyDocument"]
     assert deploy_trust["Statement"][0]["Condition"] == {"Bool": {"aws:MultiFactorAuthPresent": "true"}}
 

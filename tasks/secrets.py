@@ -1,0 +1,218 @@
+"""The application's secrets (Secrets Manager) and plain configuration (SSM Parameter Store), under the
+environment's prefix. docs/app-environment.md lists every variable the app receives.
+
+Secret values never leave the task that handles them: not in a log line, a Change, an artifact, a task
+parameter or a return value. Changes to a secret show only a digest, marked sensitive.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any, Callable
+from urllib.parse import quote
+
+from prefect import task
+
+from golive.changes import Record
+from golive.naming import parameter_name, secret_name, tag_list
+from golive.resource import Found, Resource, ensure
+from golive.retry import AWS_STEP
+from golive.run import Run
+from tasks.cache import CacheRecord
+from tasks.database import DatabaseRecord
+from tasks.storage import BucketRecord
+
+
+def fingerprint(value: str) -> str:
+    """What may be shown of a secret: that it changed, never what it is."""
+    return f"(sensitive, sha256 {hashlib.sha256(value.encode()).hexdigest()[:12]})"
+
+
+class Secret(Resource):
+    """A secret whose value is either generated once (kept across runs) or assembled from other facts."""
+
+    kind = "secret"
+
+    def __init__(self, run: Run, component: str, description: str = "",
+                 assemble: Callable[[], str | None] | None = None, generate_length: int = 0):
+        super().__init__(run, component)
+        self.secret_id = secret_name(run.env_name, component)
+        self.name = self.secret_id
+        self.description, self.assemble, self.generate_length = description, assemble, generate_length
+
+    @property
+    def secretsmanager(self):
+        return self.run.client("secretsmanager")
+
+    def _value(self) -> str | None:
+        if self.assemble is not None:
+            return self.assemble()
+        return None  # generated: any value is right once it exists
+
+    def desired(self) -> dict[str, Any]:
+        if self.assemble is None:
+            return {"generated": True}
+        value = self._value()
+        return {"value": fingerprint(value) if value is not None else None}
+
+    def discover(self) -> Found | None:
+        try:
+            described = self.secretsmanager.describe_secret(SecretId=self.secret_id)
+        except self.secretsmanager.exceptions.ResourceNotFoundException:
+            return None
+        if described.get("DeletedDate"):
+            if not self.run.applying:
+                return None  # apply would restore it; plan shows it as created
+            # Scheduled for deletion by a teardown: bring it back rather than fail to create it.
+            self.secretsmanager.restore_secret(SecretId=self.secret_id)
+        state: dict[str, Any] = {"generated": True}
+        if self.assemble is not None:
+            current = self.secretsmanager.get_secret_value(SecretId=self.secret_id)["SecretString"]
+            state = {"value": fingerprint(current)}
+        return Found(id=described["ARN"], component=self.component, raw={}, state=state)
+
+    def _new_value(self) -> str:
+        if self.assemble is not None:
+            value = self._value()
+            if value is None:
+                raise RuntimeError(f"{self.secret_id}: its inputs do not exist yet")
+            return value
+        return self.secretsmanager.get_random_password(
+            PasswordLength=self.generate_length, ExcludeCharacters="\"'\\`$")["RandomPassword"]
+
+    def create(self) -> str:
+        return self.secretsmanager.create_secret(
+            Name=self.secret_id, Description=self.description, SecretString=self._new_value(),
+            Tags=tag_list(self.run.env_name, self.component))["ARN"]
+
+    def update(self, found: Found, changes) -> None:
+        self.secretsmanager.put_secret_value(SecretId=found.id, SecretString=self._new_value())
+
+    def delete(self, found: Found) -> None:
+        # In AWS a deleted secret stays recoverable for 7 days; the sandbox forgets it at once.
+        window = {"ForceDeleteWithoutRecovery": True} if self.run.target.is_sandbox else {"RecoveryWindowInDays": 7}
+        self.secretsmanager.delete_secret(SecretId=found.id, **window)
+
+    @classmethod
+    def discover_all(cls, run: Run) -> list[Found]:
+        prefix = secret_name(run.env_name, "")
+        client = run.client("secretsmanager")
+        pages = client.get_paginator("list_secrets").paginate(Filters=[{"Key": "name", "Values": [prefix]}])
+        return [Found(id=s["ARN"], state={}, component=s["Name"].removeprefix(prefix))
+                for page in pages for s in page["SecretList"]
+                if s["Name"].startswith(prefix) and not s.get("DeletedDate")]
+
+
+class Parameter(Resource):
+    """A plain configuration value in SSM Parameter Store."""
+
+    kind = "ssm-parameter"
+
+    def __init__(self, run: Run, component: str, value: str | None = None):
+        super().__init__(run, component)
+        self.parameter = parameter_name(run.env_name, component)
+        self.name = self.parameter
+        self.value = value
+
+    @property
+    def ssm(self):
+        return self.run.client("ssm")
+
+    def desired(self) -> dict[str, Any]:
+        return {"value": self.value, "type": "String"}
+
+    def discover(self) -> Found | None:
+        try:
+            item = self.ssm.get_parameter(Name=self.parameter)["Parameter"]
+        except self.ssm.exceptions.ParameterNotFound:
+            return None
+        return Found(id=self.parameter, component=self.component, raw=item,
+                     state={"value": item["Value"], "type": item["Type"]})
+
+    def create(self) -> str:
+        self.ssm.put_parameter(Name=self.parameter, Value=self.value, Type="String",
+                               Tags=tag_list(self.run.env_name, self.component))
+        return self.parameter
+
+    def update(self, found: Found, changes) -> None:
+        self.ssm.put_parameter(Name=self.parameter, Value=self.value, Type="String", Overwrite=True)
+
+    def delete(self, found: Found) -> None:
+        self.ssm.delete_parameter(Name=found.id)
+
+    @classmethod
+    def discover_all(cls, run: Run) -> list[Found]:
+        prefix = parameter_name(run.env_name, "")
+        pages = run.client("ssm").get_paginator("get_parameters_by_path").paginate(Path=prefix, Recursive=True)
+        return [Found(id=p["Name"], state={}, component=p["Name"].removeprefix(prefix))
+                for page in pages for p in page["Parameters"]]
+
+
+class SecretRecord(Record):
+    """Where a secret is (name, ARN): the app's task definition points at it. Never its value."""
+
+    arn: str | None
+
+
+def _record(run: Run, resource: Resource, outcome) -> SecretRecord:
+    return SecretRecord(name=resource.name, id=outcome.id, arn=outcome.id, change=outcome.change)
+
+
+@task(**AWS_STEP)
+def ensure_django_secret_key(run: Run) -> SecretRecord:
+    """Django's SECRET_KEY: generated once by Secrets Manager, then kept across runs."""
+    secret = Secret(run, "django-secret-key", "Django SECRET_KEY for Precedentum", generate_length=64)
+    return _record(run, secret, ensure(secret))
+
+
+def database_url(run: Run, database: DatabaseRecord) -> str | None:
+    """postgresql://user:password@host:port/db, from the RDS-managed master secret, TLS required."""
+    if not (database.endpoint and database.master_secret_arn):
+        return None
+    secret = json.loads(run.client("secretsmanager").get_secret_value(SecretId=database.master_secret_arn)["SecretString"])
+    return (f"postgresql://{quote(secret['username'], safe='')}:{quote(secret['password'], safe='')}"
+            f"@{database.endpoint}:{database.port}/{database.database_name}?sslmode=require")
+
+
+@task(**AWS_STEP)
+def ensure_database_url(run: Run, database: DatabaseRecord) -> SecretRecord:
+    """DATABASE_URL for the app. Re-assembled each run, so a rotated master password follows."""
+    secret = Secret(run, "database-url", "DATABASE_URL for Precedentum", assemble=lambda: database_url(run, database))
+    return _record(run, secret, ensure(secret))
+
+
+@task(**AWS_STEP)
+def ensure_redis_url(run: Run, cache: CacheRecord) -> SecretRecord:
+    """REDIS_URL for the app: TLS (rediss://) to the primary endpoint."""
+    url = f"rediss://{cache.primary_endpoint}:{cache.port}/0" if cache.primary_endpoint else None
+    secret = Secret(run, "redis-url", "REDIS_URL for Precedentum", assemble=lambda: url)
+    return _record(run, secret, ensure(secret))
+
+
+def app_parameters(run: Run, buckets: dict[str, BucketRecord]) -> dict[str, str]:
+    """Plain settings the app reads (docs/app-environment.md)."""
+    env = run.environment
+    names = env.certificate_names
+    return {
+        "DJANGO_SETTINGS_MODULE": "config.settings.production",
+        "ALLOWED_HOSTS": ",".join(names),
+        "CSRF_TRUSTED_ORIGINS": ",".join(f"https://{n}" for n in names),
+        "AWS_STORAGE_BUCKET_NAME": buckets["static"].name,
+        "AWS_MEDIA_BUCKET_NAME": buckets["media"].name,
+        "AWS_S3_REGION_NAME": env.region,
+    }
+
+
+@task(**AWS_STEP)
+def ensure_app_parameters(run: Run, buckets: dict[str, BucketRecord]) -> list[Record]:
+    """The app's plain configuration in Parameter Store."""
+    records = []
+    for key, value in app_parameters(run, buckets).items():
+        parameter = Parameter(run, key, value)
+        outcome = ensure(parameter)
+        records.append(Record(name=parameter.name, id=outcome.id, change=outcome.change))
+    return records
+
+
+TEARDOWN_ORDER: list[type[Resource]] = [Secret, Parameter]
