@@ -56,6 +56,24 @@ def teardown_order_violations(calls: list[Call]) -> list[str]:
                           "DeleteNetworkAcl", "DeleteNatGateway"):
             if any(position[id(c)] > position[id(delete_vpc)] for c in all_of(operation)):
                 problems.append(f"{operation} after DeleteVpc")
+    # Database and cache hold interfaces in the subnets and security groups: they go first, as do
+    # replicas before their source, and instances before the groups they use.
+    def last(operation):
+        positions = [position[id(c)] for c in all_of(operation)]
+        return max(positions) if positions else None
+    for store_deletion in ("DeleteDBInstance", "DeleteReplicationGroup"):
+        finished = last(store_deletion)
+        for network_operation in ("DeleteSubnet", "DeleteSecurityGroup", "DeleteVpc", "DeleteDBSubnetGroup",
+                                  "DeleteDBParameterGroup", "DeleteCacheSubnetGroup"):
+            first_network = first(network_operation)
+            if finished is not None and first_network is not None and first_network < finished:
+                problems.append(f"{network_operation} before {store_deletion} was done")
+    deleted_instances = [c.params["DBInstanceIdentifier"] for c in all_of("DeleteDBInstance")]
+    for replica in (c for c in all_of("DeleteDBInstance") if c.params["DBInstanceIdentifier"].endswith("-replica")):
+        source = replica.params["DBInstanceIdentifier"].removesuffix("-replica")
+        if source in deleted_instances and deleted_instances.index(source) < deleted_instances.index(
+                replica.params["DBInstanceIdentifier"]):
+            problems.append(f"{source} deleted before its replica")
     # A role's policies go before the role.
     for delete in all_of("DeleteRole"):
         later = [c for c in all_of("DeleteRolePolicy") if c.params["RoleName"] == delete.params["RoleName"]

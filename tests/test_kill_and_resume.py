@@ -1,4 +1,4 @@
-"""A run killed with SIGKILL anywhere in the network phase, then started again, converges: one VPC,
+"""A run killed with SIGKILL anywhere in Phase 1, then started again, converges: one VPC,
 no duplicate subnets, gateways or Elastic IPs, and nothing left to plan."""
 
 from __future__ import annotations
@@ -16,8 +16,10 @@ from tests.conftest import REPO, cli_env, prepare
 
 # Right after: the VPC exists without its DNS settings; an address without its NAT gateway; a NAT
 # gateway nobody recorded; a security group with half its rules; an ACL with some of its entries.
+# ...and among the data stores: an instance, a certificate (moto ignores its idempotency token, so only
+# discovery by tag prevents a second one), a secret.
 KILL_POINTS = ["CreateVpc", "AllocateAddress", "CreateNatGateway", "AuthorizeSecurityGroupIngress",
-               "CreateNetworkAclEntry"]
+               "CreateNetworkAclEntry", "CreateDBInstance", "RequestCertificate", "CreateSecret"]
 
 
 @pytest.mark.slow
@@ -31,7 +33,7 @@ def test_killed_run_converges_when_started_again(aws, prefect_api, operation):
     run = prepare()
     partial = counts(run)
     assert partial != EXPECTED_SINGLE_NAT, f"the kill after {operation} came too late to test anything"
-    assert partial["vpcs"] == 1
+    assert partial["vpcs"] <= 1
 
     result = infrastructure(environment="sandbox", sandbox=True)
     assert counts(run) == EXPECTED_SINGLE_NAT

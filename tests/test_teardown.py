@@ -8,7 +8,7 @@ from flows.infrastructure import infrastructure
 from flows.teardown import teardown
 from golive.changes import Summary
 from tests.aws_rules import teardown_order_violations
-from tests.awsstate import EXPECTED_SINGLE_NAT, counts
+from tests.awsstate import EXPECTED_SINGLE_NAT, SANDBOX_UNDELETABLE, counts
 from tests.conftest import GOLIVE, cli_env, prepare, write_environment
 
 
@@ -19,13 +19,20 @@ def test_destroy_leaves_nothing_and_deletes_in_an_order_aws_accepts(aws, tmp_pat
     run.aws.log.clear()
 
     plan = teardown(environment=str(per_az), sandbox=True, mode="plan")
-    assert Summary.of(plan.changes).delete == sum(EXPECTED_SINGLE_NAT.values()) + 2  # a second NAT and EIP
+    # Everything but the validation records (they go with their zone), plus a second NAT and address.
+    expected = sum(EXPECTED_SINGLE_NAT.values()) - EXPECTED_SINGLE_NAT["validation_records"] + 2
+    assert Summary.of(plan.changes).delete + Summary.of(plan.changes).skipped == expected
     assert run.aws.log.writes() == [], "planning a teardown writes nothing"
 
     result = teardown(environment=str(per_az), sandbox=True)
     assert Summary.of(result.changes).delete == Summary.of(plan.changes).delete
-    assert all(n == 0 for n in counts(run).values()), counts(run)
+    left = {kind: n for kind, n in counts(run).items() if n}
+    assert set(left) <= SANDBOX_UNDELETABLE, left
+    skipped = [c for c in result.changes if c.action.value == "skipped"]
+    assert [c.kind for c in skipped] == ["cache-subnet-group"] and "moto has no" in skipped[0].note
     assert teardown_order_violations(run.aws.log.calls) == []
+    snapshots = run.client("rds").describe_db_snapshots(SnapshotType="manual")["DBSnapshots"]
+    assert [s["DBSnapshotIdentifier"].startswith("golive-sandbox-postgres-final-") for s in snapshots] == [True]
 
 
 def test_the_order_check_catches_a_wrong_order(aws):
@@ -56,10 +63,12 @@ def test_production_teardown_is_refused_without_confirmation(aws, prefect_api):
     assert "--confirm production" in refused.stderr
 
     infrastructure(environment="production", sandbox=True)
+    run = prepare("production")
+    assert run.client("rds").describe_db_instances()["DBInstances"][0]["DeletionProtection"] is True
     done = subprocess.run([*GOLIVE, "destroy", "production", "--sandbox", "--confirm", "production"],
                           capture_output=True, text=True, timeout=300, env=cli_env(prefect_api))
     assert done.returncode == 0, done.stdout + done.stderr
-    assert all(n == 0 for n in counts(prepare("production")).values())
+    assert {k for k, n in counts(run).items() if n} <= SANDBOX_UNDELETABLE
 
 
 def test_an_address_still_in_use_after_its_nat_gateway_is_released_once_free(aws):
@@ -76,3 +85,19 @@ def test_an_address_still_in_use_after_its_nat_gateway_is_released_once_free(aws
         run.aws.off("before-send.ec2", fault)
     assert run.aws.log.attempts["ReleaseAddress"] >= 3
     assert counts(run)["addresses"] == 0
+
+
+def test_a_read_replica_is_made_and_goes_before_its_source(aws, tmp_path):
+    with_replica = write_environment(tmp_path, edit=lambda t: t.replace("[database]\n", "[database]\nread_replica = true\n"))
+    result = infrastructure(environment=str(with_replica), sandbox=True)
+    run = prepare(str(with_replica))
+    instances = {d["DBInstanceIdentifier"]: d for d in run.client("rds").describe_db_instances()["DBInstances"]}
+    replica = instances["golive-sandbox-postgres-replica"]
+    assert replica["ReadReplicaSourceDBInstanceIdentifier"] == "golive-sandbox-postgres"
+    assert replica["PubliclyAccessible"] is False
+    assert result.outputs["database"].replica.id == "golive-sandbox-postgres-replica"
+    run.aws.log.clear()
+    teardown(environment=str(with_replica), sandbox=True)
+    assert teardown_order_violations(run.aws.log.calls) == []
+    deleted = [c.params["DBInstanceIdentifier"] for c in run.aws.log.calls if c.operation == "DeleteDBInstance"]
+    assert deleted == ["golive-sandbox-postgres-replica", "golive-sandbox-postgres"]

@@ -1,0 +1,181 @@
+"""Phase 1.3-1.6 against moto's server: security-relevant settings as AWS reports them, the plan's
+production figures, no secret value anywhere a person or the UI can see, and nothing waiting on RDS."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+
+from flows.infrastructure import infrastructure
+from golive.changes import Action, Summary
+from tests.conftest import prepare
+
+
+def test_database_is_private_encrypted_ssl_only_and_backed_up(aws):
+    infrastructure(environment="sandbox", sandbox=True)
+    run = prepare()
+    rds = run.client("rds")
+    db = rds.describe_db_instances(DBInstanceIdentifier="golive-sandbox-postgres")["DBInstances"][0]
+    assert db["PubliclyAccessible"] is False and db["StorageEncrypted"] is True
+    assert db["BackupRetentionPeriod"] == 7 and db["PreferredBackupWindow"] == "03:00-04:00"
+    assert db["EngineVersion"].split(".")[0] == "16" and db["StorageType"] == "gp3"
+    assert db["MasterUserSecret"]["SecretArn"], "the master password is managed by RDS in Secrets Manager"
+    groups = {g["VpcSecurityGroupId"] for g in db["VpcSecurityGroups"]}
+    database_group = run.client("ec2").describe_security_groups(
+        Filters=[{"Name": "tag:golive:component", "Values": ["database"]},
+                 {"Name": "tag:golive:environment", "Values": ["sandbox"]}])["SecurityGroups"][0]["GroupId"]
+    assert groups == {database_group}
+    parameters = {p["ParameterName"]: p["ParameterValue"] for p in rds.describe_db_parameters(
+        DBParameterGroupName=db["DBParameterGroups"][0]["DBParameterGroupName"], Source="user")["Parameters"]}
+    assert parameters["rds.force_ssl"] == "1" and parameters["log_min_duration_statement"] == "500"
+    subnets = {s["SubnetIdentifier"] for s in db["DBSubnetGroup"]["Subnets"]}
+    private = {s["SubnetId"] for s in run.client("ec2").describe_subnets(Filters=[
+        {"Name": "tag:golive:environment", "Values": ["sandbox"]}])["Subnets"]
+        if s["CidrBlock"].startswith("10.40.1") and s["CidrBlock"] != "10.40.1.0/24"}
+    assert subnets == private, "the database lives in the private subnets only"
+
+
+def test_cache_is_encrypted_in_the_private_subnets(aws):
+    infrastructure(environment="sandbox", sandbox=True)
+    elasticache = prepare().client("elasticache")
+    group = elasticache.describe_replication_groups(ReplicationGroupId="golive-sandbox-redis")["ReplicationGroups"][0]
+    assert group["AtRestEncryptionEnabled"] is True and group["TransitEncryptionEnabled"] is True
+    assert group["NodeGroups"][0]["PrimaryEndpoint"]["Address"]
+    assert group["CacheNodeType"] == "cache.t4g.micro"
+
+
+def test_buckets_are_private_encrypted_versioned_and_tls_only(aws):
+    infrastructure(environment="sandbox", sandbox=True)
+    s3 = prepare().client("s3")
+    for purpose in ("static", "media"):
+        bucket = f"golive-sandbox-123456789012-{purpose}"
+        block = s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"]
+        assert all(block.values()) and len(block) == 4
+        rule = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"][0]
+        assert rule["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
+        assert s3.get_bucket_versioning(Bucket=bucket)["Status"] == "Enabled"
+        policy = json.loads(s3.get_bucket_policy(Bucket=bucket)["Policy"])
+        assert policy["Statement"][0]["Effect"] == "Deny"
+        assert policy["Statement"][0]["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+        cors = s3.get_bucket_cors(Bucket=bucket)["CORSRules"][0]
+        assert "https://sandbox.precedentum.test" in cors["AllowedOrigins"]
+        assert ("PUT" in cors["AllowedMethods"]) == (purpose == "media")
+
+
+def test_domain_certificate_and_deliverables(aws):
+    result = infrastructure(environment="sandbox", sandbox=True)
+    deliverables = {d.text: d for d in result.deliverables}
+    assert all(d.ok for d in result.deliverables), [(d.text, d.evidence) for d in result.deliverables if not d.ok]
+    for text in ("RDS instance endpoint", "Redis endpoint", "S3 bucket URLs", "IAM policies for access",
+                 "Domain configured", "SSL certificate validated", "Database credentials in AWS Secrets Manager"):
+        assert text in deliverables
+    assert "ISSUED" in deliverables["SSL certificate validated"].evidence
+    assert "name servers at the registrar" in deliverables["Domain configured"].evidence
+    skipped = [c for c in result.changes if c.action is Action.SKIP]
+    assert [(c.kind, "create_cache_parameter_group" in c.note) for c in skipped] == [("cache-parameter-group", True)]
+
+
+def test_production_file_against_the_sandbox_gets_the_plans_production_figures(aws):
+    infrastructure(environment="production", sandbox=True)
+    rds = prepare("production").client("rds")
+    db = rds.describe_db_instances(DBInstanceIdentifier="golive-production-postgres")["DBInstances"][0]
+    assert (db["MultiAZ"], db["DBInstanceClass"], db["AllocatedStorage"], db["BackupRetentionPeriod"],
+            db["DeletionProtection"]) == (True, "db.t4g.medium", 100, 7, True)
+
+
+def test_a_modifiable_field_is_an_update_in_place(aws, tmp_path):
+    from tests.conftest import write_environment
+
+    infrastructure(environment="sandbox", sandbox=True)
+    bigger = write_environment(tmp_path, edit=lambda t: t.replace(
+        "[database]\n", '[database]\ninstance_class = "db.t4g.large"\nallocated_storage_gb = 200\n'))
+    plan = infrastructure(environment=str(bigger), sandbox=True, mode="plan")
+    changes = {c.kind: c for c in plan.changes if c.is_change}
+    assert set(changes) == {"rds-instance", "cloudwatch-alarm"}  # the free-storage alarm follows the size
+    assert changes["rds-instance"].action is Action.UPDATE
+    assert {f.field for f in changes["rds-instance"].fields} == {"instance_class", "allocated_storage_gb"}
+    assert changes["cloudwatch-alarm"].name == "golive-sandbox-postgres-free-storage"
+    infrastructure(environment=str(bigger), sandbox=True)
+    db = prepare().client("rds").describe_db_instances(DBInstanceIdentifier="golive-sandbox-postgres")["DBInstances"][0]
+    assert (db["DBInstanceClass"], db["AllocatedStorage"]) == ("db.t4g.large", 200)
+
+
+def test_a_secret_key_is_generated_once_and_kept(aws):
+    infrastructure(environment="sandbox", sandbox=True)
+    secrets = prepare().client("secretsmanager")
+    first = secrets.get_secret_value(SecretId="golive/sandbox/django-secret-key")["SecretString"]
+    assert len(first) == 64
+    again = infrastructure(environment="sandbox", sandbox=True)
+    assert not Summary.of(again.changes).has_changes
+    assert secrets.get_secret_value(SecretId="golive/sandbox/django-secret-key")["SecretString"] == first
+
+
+def test_no_secret_value_in_logs_artifacts_or_parameters(aws, capfd):
+    """Every log line, artifact and flow parameter of a full Phase 1 run, searched for every secret."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, LogFilter, LogFilterFlowRunId
+
+    state = infrastructure(environment="sandbox", sandbox=True, return_state=True)
+    assert state.is_completed(), state
+    flow_run_id = state.state_details.flow_run_id
+    run = prepare()
+    secrets = run.client("secretsmanager")
+    master_arn = run.client("rds").describe_db_instances()["DBInstances"][0]["MasterUserSecret"]["SecretArn"]
+    master = json.loads(secrets.get_secret_value(SecretId=master_arn)["SecretString"])
+    values = {
+        "SECRET_KEY": secrets.get_secret_value(SecretId="golive/sandbox/django-secret-key")["SecretString"],
+        "master password": master["password"],
+        "DATABASE_URL": secrets.get_secret_value(SecretId="golive/sandbox/database-url")["SecretString"],
+    }
+    assert all(len(v) >= 8 for v in values.values())
+
+    async def everything_shown() -> list[str]:
+        async with get_client() as client:
+            logs = await client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])))
+            artifacts = await client.read_artifacts(
+                artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id])))
+            flow_run = await client.read_flow_run(flow_run_id)
+            task_runs = await client.read_task_runs()
+        return ([log.message for log in logs] + [json.dumps(a.data) + (a.description or "") for a in artifacts]
+                + [json.dumps(flow_run.parameters), flow_run.state.message or ""]
+                + [json.dumps(t.task_inputs, default=str) + (t.state.message or "") for t in task_runs if t.state])
+
+    shown = asyncio.run(everything_shown())
+    assert len(shown) > 50, "the search must have something to search"
+    assert any("golive/sandbox/database-url" in text for text in shown), "secret names are shown"
+    captured = capfd.readouterr()
+    shown += [captured.out, captured.err]
+    for label, value in values.items():
+        leaks = [text[:120] for text in shown if value in text]
+        assert not leaks, f"{label} appears in: {leaks}"
+
+
+def test_nothing_independent_waits_for_the_database(aws):
+    """RDS Multi-AZ takes ~20 minutes in AWS: slow its creation down and watch the rest finish first."""
+    run = prepare()
+    gate = threading.Event()
+    started = {}
+
+    def slow_database(event_name: str, **_):
+        started["rds"] = time.monotonic()
+        gate.wait(timeout=30)  # held until the independent work has happened (or 30 s pass)
+
+    def watch(event_name: str, **_):
+        operation = event_name.rsplit(".", 1)[-1]
+        started.setdefault(operation, time.monotonic())
+        independent = {"CreateBucket", "RequestCertificate", "CreateReplicationGroup", "CreateSecret"}
+        if independent <= set(started):
+            gate.set()
+
+    run.aws.on("before-send.rds.CreateDBInstance", slow_database)
+    run.aws.on("before-send", watch)
+    try:
+        t0 = time.monotonic()
+        infrastructure(environment="sandbox", sandbox=True)
+    finally:
+        run.aws.off("before-send.rds.CreateDBInstance", slow_database)
+        run.aws.off("before-send", watch)
+    assert gate.is_set(), f"the bucket, certificate, cache and secret waited for the database: {sorted(started)}"
+    assert time.monotonic() - t0 < 30
