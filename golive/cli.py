@@ -222,33 +222,38 @@ def doctor(environment: str = EnvArg, sandbox: Optional[bool] = SandboxOpt) -> N
 
 @sandbox_app.command("up")
 def sandbox_up() -> None:
-    """Start the sandbox in the background (a second `up` leaves the running one alone)."""
-    from golive.sandbox import control_plane
+    """Start the sandbox in the background: moto (AWS), PostgreSQL and Redis on 127.0.0.1.
+    A second `up` leaves running services alone and restarts any that died."""
+    from golive.sandbox import control_plane, data_plane
 
     state = control_plane.up()
     word = "started" if state["started"] else "already running"
     console.print(f"sandbox {word}: AWS endpoint {state['aws_endpoint_url']} (state in {state['state_dir']})")
+    data = data_plane.up()
+    console.print(f"data plane: PostgreSQL {data['postgres_dsn']}, Redis {data['redis_url']}")
 
 
 @sandbox_app.command("down")
 def sandbox_down() -> None:
-    """Stop the sandbox; leaves no process behind."""
-    from golive.sandbox import control_plane
+    """Stop every sandbox service; leaves no process behind."""
+    from golive.sandbox import control_plane, data_plane
 
-    state = control_plane.down()
-    console.print("sandbox stopped" if state["stopped"] else "sandbox was not running")
+    stopped = {**data_plane.down(), "moto": control_plane.down()["stopped"]}
+    names = [name for name, was in stopped.items() if was]
+    console.print(f"sandbox stopped ({', '.join(names)})" if names else "sandbox was not running")
 
 
 @sandbox_app.command("status")
 def sandbox_status(as_json: bool = typer.Option(False, "--json", help="machine-readable")) -> None:
     """Is the sandbox running, and where."""
-    from golive.sandbox import control_plane
+    from golive.sandbox import control_plane, data_plane
 
-    state = control_plane.status()
+    state = {**control_plane.status(), **data_plane.status()}
     if as_json:
         print(json.dumps(state))
     elif state["running"]:
-        console.print(f"running: AWS endpoint {state['aws_endpoint_url']} (pid {state['pid']})")
+        console.print(f"running: AWS endpoint {state['aws_endpoint_url']} (pid {state['pid']})\n"
+                      f"PostgreSQL: {state['postgres_dsn'] or 'not running'}\nRedis: {state['redis_url'] or 'not running'}")
     else:
         console.print("not running: start it with `golive sandbox up`")
     if not state["running"] and not as_json:

@@ -8,12 +8,11 @@ parameter or a return value. Changes to a secret show only a digest, marked sens
 from __future__ import annotations
 
 import hashlib
-import json
 from typing import Any, Callable
-from urllib.parse import quote
 
 from prefect import task
 
+from golive import dataplane
 from golive.changes import Record
 from golive.naming import parameter_name, secret_name, tag_list
 from golive.resource import Found, Resource, ensure
@@ -162,32 +161,36 @@ def _record(run: Run, resource: Resource, outcome) -> SecretRecord:
 @task(**AWS_STEP)
 def ensure_django_secret_key(run: Run) -> SecretRecord:
     """Django's SECRET_KEY: generated once by Secrets Manager, then kept across runs."""
-    secret = Secret(run, "django-secret-key", "Django SECRET_KEY for Precedentum", generate_length=64)
+    secret = django_secret_key(run)
     return _record(run, secret, ensure(secret))
 
 
-def database_url(run: Run, database: DatabaseRecord) -> str | None:
-    """postgresql://user:password@host:port/db, from the RDS-managed master secret, TLS required."""
-    if not (database.endpoint and database.master_secret_arn):
-        return None
-    secret = json.loads(run.client("secretsmanager").get_secret_value(SecretId=database.master_secret_arn)["SecretString"])
-    return (f"postgresql://{quote(secret['username'], safe='')}:{quote(secret['password'], safe='')}"
-            f"@{database.endpoint}:{database.port}/{database.database_name}?sslmode=require")
+def database_url_secret(run: Run, url: Callable[[], str | None]) -> Secret:
+    return Secret(run, "database-url", "DATABASE_URL for Precedentum", assemble=url)
+
+
+def redis_url_secret(run: Run, url: Callable[[], str | None]) -> Secret:
+    return Secret(run, "redis-url", "REDIS_URL for Precedentum", assemble=url)
 
 
 @task(**AWS_STEP)
 def ensure_database_url(run: Run, database: DatabaseRecord) -> SecretRecord:
-    """DATABASE_URL for the app. Re-assembled each run, so a rotated master password follows."""
-    secret = Secret(run, "database-url", "DATABASE_URL for Precedentum", assemble=lambda: database_url(run, database))
+    """DATABASE_URL for the app (RDS in AWS, the local PostgreSQL in the sandbox). Re-assembled each run,
+    so a rotated master password follows."""
+    secret = database_url_secret(run, lambda: dataplane.database_url(
+        run, database.endpoint, database.port, database.database_name, database.master_secret_arn))
     return _record(run, secret, ensure(secret))
 
 
 @task(**AWS_STEP)
 def ensure_redis_url(run: Run, cache: CacheRecord) -> SecretRecord:
-    """REDIS_URL for the app: TLS (rediss://) to the primary endpoint."""
-    url = f"rediss://{cache.primary_endpoint}:{cache.port}/0" if cache.primary_endpoint else None
-    secret = Secret(run, "redis-url", "REDIS_URL for Precedentum", assemble=lambda: url)
+    """REDIS_URL for the app: TLS (rediss://) to the primary endpoint; the local Redis in the sandbox."""
+    secret = redis_url_secret(run, lambda: dataplane.redis_url(run, cache.primary_endpoint, cache.port))
     return _record(run, secret, ensure(secret))
+
+
+def django_secret_key(run: Run) -> Secret:
+    return Secret(run, "django-secret-key", "Django SECRET_KEY for Precedentum", generate_length=64)
 
 
 def app_parameters(run: Run, buckets: dict[str, BucketRecord]) -> dict[str, str]:

@@ -63,7 +63,7 @@ class Bucket(Resource):
 
     def desired(self) -> dict[str, Any]:
         return {
-            "versioning": "Enabled", "public_access_blocked": True, "encryption": "AES256",
+            "tagged": True, "versioning": "Enabled", "public_access_blocked": True, "encryption": "AES256",
             "policy": self._policy(), "cors_origins": self._origins(),
             "noncurrent_version_days": self.run.environment.storage.noncurrent_version_days,
         }
@@ -87,8 +87,9 @@ class Bucket(Resource):
                                       "Nothing was created.") from None
             raise
         tags = self._get(lambda: self.s3.get_bucket_tagging(Bucket=self.bucket)["TagSet"], {"NoSuchTagSet"}, [])
-        if {t["Key"]: t["Value"] for t in tags}.get(ENVIRONMENT_TAG) != self.run.env_name:
-            raise BucketNameTaken(f"bucket {self.bucket} exists but is not tagged {ENVIRONMENT_TAG}="
+        owner = {t["Key"]: t["Value"] for t in tags}.get(ENVIRONMENT_TAG)
+        if owner not in (None, self.run.env_name):
+            raise BucketNameTaken(f"bucket {self.bucket} is tagged {ENVIRONMENT_TAG}={owner}, not "
                                   f"{self.run.env_name}; golive will not take it over. Nothing was changed.")
         block = self._get(lambda: self.s3.get_public_access_block(Bucket=self.bucket)["PublicAccessBlockConfiguration"],
                           {"NoSuchPublicAccessBlockConfiguration"}, {})
@@ -101,6 +102,8 @@ class Bucket(Resource):
         lifecycle = self._get(lambda: self.s3.get_bucket_lifecycle_configuration(Bucket=self.bucket)["Rules"],
                               {"NoSuchLifecycleConfiguration"}, [])
         return Found(id=self.bucket, component=self.component, raw={}, state={
+            # Untagged: our own bucket (our account, our name) from a run killed before it tagged it.
+            "tagged": owner == self.run.env_name,
             "versioning": self.s3.get_bucket_versioning(Bucket=self.bucket).get("Status"),
             "public_access_blocked": bool(block) and all(block.get(k) for k in (
                 "BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets")),
@@ -113,6 +116,8 @@ class Bucket(Resource):
 
     def _configure(self, fields: set[str]) -> None:
         b = self.bucket
+        if "tagged" in fields:
+            self.s3.put_bucket_tagging(Bucket=b, Tagging={"TagSet": tag_list(self.run.env_name, self.component)})
         if "public_access_blocked" in fields:
             self.s3.put_public_access_block(Bucket=b, PublicAccessBlockConfiguration={
                 "BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True, "RestrictPublicBuckets": True})
@@ -133,8 +138,8 @@ class Bucket(Resource):
         if self.run.environment.region != "us-east-1":  # us-east-1 refuses an explicit constraint
             kwargs["CreateBucketConfiguration"] = {"LocationConstraint": self.run.environment.region}
         self.s3.create_bucket(**kwargs)
-        # Tags first: a run killed right after this still finds the bucket as ours.
-        self.s3.put_bucket_tagging(Bucket=self.bucket, Tagging={"TagSet": tag_list(self.run.env_name, self.component)})
+        # S3 cannot tag in the create call. Tags go first; a run killed before them finds the bucket
+        # untagged next time and finishes it (see discover).
         self._configure(set(self.desired()))
         return self.bucket
 

