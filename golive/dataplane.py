@@ -44,3 +44,50 @@ def redis_url(run: Run, primary_endpoint: str | None, port: int | None) -> str |
     if run.target.is_sandbox:
         return _local()["redis_url"]
     return f"rediss://{primary_endpoint}:{port}/0" if primary_endpoint else None
+
+
+class CommandFailed(RuntimeError):
+    pass
+
+
+def app_environment(run: Run) -> dict[str, str]:
+    """The app's environment as ECS hands it over: secrets from Secrets Manager, settings from SSM.
+    For the one-off commands of Phase 5; the values stay in this process and the child's environment."""
+    from golive.naming import parameter_name, secret_name
+
+    secrets = run.client("secretsmanager")
+    values = {
+        variable: secrets.get_secret_value(SecretId=secret_name(run.env_name, name))["SecretString"]
+        for variable, name in (("SECRET_KEY", "django-secret-key"), ("DATABASE_URL", "database-url"),
+                               ("REDIS_URL", "redis-url"))
+    }
+    prefix = parameter_name(run.env_name, "")
+    pages = run.client("ssm").get_paginator("get_parameters_by_path").paginate(Path=prefix, Recursive=True)
+    settings = {p["Name"].removeprefix(prefix): p["Value"] for page in pages for p in page["Parameters"]}
+    if run.target.is_sandbox:
+        # The local app serves plain HTTP and keeps static files on disk (no S3 behind moto's URLs).
+        settings.update(SECURE_SSL_REDIRECT="false", AWS_STORAGE_BUCKET_NAME="", AWS_MEDIA_BUCKET_NAME="")
+    return {**settings, **values}
+
+
+def run_manage(run: Run, *args: str, secret_env: dict[str, str] | None = None) -> str:
+    """Run `manage.py ARGS` where the app runs: a local process in the sandbox; in AWS, a one-off ECS
+    task on the backend task definition (Phase 3), inside the VPC. Returns its output; raises on failure
+    with the output's tail (which never contains the secret_env values: they are not echoed)."""
+    if not run.target.is_sandbox:
+        raise CommandFailed(
+            f"manage.py {' '.join(args)}: in AWS this runs as a one-off ECS task on the backend task definition, "
+            "which Phase 3 (ECS deployment) creates; that phase is not automated yet.")
+    import os
+    import subprocess
+    import sys
+
+    from golive.sandbox.app import APP_DIR
+
+    environment = {**os.environ, **app_environment(run), **(secret_env or {})}
+    done = subprocess.run([sys.executable, "manage.py", *args], cwd=APP_DIR, env=environment,
+                          capture_output=True, text=True, timeout=1800)
+    if done.returncode != 0:
+        tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-8:])
+        raise CommandFailed(f"manage.py {' '.join(args)} failed (exit {done.returncode}):\n{tail}")
+    return done.stdout

@@ -34,7 +34,7 @@ PHASES: list[Phase] = [
     Phase(2, "containers", "Application containerization", None),
     Phase(3, "ecs", "ECS deployment", None),
     Phase(4, "cdn", "CDN and performance", None),
-    Phase(5, "data", "Database migration and data", None),
+    Phase(5, "data", "Database migration and data", "flows.data:data"),
     Phase(6, "cicd", "CI/CD pipeline", None),
     Phase(7, "monitoring", "Monitoring and security", None),
     Phase(8, "launch", "Testing and go-live", None),

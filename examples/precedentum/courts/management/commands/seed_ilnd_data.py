@@ -72,9 +72,16 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--cases", type=int, default=500, help="how many sample cases (default 500)")
+        parser.add_argument("--check", action="store_true", help="report what would be added; change nothing")
 
-    @transaction.atomic
-    def handle(self, *args, cases: int, **options):
+    def handle(self, *args, cases: int, check: bool, **options):
+        with transaction.atomic():
+            summary = self._load(cases)
+            if check:
+                transaction.set_rollback(True)  # the same code path, nothing kept
+        self.stdout.write(("would add: " if check else "") + summary)
+
+    def _load(self, cases: int) -> str:
         court, court_created = Court.objects.get_or_create(
             slug="ilnd", defaults={"name": "U.S. District Court for the Northern District of Illinois",
                                    "circuit": "Seventh Circuit"})
@@ -98,5 +105,5 @@ class Command(BaseCommand):
                 new_cases.append(Case(number=number, title=f"{plaintiff} v. {defendant}", court=court, judge=judge,
                                       filed_on=filed, nature_of_suit=nature, status=status))
         Case.objects.bulk_create(new_cases, batch_size=5000)
-        self.stdout.write(f"court: {'created' if court_created else 'present'}; judges: {len(new_judges)} added, "
-                          f"{len(judges)} in all; cases: {len(new_cases)} added, {len(have) + len(new_cases)} in all")
+        return (f"court: {'created' if court_created else 'present'}; judges: {len(new_judges)} added, "
+                f"{len(judges)} in all; cases: {len(new_cases)} added, {len(have) + len(new_cases)} in all")
