@@ -200,6 +200,24 @@ def destroy(environment: str = EnvArg, sandbox: Optional[bool] = SandboxOpt,
         console.print(f"\nNothing to destroy: no resources are tagged for {run.env_name}. ({_call_counts(run)})")
 
 
+@app.command("verify-backup")
+def verify_backup(environment: str = EnvArg, sandbox: Optional[bool] = SandboxOpt, verbose: bool = VerboseOpt) -> None:
+    """Take a backup, restore it into a scratch copy, validate it against the source, remove the copy."""
+    _quiet_prefect(verbose)
+    run = _prepare(environment, sandbox, "apply")
+    from flows.backup_verification import backup_verification
+
+    console.print(f"[bold]Verifying backups of {run.env_name}[/] against {run.target.describe()}")
+    try:
+        result = backup_verification(environment=str(environment), sandbox=sandbox)
+    except Exception as error:
+        raise Failure(_explain(error)) from None
+    _print_deliverables(result)
+    outputs = result.outputs
+    console.print(f"\n[bold green]Restore verified:[/] recovery time {outputs['recovery_time_seconds']:.2f} s, "
+                  f"recovery point {outputs['recovery_point_seconds']:.0f} s")
+
+
 @app.command()
 def doctor(environment: str = EnvArg, sandbox: Optional[bool] = SandboxOpt) -> None:
     """Check the environment file, credentials and region; list what a person must set up by hand."""

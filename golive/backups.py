@@ -1,0 +1,177 @@
+"""Take a backup and restore it into a scratch copy, two ways (DESIGN.md, "Data plane, two ways").
+
+sandbox: pg_dump -Fc of the local database, pg_restore into a new scratch database.
+aws: an RDS snapshot restored to a temporary instance in the private subnets (validated from inside the
+VPC, where the ECS work pool runs), then deleted.
+
+Scratch copies carry a recognisable name (golive_restore_* / golive-<env>-restore-*), so a run interrupted
+anywhere leaves nothing the next run does not find and remove.
+"""
+
+from __future__ import annotations
+
+import datetime
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+import psycopg
+
+from golive import dataplane
+from golive.naming import resource_name, tag_list
+from golive.run import Run
+
+SCRATCH_PREFIX = "golive_restore_"
+
+
+@dataclass
+class Backup:
+    id: str  # a dump file, or a snapshot identifier
+    taken_at: datetime.datetime
+    seconds: float  # how long taking it took
+    size_bytes: int | None = None
+
+
+@dataclass
+class Scratch:
+    name: str
+    database_url: str | None  # None where nothing can connect (moto has no database behind RDS)
+    seconds: float  # how long the restore took: the recovery time measured
+
+
+def source_url(run: Run) -> str:
+    return dataplane.app_environment(run)["DATABASE_URL"]
+
+
+def _pg(name: str) -> str:
+    from golive.sandbox.data_plane import _pg_bin
+
+    return _pg_bin(name)
+
+
+def _connection_args(url: str) -> list[str]:
+    parts = urlparse(url)
+    return ["-h", parts.hostname or "127.0.0.1", "-p", str(parts.port or 5432), "-U", parts.username or "postgres"]
+
+
+def _replace_database(url: str, database: str) -> str:
+    parts = urlparse(url)
+    return parts._replace(path=f"/{database}").geturl()
+
+
+class SandboxBackups:
+    """pg_dump / pg_restore against the sandbox's PostgreSQL."""
+
+    def __init__(self, run: Run):
+        self.run = run
+        self.url = source_url(run)
+        from golive.sandbox.services import state_dir
+
+        self.directory = state_dir() / "backups"
+
+    def take(self) -> Backup:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        taken_at = datetime.datetime.now(datetime.timezone.utc)
+        path = self.directory / f"{self.run.env_name}-{taken_at:%Y%m%dT%H%M%S%f}.dump"
+        started = time.monotonic()
+        _run([_pg("pg_dump"), "-Fc", "-Z", "1", *_connection_args(self.url), "-f", str(path),
+              urlparse(self.url).path.lstrip("/")])
+        return Backup(id=str(path), taken_at=taken_at, seconds=time.monotonic() - started,
+                      size_bytes=path.stat().st_size)
+
+    def restore(self, backup: Backup) -> Scratch:
+        name = f"{SCRATCH_PREFIX}{int(time.time() * 1000)}"
+        started = time.monotonic()
+        _run([_pg("createdb"), *_connection_args(self.url), name])
+        _run([_pg("pg_restore"), "--no-owner", "--exit-on-error", "-j", "2", *_connection_args(self.url),
+              "-d", name, backup.id])
+        return Scratch(name=name, database_url=_replace_database(self.url, name), seconds=time.monotonic() - started)
+
+    def remove(self, scratch: Scratch) -> None:
+        _run([_pg("dropdb"), "--if-exists", "--force", *_connection_args(self.url), scratch.name])
+
+    def leftovers(self) -> list[Scratch]:
+        with psycopg.connect(self.url) as connection:
+            names = [r[0] for r in connection.execute(
+                "SELECT datname FROM pg_database WHERE datname LIKE %s", (SCRATCH_PREFIX + "%",))]
+        return [Scratch(name=n, database_url=None, seconds=0) for n in names]
+
+    def discard(self, backup: Backup) -> None:
+        Path(backup.id).unlink(missing_ok=True)
+
+
+class AwsBackups:
+    """An RDS snapshot restored to a temporary instance, then deleted."""
+
+    def __init__(self, run: Run):
+        self.run = run
+        self.rds = run.client("rds")
+        self.instance = resource_name(run.env_name, "postgres")
+
+    def _wait(self, waiter: str, **kwargs) -> None:
+        delay = 1 if self.run.target.is_sandbox else 30
+        attempts = max(1, int(self.run.environment.database.wait_minutes * 60 / delay))
+        self.rds.get_waiter(waiter).wait(**kwargs, WaiterConfig={"Delay": delay, "MaxAttempts": attempts})
+
+    def take(self) -> Backup:
+        taken_at = datetime.datetime.now(datetime.timezone.utc)
+        snapshot = f"{self.instance}-verify-{taken_at:%Y%m%d%H%M%S}"
+        started = time.monotonic()
+        self.rds.create_db_snapshot(DBSnapshotIdentifier=snapshot, DBInstanceIdentifier=self.instance,
+                                    Tags=tag_list(self.run.env_name, "backup-verification"))
+        self._wait("db_snapshot_available", DBSnapshotIdentifier=snapshot)
+        return Backup(id=snapshot, taken_at=taken_at, seconds=time.monotonic() - started)
+
+    def restore(self, backup: Backup) -> Scratch:
+        source = self.rds.describe_db_instances(DBInstanceIdentifier=self.instance)["DBInstances"][0]
+        name = resource_name(self.run.env_name, f"restore-{int(time.time())}")
+        started = time.monotonic()
+        self.rds.restore_db_instance_from_db_snapshot(
+            DBInstanceIdentifier=name, DBSnapshotIdentifier=backup.id,
+            DBInstanceClass=source["DBInstanceClass"], DBSubnetGroupName=source["DBSubnetGroup"]["DBSubnetGroupName"],
+            VpcSecurityGroupIds=[g["VpcSecurityGroupId"] for g in source["VpcSecurityGroups"]],
+            PubliclyAccessible=False, MultiAZ=False, DeletionProtection=False,
+            Tags=tag_list(self.run.env_name, "backup-verification"))
+        self._wait("db_instance_available", DBInstanceIdentifier=name)
+        restored = self.rds.describe_db_instances(DBInstanceIdentifier=name)["DBInstances"][0]
+        url = None
+        if not self.run.target.is_sandbox:  # moto has no database behind its endpoints
+            base = urlparse(source_url(self.run))
+            url = base._replace(netloc=base.netloc.replace(base.hostname, restored["Endpoint"]["Address"])).geturl()
+        return Scratch(name=name, database_url=url, seconds=time.monotonic() - started)
+
+    def remove(self, scratch: Scratch) -> None:
+        # moto copies DeletionProtection from the source; AWS takes the request's False. Lift it either way.
+        self.rds.modify_db_instance(DBInstanceIdentifier=scratch.name, DeletionProtection=False, ApplyImmediately=True)
+        self.rds.delete_db_instance(DBInstanceIdentifier=scratch.name, SkipFinalSnapshot=True,
+                                    DeleteAutomatedBackups=True)
+        self._wait("db_instance_deleted", DBInstanceIdentifier=scratch.name)
+
+    def leftovers(self) -> list[Scratch]:
+        prefix = resource_name(self.run.env_name, "restore-")
+        return [Scratch(name=d["DBInstanceIdentifier"], database_url=None, seconds=0)
+                for d in self.rds.describe_db_instances()["DBInstances"]
+                if d["DBInstanceIdentifier"].startswith(prefix) and d["DBInstanceStatus"] != "deleting"]
+
+    def discard(self, backup: Backup) -> None:
+        self.rds.delete_db_snapshot(DBSnapshotIdentifier=backup.id)
+
+    def latest_automated(self) -> datetime.datetime | None:
+        snapshots = self.rds.describe_db_snapshots(DBInstanceIdentifier=self.instance, SnapshotType="automated")
+        times = [s["SnapshotCreateTime"] for s in snapshots["DBSnapshots"] if s.get("SnapshotCreateTime")]
+        return max(times) if times else None
+
+
+def for_run(run: Run, *, aws_in_sandbox: bool = False) -> SandboxBackups | AwsBackups:
+    """The sandbox's local database, or RDS. aws_in_sandbox exercises the RDS path against moto."""
+    if run.target.is_sandbox and not aws_in_sandbox:
+        return SandboxBackups(run)
+    return AwsBackups(run)
+
+
+def _run(argv: list[str]) -> None:
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=3600)
+    if done.returncode != 0:
+        raise RuntimeError(f"{Path(argv[0]).name} failed (exit {done.returncode}): {done.stderr.strip()[-800:]}")

@@ -1,0 +1,89 @@
+"""backup-verification on the sandbox's real PostgreSQL (pg_dump / pg_restore), and its RDS path as far
+as moto allows: restored data matches the source; a difference fails loudly, naming table and check;
+the scratch copy never outlives the run, even when PostgreSQL stops in the middle of a restore."""
+
+from __future__ import annotations
+
+from unittest import mock
+
+import psycopg
+import pytest
+
+from flows.backup_verification import RestoreVerificationFailed, backup_verification
+from flows.data import data
+from golive import backups
+from golive.sandbox import data_plane
+from tests.test_phase5_data import phase_1  # noqa: F401  (fixture: Phase 1 on an empty database)
+
+
+def scratch_databases() -> list[str]:
+    with psycopg.connect(data_plane.status()["postgres_dsn"]) as connection:
+        return [r[0] for r in connection.execute(
+            "SELECT datname FROM pg_database WHERE datname LIKE 'golive_restore_%'")]
+
+
+@pytest.fixture
+def loaded(phase_1):  # noqa: F811
+    data(environment="sandbox", sandbox=True, cases=200)
+    return phase_1
+
+
+def test_restored_copy_matches_the_source_and_is_removed(loaded):
+    result = backup_verification(environment="sandbox", sandbox=True)
+    report = result.outputs["report"]
+    assert report["success"] is True and all(o["success"] for o in report["outcomes"])
+    checked = {o["table"] for o in report["outcomes"]}
+    assert {"courts_case", "courts_judge", "courts_court", "auth_user"} <= checked
+    assert result.outputs["recovery_time_seconds"] > 0 and result.outputs["recovery_point_seconds"] >= 0
+    assert scratch_databases() == []
+
+
+def test_rows_missing_from_the_restored_copy_fail_naming_table_and_check(loaded):
+    original = backups.SandboxBackups.restore
+
+    def restore_then_lose_rows(self, backup):
+        scratch = original(self, backup)
+        with psycopg.connect(scratch.database_url, autocommit=True) as connection:
+            connection.execute("DELETE FROM courts_case WHERE id IN (SELECT id FROM courts_case LIMIT 5)")
+        return scratch
+
+    with mock.patch.object(backups.SandboxBackups, "restore", restore_then_lose_rows):
+        with pytest.raises(RestoreVerificationFailed) as failed:
+            backup_verification(environment="sandbox", sandbox=True)
+    message = str(failed.value)
+    assert "courts_case: ExpectTableRowCountToEqual(value=200) (195)" in message
+    assert "courts_case: key checksum equals the source's" in message
+    assert scratch_databases() == [], "the copy is removed when validation fails too"
+
+
+def test_a_restore_interrupted_by_a_stopped_server_leaves_nothing_after_the_next_run(loaded):
+    original = backups.SandboxBackups.restore
+
+    def restore_then_lose_the_server(self, backup):
+        original(self, backup)
+        data_plane.POSTGRES.stop()
+        raise ConnectionError("PostgreSQL went away during the restore")
+
+    with mock.patch.object(backups.SandboxBackups, "restore", restore_then_lose_the_server):
+        with pytest.raises(ConnectionError):
+            backup_verification(environment="sandbox", sandbox=True)
+    with data_plane.locked():
+        data_plane.POSTGRES.start()
+    assert len(scratch_databases()) == 1, "the interrupted run left its copy behind"
+
+    result = backup_verification(environment="sandbox", sandbox=True)
+    assert [c.kind for c in result.changes] == ["scratch-copy"]
+    assert scratch_databases() == []
+
+
+def test_the_rds_path_snapshots_restores_and_deletes_as_far_as_moto_allows(loaded):
+    result = backup_verification(environment="sandbox", sandbox=True, aws_in_sandbox=True)
+    assert result.outputs["report"]["success"] is None
+    assert "moto has no database behind a restored RDS instance" in result.deliverables[0].evidence
+    assert result.deliverables[0].mark == "pending"
+    rds = loaded.client("rds")
+    instances = [d["DBInstanceIdentifier"] for d in rds.describe_db_instances()["DBInstances"]
+                 if d["DBInstanceStatus"] != "deleting"]
+    assert instances == ["golive-sandbox-postgres"], "the temporary instance is gone"
+    manual = rds.describe_db_snapshots(SnapshotType="manual")["DBSnapshots"]
+    assert manual == [], "the verification's own snapshot is not kept"
