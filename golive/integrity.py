@@ -42,6 +42,9 @@ def sqlalchemy_url(database_url: str) -> str:
 
 def validate(database_url: str, expectations: list[Expect]) -> list[Outcome]:
     """Run the expectations, one suite per table; return every outcome (never stops at the first)."""
+    import logging
+
+    logging.getLogger("great_expectations").setLevel(logging.WARNING)  # one INFO line per context otherwise
     import great_expectations as gx
     import great_expectations.expectations as gxe
     from great_expectations.data_context.types.base import ProgressBarsConfig
