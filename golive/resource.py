@@ -236,6 +236,46 @@ def prune(kind: type[Resource], run: Run, keep: set[str]) -> list[Change]:
     return changes
 
 
+class NamedResource(Resource):
+    """Found by its deterministic name through a describe call, its owner read from its tags. RDS and
+    ElastiCache share this shape: Describe*(<Name>=...) and ListTagsForResource(ResourceName=arn)."""
+
+    service: ClassVar[str]
+    describe: ClassVar[tuple[str, str, str]]  # operation, its name parameter, result key
+    describe_name_key: ClassVar[str]
+    not_found: ClassVar[str]  # the error code for "no such name"
+    arn_key: ClassVar[str] = "ARN"
+
+    @property
+    def client(self):
+        return self.run.client(self.service)
+
+    def _describe_one(self) -> dict | None:
+        operation, parameter, key = self.describe
+        try:
+            items = getattr(self.client, operation)(**{parameter: self.name})[key]
+        except self.client.exceptions.from_code(self.not_found):
+            return None
+        return items[0] if items else None
+
+    @classmethod
+    def owner(cls, run: Run, item: dict) -> str | None:
+        tags = run.client(cls.service).list_tags_for_resource(ResourceName=item[cls.arn_key])["TagList"]
+        return {t["Key"]: t["Value"] for t in tags}.get(ENVIRONMENT_TAG)
+
+    @classmethod
+    def discover_all(cls, run: Run) -> list[Found]:
+        operation, _, key = cls.describe
+        prefix = resource_name(run.env_name, "")  # names carry no '-': this prefix is the environment's alone
+        found = []
+        for page in run.client(cls.service).get_paginator(operation).paginate():
+            for item in page[key]:
+                name = item[cls.describe_name_key]
+                if name.startswith(prefix) and cls.owner(run, item) == run.env_name:
+                    found.append(Found(id=name, state={}, raw=item, component=name.removeprefix(prefix)))
+        return found
+
+
 class Ec2Resource(Resource):
     """An EC2 resource found through a describe call filtered by the environment's tags."""
 

@@ -12,8 +12,8 @@ from typing import Any, ClassVar
 from prefect import task
 
 from golive.changes import Record
-from golive.naming import ENVIRONMENT_TAG, resource_name, tag_list
-from golive.resource import Found, Resource, ensure
+from golive.naming import resource_name, tag_list
+from golive.resource import Found, NamedResource, Resource, ensure
 from golive.retry import AWS_STEP
 from golive.run import Run
 from tasks.network import SecurityGroupRecord, SubnetRecord
@@ -27,38 +27,12 @@ def _same_version(reported: str | None, wanted: str) -> str | None:
     return wanted if reported and (reported == wanted or reported.startswith(wanted + ".")) else reported
 
 
-class CacheResource(Resource):
-    describe: ClassVar[tuple[str, str, str]]
-    not_found: ClassVar[str]
-    describe_name_key: ClassVar[str]
+class CacheResource(NamedResource):
+    service = "elasticache"
 
     @property
     def elasticache(self):
-        return self.run.client("elasticache")
-
-    def _describe_one(self) -> dict | None:
-        operation, parameter, key = self.describe
-        try:
-            items = getattr(self.elasticache, operation)(**{parameter: self.name})[key]
-        except self.elasticache.exceptions.from_code(self.not_found):
-            return None
-        return items[0] if items else None
-
-    @classmethod
-    def discover_all(cls, run: Run) -> list[Found]:
-        operation, _, key = cls.describe
-        client = run.client("elasticache")
-        prefix = resource_name(run.env_name, "")
-        found = []
-        for page in client.get_paginator(operation).paginate():
-            for item in page[key]:
-                name = item[cls.describe_name_key]
-                if not name.startswith(prefix):
-                    continue
-                item_tags = {t["Key"]: t["Value"] for t in client.list_tags_for_resource(ResourceName=item["ARN"])["TagList"]}
-                if item_tags.get(ENVIRONMENT_TAG) == run.env_name:
-                    found.append(Found(id=name, state={}, raw=item, component=name.removeprefix(prefix)))
-        return found
+        return self.client
 
 
 class CacheSubnetGroup(CacheResource):

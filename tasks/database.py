@@ -15,7 +15,7 @@ from prefect import task
 
 from golive.changes import Record
 from golive.naming import ENVIRONMENT_TAG, resource_name, tag_list
-from golive.resource import Found, Resource, ensure
+from golive.resource import Found, NamedResource, Resource, ensure
 from golive.retry import AWS_STEP
 from golive.run import Run
 from tasks.network import SecurityGroupRecord, SubnetRecord
@@ -26,46 +26,19 @@ class NotOurs(RuntimeError):
     """A resource with our deterministic name that golive did not make: never adopted silently."""
 
 
-class RdsResource(Resource):
-    """Shared by RDS kinds: discovery by name, ownership by tags, teardown discovery by tags."""
+class RdsResource(NamedResource):
+    """An RDS kind: never adopted unless tagged for this environment."""
 
-    describe: ClassVar[tuple[str, str, str]]  # operation, its name parameter, result key
-    not_found: ClassVar[str]
-    arn_key: ClassVar[str]
+    service = "rds"
 
     @property
     def rds(self):
-        return self.run.client("rds")
-
-    def _describe_one(self) -> dict | None:
-        operation, parameter, key = self.describe
-        try:
-            items = getattr(self.rds, operation)(**{parameter: self.name})[key]
-        except self.rds.exceptions.from_code(self.not_found):
-            return None
-        return items[0] if items else None
+        return self.client
 
     def _check_ours(self, item: dict) -> None:
-        found_tags = {t["Key"]: t["Value"] for t in self.rds.list_tags_for_resource(ResourceName=item[self.arn_key])["TagList"]}
-        if found_tags.get(ENVIRONMENT_TAG) != self.run.env_name:
+        if self.owner(self.run, item) != self.run.env_name:
             raise NotOurs(f"{self.kind} {self.name} exists but is not tagged {ENVIRONMENT_TAG}={self.run.env_name}: "
                           "golive will not take over a resource it did not make. Rename or remove it.")
-
-    @classmethod
-    def discover_all(cls, run: Run) -> list[Found]:
-        operation, _, key = cls.describe
-        rds = run.client("rds")
-        prefix = resource_name(run.env_name, "")
-        found = []
-        for page in rds.get_paginator(operation).paginate():
-            for item in page[key]:
-                name = item[cls.describe_name_key]
-                if not name.startswith(prefix):
-                    continue
-                item_tags = {t["Key"]: t["Value"] for t in rds.list_tags_for_resource(ResourceName=item[cls.arn_key])["TagList"]}
-                if item_tags.get(ENVIRONMENT_TAG) == run.env_name:
-                    found.append(Found(id=name, state={}, raw=item, component=name.removeprefix(prefix)))
-        return found
 
 
 class DbSubnetGroup(RdsResource):
