@@ -14,7 +14,7 @@ from botocore.exceptions import ClientError
 from prefect import task
 
 from golive.changes import Change, Record
-from golive.naming import COMPONENT_TAG, ec2_filters, resource_name, tag_value
+from golive.naming import ec2_filters, resource_name
 from golive.resource import Ec2Resource, Found, ensure, owned_by, prune
 from golive.retry import AWS_STEP, error_code
 from golive.run import Run
