@@ -64,6 +64,18 @@ def aws(sandbox, prefect_api):
     forget_clients()
 
 
+@pytest.fixture
+def empty_database(sandbox):
+    """The sandbox's PostgreSQL database emptied: tests that load data do not see each other's rows."""
+    import psycopg
+
+    from golive.sandbox import data_plane
+
+    with psycopg.connect(data_plane.status()["postgres_dsn"], autocommit=True) as connection:
+        connection.execute("DROP SCHEMA public CASCADE")
+        connection.execute("CREATE SCHEMA public")
+
+
 def prepare(environment: str = "sandbox", mode: str = "apply", **kwargs) -> Run:
     return Run.prepare(environment, sandbox=True, mode=mode, **kwargs)
 

@@ -31,7 +31,7 @@ def get(url: str) -> tuple[int, dict | str]:
 
 
 @pytest.fixture
-def app(aws):
+def app(aws, empty_database):
     """The app under gunicorn, wired through the sandbox's Secrets Manager; stopped afterwards."""
     with data_plane.locked():
         state, _ = sandbox_app.APP.start()

@@ -14,11 +14,8 @@ from tests.conftest import prepare
 
 
 @pytest.fixture
-def phase_1(aws):
+def phase_1(aws, empty_database):
     """Phase 1 applied (the app's secrets), on an empty database."""
-    with psycopg.connect(data_plane.status()["postgres_dsn"], autocommit=True) as connection:
-        connection.execute("DROP SCHEMA public CASCADE")
-        connection.execute("CREATE SCHEMA public")
     infrastructure(environment="sandbox", sandbox=True)
     return prepare()
 
