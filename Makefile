@@ -27,10 +27,13 @@ $(STAMP): pyproject.toml requirements.lock
 	touch $@
 
 test: install
+	@mkdir -p $(PREFECT_HOME)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-# The whole go-live on the sandbox: the emulated AWS control plane, then every phase that exists.
+# The whole go-live on the sandbox: the emulated AWS control plane and the local data plane, then every
+# phase that exists.
 go-live: install
+	@mkdir -p $(PREFECT_HOME)
 	$(BIN)/golive sandbox up
 	$(BIN)/golive apply $(ENV)
 
