@@ -37,8 +37,9 @@ def data(environment: str = "sandbox", sandbox: bool | None = None, mode: Mode =
         phase="phase-5-data", environment=run.env_name, mode=run.mode, target=run.target.describe(),
         changes=collect_changes(migrations, cache_table.result(), seeded.result(), admin.result()),
         deliverables=[
-            deliverable("5.1", "Database schema created, all migrations applied", True, migrations.change.note,
-                        planned=planned),
+            # run_migrations fails unless `migrate --check` finds nothing unapplied afterwards.
+            deliverable("5.1", "Database schema created, all migrations applied", True,
+                        f"{migrations.change.note}; migrate --check: nothing unapplied", planned=planned),
             deliverable("5.2", "Initial data loaded", True, seeded.result().change.note, planned=planned),
             deliverable("5.2", "Admin access configured", True,
                         f"user {admin.result().username}, password in {admin.result().password_secret}", planned=planned),

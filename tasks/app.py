@@ -41,6 +41,8 @@ def run_migrations(run: Run) -> Record:
         change = _step(run, "django-migrations", "migrate", bool(pending), f"{len(pending)} to apply")
         return Record(name="migrate", change=change)
     output = dataplane.run_manage(run, "migrate", "--noinput")
+    # Proof, not assumption: --check exits non-zero (and run_manage raises) if anything is unapplied.
+    dataplane.run_manage(run, "migrate", "--check")
     applied = re.findall(r"Applying (\S+)\.\.\. OK", output)
     change = _step(run, "django-migrations", "migrate", bool(applied),
                    f"applied {len(applied)}: {', '.join(applied[:6])}{' ...' if len(applied) > 6 else ''}"
