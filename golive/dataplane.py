@@ -27,8 +27,8 @@ def _local() -> dict:
     return state
 
 
-def database_url(run: Run, endpoint: str | None, port: int | None, database: str,
-                 master_secret_arn: str | None) -> str | None:
+def database_url(run: Run, endpoint: str | None = None, port: int | None = None, database: str = "",
+                 master_secret_arn: str | None = None) -> str | None:
     """The app's DATABASE_URL; None while the database does not exist yet (plan mode)."""
     if run.target.is_sandbox:
         return _local()["postgres_dsn"]
@@ -39,7 +39,7 @@ def database_url(run: Run, endpoint: str | None, port: int | None, database: str
             f"@{endpoint}:{port}/{database}?sslmode=require")
 
 
-def redis_url(run: Run, primary_endpoint: str | None, port: int | None) -> str | None:
+def redis_url(run: Run, primary_endpoint: str | None = None, port: int | None = None) -> str | None:
     """The app's REDIS_URL: TLS to the primary endpoint in AWS, the local server in the sandbox."""
     if run.target.is_sandbox:
         return _local()["redis_url"]

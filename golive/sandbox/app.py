@@ -36,23 +36,14 @@ def wire() -> dict[str, str]:
     from tasks.secrets import database_url_secret, django_secret_key, redis_url_secret
 
     run = Run.prepare(ENVIRONMENT, sandbox=True)
-    secrets = {
-        "SECRET_KEY": django_secret_key(run),
-        "DATABASE_URL": database_url_secret(run, lambda: dataplane.database_url(run, None, None, "", None)),
-        "REDIS_URL": redis_url_secret(run, lambda: dataplane.redis_url(run, None, None)),
-    }
-    client = run.client("secretsmanager")
-    values = {}
-    for variable, secret in secrets.items():
+    for secret in (django_secret_key(run), database_url_secret(run, lambda: dataplane.database_url(run)),
+                   redis_url_secret(run, lambda: dataplane.redis_url(run))):
         ensure(secret)
-        values[variable] = client.get_secret_value(SecretId=secret.secret_id)["SecretString"]
-    static_root = state_dir() / "app-static"
     return {
-        **values,
         "DJANGO_SETTINGS_MODULE": "config.settings.production",
-        "ALLOWED_HOSTS": f"{HOST},localhost",
-        "SECURE_SSL_REDIRECT": "false",  # plain HTTP on loopback; TLS is the ALB's job in AWS
-        "STATIC_ROOT": str(static_root),
+        **dataplane.app_environment(run),  # what Phase 5's commands get too
+        "ALLOWED_HOSTS": f"{HOST},localhost",  # the local app answers on loopback, not the domain
+        "STATIC_ROOT": str(state_dir() / "app-static"),
         "WEB_CONCURRENCY": "2",
         "GUNICORN_PROC_NAME": "golive-sandbox-app",
     }
