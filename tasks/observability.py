@@ -16,7 +16,6 @@ from golive.naming import ENVIRONMENT_TAG, resource_name, tag_list
 from golive.resource import Found, Resource, ensure
 from golive.retry import AWS_STEP
 from golive.run import Run
-from tasks.security import account_id
 
 
 class AlertsTopic(Resource):
@@ -109,7 +108,7 @@ class MonthlyBudget(Resource):
     def __init__(self, run: Run, component: str = "monthly", account: str = "", topic_arn: str | None = None):
         super().__init__(run, component)
         self.topic_arn = topic_arn
-        self.account = account or account_id(run)  # teardown builds one from what it found
+        self.account = account or run.account_id()  # teardown builds one from what it found
 
     @property
     def budgets(self):
@@ -187,7 +186,7 @@ class TopicRecord(Record):
 @task(**AWS_STEP)
 def ensure_alerts_topic(run: Run) -> TopicRecord:
     """The SNS topic every alarm and budget alert goes to, with the file's email subscribed."""
-    topic = AlertsTopic(run, email=run.environment.alerts_email, account=account_id(run))
+    topic = AlertsTopic(run, email=run.environment.alerts_email, account=run.account_id())
     outcome = ensure(topic)
     return TopicRecord(name=topic.name, id=outcome.id, change=outcome.change, email=topic.email)
 
@@ -195,7 +194,7 @@ def ensure_alerts_topic(run: Run) -> TopicRecord:
 @task(**AWS_STEP)
 def ensure_budget(run: Run, topic: TopicRecord) -> Record:
     """The plan's billing alerts: a monthly budget at the file's limit, alerting at each threshold."""
-    budget = MonthlyBudget(run, account=account_id(run), topic_arn=topic.id)
+    budget = MonthlyBudget(run, account=run.account_id(), topic_arn=topic.id)
     outcome = ensure(budget)
     return Record(name=budget.name, id=outcome.id, change=outcome.change)
 

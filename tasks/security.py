@@ -198,10 +198,6 @@ class WrongAccount(RuntimeError):
     pass
 
 
-def account_id(run: Run) -> str:
-    return run.account_id()
-
-
 @task(**AWS_STEP)
 def confirm_account(run: Run) -> Identity:
     """Who we are, and refuse to go on in any account but the one the environment file names."""
@@ -219,7 +215,7 @@ def confirm_account(run: Run) -> Identity:
 def ensure_iam_roles(run: Run) -> dict[str, RoleRecord]:
     """The deploy role and the ECS task-execution and task roles."""
     records = {}
-    for component, (description, trust, policies) in role_specs(run, account_id(run)).items():
+    for component, (description, trust, policies) in role_specs(run, run.account_id()).items():
         outcome = ensure(IamRole(run, component, description, trust, policies))
         records[component] = RoleRecord(
             name=resource_name(run.env_name, component), id=outcome.id, arn=outcome.id, change=outcome.change
