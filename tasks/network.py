@@ -451,8 +451,9 @@ class SecurityGroup(Ec2Resource):
         super().__init__(run, component)
         self.vpc_id, self.description = vpc_id, description
         self.ingress, self.egress = list(ingress), list(egress)
-        # Ids of groups made earlier in this run: a describe straight after a create may not show them yet.
-        self.known_ids = {k: v for k, v in (known_ids or {}).items() if v}
+        # component -> id of the environment's groups, read once by the task and extended as it creates
+        # them (a describe straight after a create may not show a new group yet). None: describe.
+        self.known_ids = known_ids
 
     def desired(self) -> dict[str, Any]:
         return {"vpc_id": self.vpc_id, "description": self.description,
@@ -460,7 +461,9 @@ class SecurityGroup(Ec2Resource):
 
     def _group_ids(self) -> dict[str, str]:
         """component -> group id for this environment's groups (to resolve 'sg:<component>' peers)."""
-        return {**{found.component: found.id for found in self.discover_all(self.run)}, **self.known_ids}
+        if self.known_ids is not None:
+            return {k: v for k, v in self.known_ids.items() if v}
+        return {found.component: found.id for found in self.discover_all(self.run)}
 
     def observe(self, item: dict) -> dict[str, Any]:
         names = {group_id: component for component, group_id in self._group_ids().items()}
@@ -572,7 +575,7 @@ def security_group_specs(run: Run) -> list[tuple[str, str, list[Rule], list[Rule
 def ensure_security_groups(run: Run, vpc: VpcRecord) -> dict[str, SecurityGroupRecord]:
     """The five security groups, least privilege, in dependency order."""
     records = {}
-    ids: dict[str, str | None] = {}
+    ids: dict[str, str | None] = {found.component: found.id for found in SecurityGroup.discover_all(run)}
     for component, description, ingress, egress in security_group_specs(run):
         outcome = ensure(SecurityGroup(run, component, vpc.id, description, ingress, egress, ids))
         ids[component] = outcome.id
