@@ -51,6 +51,13 @@ class Ensured:
     change: Change
     found: Found | None = None
 
+    def current(self, run: Run, describe) -> dict:
+        """The resource's description as it now is: what discovery read when this run changed nothing
+        (or only planned), a fresh describe() after a write, {} when it does not exist yet."""
+        if self.found is not None and not (run.applying and self.change.is_change):
+            return self.found.raw
+        return describe() if self.id and run.applying else {}
+
 
 class Resource(ABC):
     kind: ClassVar[str]

@@ -229,10 +229,9 @@ def ensure_cache(run: Run, private_subnets: list[SubnetRecord],
     parameter_group = ensure(CacheParameterGroup(run, _family(run)))
     group = ensure(ReplicationGroup(run, "redis", subnet_group.id or resource_name(run.env_name, "cache"),
                                     parameter_group.id, security_groups["cache"].id))
-    endpoint = {}
-    if group.id and (run.applying or group.found is not None):
-        item = run.client("elasticache").describe_replication_groups(ReplicationGroupId=group.id)["ReplicationGroups"][0]
-        endpoint = (item.get("NodeGroups") or [{}])[0].get("PrimaryEndpoint", {})
+    item = group.current(run, lambda: run.client("elasticache").describe_replication_groups(
+        ReplicationGroupId=group.id)["ReplicationGroups"][0])
+    endpoint = (item.get("NodeGroups") or [{}])[0].get("PrimaryEndpoint", {})
     return CacheRecord(
         name=resource_name(run.env_name, "redis"), id=group.id, change=group.change,
         primary_endpoint=endpoint.get("Address"), port=endpoint.get("Port"),

@@ -282,9 +282,8 @@ def ensure_db_instance(run: Run, subnet_group: Record, parameter_group: Record,
                                             replica_of=outcome.id or resource_name(run.env_name, "postgres")))
         replica = Record(name=resource_name(run.env_name, "postgres-replica"), id=replica_outcome.id,
                          change=replica_outcome.change)
-    item = {}
-    if outcome.id and run.applying or outcome.found is not None:
-        item = run.client("rds").describe_db_instances(DBInstanceIdentifier=outcome.id)["DBInstances"][0]
+    item = outcome.current(run, lambda: run.client("rds").describe_db_instances(
+        DBInstanceIdentifier=outcome.id)["DBInstances"][0])
     return DatabaseRecord(
         name=resource_name(run.env_name, "postgres"), id=outcome.id, change=outcome.change,
         endpoint=item.get("Endpoint", {}).get("Address"), port=item.get("Endpoint", {}).get("Port"),
