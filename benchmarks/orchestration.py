@@ -32,11 +32,12 @@ def main() -> None:
     from golive.aws import forget_clients
     from golive.changes import Summary
     from golive.run import Run
-    from golive.sandbox import control_plane
+    from golive.sandbox import control_plane, data_plane
 
     started = time.monotonic()
     endpoint = control_plane.up()["aws_endpoint_url"]
-    print(f"sandbox up: {time.monotonic() - started:.2f} s ({endpoint})")
+    data_plane.up(app=False)  # Phase 1 points DATABASE_URL and REDIS_URL at the local servers
+    print(f"sandbox up (moto, PostgreSQL, Redis): {time.monotonic() - started:.2f} s ({endpoint})")
     from prefect.testing.utilities import prefect_test_harness
 
     started = time.monotonic()
@@ -66,6 +67,7 @@ def main() -> None:
                     assert not Summary.of(result.changes).has_changes
                 print(f"  round {round_ + 1} {label:17s} {figures[label][-1]:6.2f} s  "
                       f"{len(run.aws.log.calls):4d} AWS calls, {len(run.aws.log.writes()):3d} writes")
+    data_plane.down()
     control_plane.down()
 
     print(f"\nphase 1 on the sandbox, {args.rounds} rounds (median / max):")
