@@ -235,6 +235,80 @@ class BudgetSettings(Strict):
         return sorted(values)
 
 
+REPOSITORY_ROOT = Path(__file__).resolve().parent.parent
+
+
+class ImageSettings(Strict):
+    """Plan 2.2: how the backend and frontend images reach ECR."""
+
+    tag: str = Field("initial", pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$",
+                     description="the image tag to deploy; `golive release ENV --image TAG` changes it")
+    backend: str | None = Field(None, description="a prebuilt backend image reference, used when no Docker engine runs")
+    frontend: str | None = Field(None, description="a prebuilt frontend image reference, used when no Docker engine runs")
+    max_size_mb: int = Field(500, gt=0, description="the plan's limit on an image's size")
+
+
+class AppSettings(Strict):
+    """Plan 2.1: the application repository the containers are built from."""
+
+    path: str = Field("examples/precedentum", description="the app repository, relative to this project or absolute")
+    python_version: str = Field("3.11", pattern=r"^3\.\d+$")
+    log_retention_days: Literal[1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1827, 3653] = 30
+    images: ImageSettings = ImageSettings()
+
+    @property
+    def directory(self) -> Path:
+        path = Path(self.path)
+        return path if path.is_absolute() else REPOSITORY_ROOT / path
+
+
+class LoadTestSettings(Strict):
+    """Plan 8.1: the Locust gate. A run whose figures miss any threshold stops the go-live."""
+
+    users: int = Field(50, ge=1, le=10000, description="concurrent simulated users")
+    spawn_rate: float = Field(10, gt=0, description="users started per second")
+    duration_seconds: float = Field(60, gt=0, le=3600, description="how long the load runs")
+    p95_ms: float = Field(500, gt=0, description="95th-percentile latency must stay at or under this")
+    max_failure_ratio: float = Field(0.01, ge=0, le=1, description="failed requests / all requests")
+    min_rps: float = Field(50, ge=0, description="aggregate requests per second must reach this")
+
+
+class CutoverSettings(Strict):
+    """Plan 8.2: weighted DNS shift to the new stack, checked between steps, rolled back on failure."""
+
+    steps_percent: list[Annotated[int, Field(ge=1, le=100)]] = [10, 50, 100]
+    step_wait_seconds: float = Field(300, ge=0, le=86400, description="observe each step this long")
+    health_checks_per_step: int = Field(3, ge=1, le=100)
+    previous_target: str | None = Field(
+        None, description="what the domain served before the launch (a host name); rollback returns to it")
+
+    @field_validator("steps_percent")
+    @classmethod
+    def _rising_to_100(cls, values: list[int]) -> list[int]:
+        if not values or values != sorted(set(values)) or values[-1] != 100:
+            raise ValueError(f"{values} must rise strictly and end at 100, e.g. [10, 50, 100]")
+        return values
+
+
+class MonitoringSettings(Strict):
+    """Plan 8.3: the post-launch watch."""
+
+    window_seconds: float = Field(86400, gt=0, description="how long to watch (24 hours in production)")
+    interval_seconds: float = Field(300, gt=0, description="time between polls")
+    failures_before_rollback: int = Field(3, ge=1, description="consecutive failed polls that roll DNS back")
+    max_error_rate: float = Field(0.01, ge=0, le=1)
+    max_p95_ms: float = Field(1000, gt=0)
+
+
+class LaunchSettings(Strict):
+    approval: Literal["manual", "auto"] = Field(
+        "manual", description="'manual' pauses before the DNS cutover until someone approves in the UI")
+    approval_timeout_hours: float = Field(24, gt=0, le=168)
+    load_test: LoadTestSettings = LoadTestSettings()
+    cutover: CutoverSettings = CutoverSettings()
+    monitoring: MonitoringSettings = MonitoringSettings()
+
+
 class Environment(Strict):
     """One environment file, validated."""
 
@@ -250,6 +324,8 @@ class Environment(Strict):
     budget: BudgetSettings = BudgetSettings()
     storage: StorageSettings = StorageSettings()
     dns: DnsSettings = DnsSettings()
+    app: AppSettings = AppSettings()
+    launch: LaunchSettings = LaunchSettings()
 
     @field_validator("name")
     @classmethod
