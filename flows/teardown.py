@@ -13,17 +13,24 @@ from golive.report import PhaseResult, publish
 from golive.resource import Resource, remove_all
 from golive.retry import TEARDOWN_STEP
 from golive.run import Mode, Run
-from tasks import cache, database, dns, network, observability, secrets, security, storage
+from tasks import (cache, cdn, compute, database, dns, load_balancer, network, observability, registry, secrets,
+                   security, storage)
 
 # Each chain is deleted in order, after the chains it names (whose resources hold interfaces in its
 # subnets and security groups); otherwise chains run at once.
 CHAINS: dict[str, tuple[list[type[Resource]], list[str]]] = {
+    # CloudFront first: it holds the certificate and fronts the ALB and the static bucket.
+    "cdn": (cdn.TEARDOWN_ORDER, []),
+    # Services scaled to 0 and gone before the cluster; listeners before target groups.
+    "compute": (compute.TEARDOWN_ORDER, []),
+    "load_balancer": (load_balancer.TEARDOWN_ORDER, ["compute", "cdn"]),
+    "registry": (registry.TEARDOWN_ORDER, ["compute"]),
     "database": (database.TEARDOWN_ORDER, []),
     "cache": (cache.TEARDOWN_ORDER, []),
-    "storage": (storage.TEARDOWN_ORDER, []),
-    "dns": (dns.TEARDOWN_ORDER, []),
+    "storage": (storage.TEARDOWN_ORDER, ["cdn"]),
+    "dns": (dns.TEARDOWN_ORDER, ["cdn", "load_balancer"]),  # the certificate is in use until both are gone
     "secrets": (secrets.TEARDOWN_ORDER, ["database"]),
-    "network": (network.TEARDOWN_ORDER, ["database", "cache"]),
+    "network": (network.TEARDOWN_ORDER, ["database", "cache", "compute", "load_balancer"]),
     "account": (observability.TEARDOWN_ORDER + security.TEARDOWN_ORDER, []),
 }
 KINDS: dict[str, type[Resource]] = {kind.kind: kind for chain, _ in CHAINS.values() for kind in chain}

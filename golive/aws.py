@@ -18,7 +18,7 @@ from botocore.config import Config
 from pydantic import BaseModel, ConfigDict
 
 # Operations that only read. Everything else counts as a write in the call log.
-READ_PREFIXES = ("Describe", "List", "Get", "Head", "Lookup", "Search", "Check", "Query", "Scan", "View")
+READ_PREFIXES = ("Describe", "List", "Get", "Head", "Lookup", "Search", "Check", "Query", "Scan", "View", "BatchGet")
 SANDBOX_CREDENTIALS = {"aws_access_key_id": "golive-sandbox", "aws_secret_access_key": "golive-sandbox"}
 
 

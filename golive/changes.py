@@ -160,8 +160,14 @@ def _show(value: Any) -> str:
     if isinstance(value, dict) and value and all(isinstance(v, dict) and "Statement" in v for v in value.values()):
         return "{" + ", ".join(f"{k}: {_policy_summary(v)}" for k, v in sorted(value.items())) + "}"
     if isinstance(value, (list, tuple, set, frozenset)):
-        return "[" + ", ".join(str(v) for v in value) + "]"
-    return str(value)
+        text = "[" + ", ".join(str(v) for v in value) + "]"
+    else:
+        text = str(value)
+    if len(text) > 160 and isinstance(value, (dict, list, tuple)):
+        # A whole container or distribution spec drowns the plan: its size and a fingerprint say enough.
+        digest = hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:10]
+        return f"<{len(value)} {'fields' if isinstance(value, dict) else 'items'}, sha256 {digest}>"
+    return text
 
 
 def _policy_summary(document: dict) -> str:

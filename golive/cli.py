@@ -83,7 +83,7 @@ def _selected_phases(phase: Optional[str]):
 
 
 def _run_phases(environment: str, sandbox: Optional[bool], mode: str, phase: Optional[str],
-                verbose: bool, allow_replace: bool = False):
+                verbose: bool, allow_replace: bool = False, force: bool = False):
     _quiet_prefect(verbose)
     run = _prepare(environment, sandbox, mode)
     phases = _selected_phases(phase)
@@ -99,6 +99,8 @@ def _run_phases(environment: str, sandbox: Optional[bool], mode: str, phase: Opt
             kwargs = dict(environment=str(environment), sandbox=sandbox, mode=mode)
             if mode == "apply":
                 kwargs["allow_replace"] = allow_replace
+            if force and "force" in flow.parameters.properties:
+                kwargs["force"] = force
             results.append(flow(**kwargs))
     except Exception as error:  # a failed flow: show AWS's or our own message, not a traceback
         raise Failure(_explain(error)) from None
@@ -143,9 +145,10 @@ def plan(environment: str = EnvArg, phase: Optional[str] = PhaseOpt, sandbox: Op
 def apply(environment: str = EnvArg, phase: Optional[str] = PhaseOpt, sandbox: Optional[bool] = SandboxOpt,
           allow_replace: bool = typer.Option(False, "--allow-replace",
                                              help="delete and recreate resources whose changed fields force it"),
+          force: bool = typer.Option(False, "--force", help="overwrite app container files that differ from golive's"),
           verbose: bool = VerboseOpt) -> None:
     """Run the phase flows: discover, diff, change."""
-    run, results, seconds = _run_phases(environment, sandbox, "apply", phase, verbose, allow_replace)
+    run, results, seconds = _run_phases(environment, sandbox, "apply", phase, verbose, allow_replace, force)
     for result in results:
         _print_deliverables(result)
     summary = Summary.of(c for r in results for c in r.changes)

@@ -64,7 +64,8 @@ def app_environment(run: Run) -> dict[str, str]:
                                ("REDIS_URL", "redis-url"))
     }
     prefix = parameter_name(run.env_name, "")
-    pages = run.client("ssm").get_paginator("get_parameters_by_path").paginate(Path=prefix, Recursive=True)
+    # One level: the release state below it (release/image-tag) is not an app setting.
+    pages = run.client("ssm").get_paginator("get_parameters_by_path").paginate(Path=prefix, Recursive=False)
     settings = {p["Name"].removeprefix(prefix): p["Value"] for page in pages for p in page["Parameters"]}
     if run.target.is_sandbox:
         # The local app serves plain HTTP and keeps static files on disk (no S3 behind moto's URLs).
@@ -78,16 +79,22 @@ def run_manage(run: Run, *args: str, secret_env: dict[str, str] | None = None) -
     with the output's tail (which never contains the secret_env values: they are not echoed)."""
     if not run.target.is_sandbox:
         raise CommandFailed(
-            f"manage.py {' '.join(args)}: in AWS this runs as a one-off ECS task on the backend task definition, "
-            "which Phase 3 (ECS deployment) creates; that phase is not automated yet.")
+            f"manage.py {' '.join(args)}: in AWS this runs as a one-off ECS task on the backend task definition; "
+            "that path is not automated yet (moto answers RunTask with HTTP 500, so it could not be tested here).")
+    return run_manage_here(run, *args, environment={**app_environment(run), **(secret_env or {})})
+
+
+def run_manage_here(run: Run, *args: str, environment: dict[str, str]) -> str:
+    """`manage.py ARGS` as a process on this machine, with the given environment on top of ours. For
+    commands that need only AWS APIs (collectstatic to S3), which the runner reaches in either target."""
     import os
     import subprocess
     import sys
 
     from golive.sandbox.app import APP_DIR
 
-    environment = {**os.environ, **app_environment(run), **(secret_env or {})}
-    done = subprocess.run([sys.executable, "manage.py", *args], cwd=APP_DIR, env=environment,
+    app_dir = run.environment.app.directory if run.environment.app.directory.exists() else APP_DIR
+    done = subprocess.run([sys.executable, "manage.py", *args], cwd=app_dir, env={**os.environ, **environment},
                           capture_output=True, text=True, timeout=1800)
     if done.returncode != 0:
         tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-8:])

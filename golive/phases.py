@@ -31,9 +31,9 @@ class Phase:
 
 PHASES: list[Phase] = [
     Phase(1, "infrastructure", "Infrastructure setup", "flows.infrastructure:infrastructure"),
-    Phase(2, "containers", "Application containerization", None),
-    Phase(3, "ecs", "ECS deployment", None),
-    Phase(4, "cdn", "CDN and performance", None),
+    Phase(2, "containers", "Application containerization", "flows.containers:containers"),
+    Phase(3, "ecs", "ECS deployment", "flows.ecs:ecs"),
+    Phase(4, "cdn", "CDN and performance", "flows.cdn:cdn"),
     Phase(5, "data", "Database migration and data", "flows.data:data"),
     Phase(6, "cicd", "CI/CD pipeline", None),
     Phase(7, "monitoring", "Monitoring and security", None),

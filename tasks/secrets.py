@@ -204,6 +204,7 @@ def app_parameters(run: Run, buckets: dict[str, BucketRecord]) -> dict[str, str]
         "AWS_STORAGE_BUCKET_NAME": buckets["static"].name,
         "AWS_MEDIA_BUCKET_NAME": buckets["media"].name,
         "AWS_S3_REGION_NAME": env.region,
+        "STATIC_DOMAIN": env.domain,  # CloudFront serves /static/* from the static bucket
     }
 
 

@@ -28,6 +28,9 @@ class BucketNameTaken(RuntimeError):
 
 class Bucket(Resource):
     kind = "s3-bucket"
+    # moto evaluates bucket policies without their conditions: the TLS-only Deny would refuse every object
+    # request the sandbox makes (collectstatic, backups). Shown as skipped there; applied against AWS.
+    sandbox_lacks = {"policy": "bucket-policy conditions (its TLS-only Deny would refuse every request)"}
 
     def __init__(self, run: Run, component: str, account: str = ""):
         super().__init__(run, component)
@@ -96,8 +99,7 @@ class Bucket(Resource):
         encryption = self._get(
             lambda: self.s3.get_bucket_encryption(Bucket=self.bucket)["ServerSideEncryptionConfiguration"]["Rules"],
             {"ServerSideEncryptionConfigurationNotFoundError"}, [])
-        policy = self._get(lambda: json.loads(self.s3.get_bucket_policy(Bucket=self.bucket)["Policy"]),
-                           {"NoSuchBucketPolicy"}, None)
+        policy = bucket_policy(self.s3, self.bucket)
         cors = self._get(lambda: self.s3.get_bucket_cors(Bucket=self.bucket)["CORSRules"], {"NoSuchCORSConfiguration"}, [])
         lifecycle = self._get(lambda: self.s3.get_bucket_lifecycle_configuration(Bucket=self.bucket)["Rules"],
                               {"NoSuchLifecycleConfiguration"}, [])
@@ -108,7 +110,7 @@ class Bucket(Resource):
             "public_access_blocked": bool(block) and all(block.get(k) for k in (
                 "BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets")),
             "encryption": next((r["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] for r in encryption), None),
-            "policy": policy,
+            "policy": own_statements(policy, {"TlsOnly"}),
             "cors_origins": sorted({o for rule in cors for o in rule.get("AllowedOrigins", [])}),
             "noncurrent_version_days": next((r.get("NoncurrentVersionExpiration", {}).get("NoncurrentDays")
                                              for r in lifecycle if r.get("ID") == "expire-old-versions"), None),
@@ -127,7 +129,7 @@ class Bucket(Resource):
             self.s3.put_bucket_encryption(Bucket=b, ServerSideEncryptionConfiguration={"Rules": [
                 {"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}, "BucketKeyEnabled": True}]})
         if "policy" in fields:
-            self.s3.put_bucket_policy(Bucket=b, Policy=json.dumps(self._policy()))
+            put_statements(self.s3, b, self._policy()["Statement"])
         if "cors_origins" in fields:
             self.s3.put_bucket_cors(Bucket=b, CORSConfiguration={"CORSRules": self._cors()})
         if "noncurrent_version_days" in fields:
@@ -140,7 +142,8 @@ class Bucket(Resource):
         self.s3.create_bucket(**kwargs)
         # S3 cannot tag in the create call. Tags go first; a run killed before them finds the bucket
         # untagged next time and finishes it (see discover).
-        self._configure(set(self.desired()))
+        fields = set(self.desired()) - (set(self.sandbox_lacks) if self.run.target.is_sandbox else set())
+        self._configure(fields)
         return self.bucket
 
     def update(self, found: Found, changes) -> None:
@@ -188,6 +191,32 @@ def ensure_buckets(run: Run) -> dict[str, BucketRecord]:
             name=bucket.bucket, id=outcome.id, change=outcome.change, purpose=purpose,
             url=f"https://{bucket.bucket}.s3.{run.environment.region}.amazonaws.com", arn=f"arn:aws:s3:::{bucket.bucket}")
     return records
+
+
+def own_statements(policy: dict | None, sids: set[str]) -> dict | None:
+    """The part of a bucket policy one step manages (its statement ids). Phase 1 owns TlsOnly; Phase 4
+    owns CloudFront's read access: each compares and writes only its own statements."""
+    if policy is None:
+        return None
+    mine = [s for s in policy.get("Statement", []) if s.get("Sid") in sids]
+    return {"Version": policy.get("Version", "2012-10-17"), "Statement": mine} if mine else None
+
+
+def bucket_policy(s3, bucket: str) -> dict | None:
+    try:
+        return json.loads(s3.get_bucket_policy(Bucket=bucket)["Policy"])
+    except ClientError as error:
+        if error_code(error) == "NoSuchBucketPolicy":
+            return None
+        raise
+
+
+def put_statements(s3, bucket: str, statements: list[dict]) -> None:
+    """Write these statements into the bucket policy, keeping the other steps' statements as they are."""
+    replaced = {s["Sid"] for s in statements}
+    current = bucket_policy(s3, bucket) or {"Statement": []}
+    kept = [s for s in current.get("Statement", []) if s.get("Sid") not in replaced]
+    s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps({"Version": "2012-10-17", "Statement": kept + statements}))
 
 
 def storage_policy(environment: str, account: str) -> dict:

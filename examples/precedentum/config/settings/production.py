@@ -24,10 +24,15 @@ if _static_bucket:
     AWS_S3_REGION_NAME = env("AWS_S3_REGION_NAME", "us-east-1")
     AWS_S3_ENDPOINT_URL = env("AWS_S3_ENDPOINT_URL", "") or None  # the sandbox's emulator
     STORAGES = {
+        # Media stays private: django-storages signs each URL.
         "default": {"BACKEND": "storages.backends.s3.S3Storage",
-                    "OPTIONS": {"bucket_name": env("AWS_MEDIA_BUCKET_NAME"), "file_overwrite": False}},
+                    "OPTIONS": {"bucket_name": env("AWS_MEDIA_BUCKET_NAME"), "location": "media",
+                                "file_overwrite": False}},
+        # Static files under static/ in their bucket, served by CloudFront's /static/* behaviour on the
+        # site's own domain (origin access control; the bucket itself stays private).
         "staticfiles": {"BACKEND": "storages.backends.s3.S3ManifestStaticStorage",
-                        "OPTIONS": {"bucket_name": _static_bucket}},
+                        "OPTIONS": {"bucket_name": _static_bucket, "location": "static",
+                                    "custom_domain": env("STATIC_DOMAIN", "") or None, "querystring_auth": False}},
     }
 else:
     STORAGES = {

@@ -1,0 +1,69 @@
+"""Phase 4 of the deployment plan: CDN and performance.
+
+4.1 the CloudFront distribution over the ALB and the static bucket (origin access control), its cache
+behaviours, certificate, compression, HTTP/2 and HTTP/3 and custom error pages; 4.2 collectstatic to S3
+through django-storages (media uploads go to the media bucket through the same settings).
+"""
+
+from __future__ import annotations
+
+from prefect import flow
+
+from golive.changes import collect_changes
+from golive.report import PhaseResult, deliverable, publish
+from golive.run import Mode, Run
+from tasks.cdn import ensure_distribution
+from tasks.foundation import read_foundation
+from tasks.load_balancer import read_load_balancer
+from tasks.static_files import check_media_storage, publish_static_files
+
+
+@flow(name="phase-4-cdn")
+def cdn(environment: str = "sandbox", sandbox: bool | None = None, mode: Mode = "apply",
+        allow_replace: bool = False) -> PhaseResult:
+    """Put CloudFront in front of the site and the static files on S3."""
+    run = Run.prepare(environment, sandbox=sandbox, mode=mode, allow_replace=allow_replace)
+    base = read_foundation(run)
+    static = publish_static_files.submit(run, base.buckets)
+    media = check_media_storage.submit(run, base.buckets)
+    distribution = ensure_distribution.submit(run, read_load_balancer(run), base.buckets, base.certificate)
+    outputs = {"distribution": distribution.result(), "static_files": static.result(), "media": media.result(),
+               "media_bucket": base.buckets["media"].name}
+    result = PhaseResult(phase="phase-4-cdn", environment=run.env_name, mode=run.mode, target=run.target.describe(),
+                         changes=collect_changes(outputs), deliverables=cdn_deliverables(run, outputs), outputs=outputs)
+    publish(result)
+    if result.failed_deliverables:
+        raise RuntimeError("deliverables not met: " + "; ".join(d.text for d in result.failed_deliverables))
+    return result
+
+
+def static_file_served(run: Run, bucket: str, path: str = "static/errors/503.html") -> tuple[bool, str]:
+    """Read one collected file back from S3: proof the upload landed, not only that collectstatic ran."""
+    s3 = run.client("s3")
+    try:
+        head = s3.head_object(Bucket=bucket, Key=path)
+    except s3.exceptions.ClientError as error:
+        return False, f"s3://{bucket}/{path}: {error.response['Error'].get('Code')}"
+    return True, f"s3://{bucket}/{path} ({head['ContentLength']} bytes, {head.get('ContentType')})"
+
+
+def cdn_deliverables(run: Run, outputs: dict) -> list:
+    planned = not run.applying
+    distribution, static, media = outputs["distribution"], outputs["static_files"], outputs["media"]
+    served, evidence = static_file_served(run, static.bucket) if not planned else (False, "")
+    return [
+        deliverable("4.1", "CloudFront URL", bool(distribution.domain_name),
+                    f"https://{distribution.domain_name} (aliases {', '.join(distribution.aliases)})", planned=planned),
+        deliverable("4.1", "Cached static files", bool(distribution.id),
+                    "/static/* from the private bucket via origin access control (CachingOptimized); /assets/* cached; "
+                    "/api/*, /admin/*, /health/ and pages not cached, Host and cookies forwarded", planned=planned),
+        deliverable("4.1", "Improved global performance", bool(distribution.id),
+                    "compression on, HTTP/2 and HTTP/3, IPv6, TLS 1.2+ (sni-only), error pages 502/503/504",
+                    planned=planned),
+        deliverable("4.2", "Static files on S3", served,
+                    f"{evidence}; {static.copied} copied, {static.unmodified} unmodified this run", planned=planned),
+        deliverable("4.2", "Media uploads to S3",
+                    media.get("backend") == "storages.backends.s3.S3Storage" and media.get("bucket") == outputs["media_bucket"],
+                    f"the production settings' default storage: {media.get('backend')} on {media.get('bucket')} "
+                    f"under {media.get('location')}/ (signed URLs); the app role may write only there"),
+    ]

@@ -1,0 +1,83 @@
+"""Phase 3 of the deployment plan: ECS deployment.
+
+3.1 the cluster (Fargate, Container Insights) and its log groups; 3.2 the task definitions and
+auto-scaling; 3.3 the ALB, target groups, HTTPS and redirect listeners, routing rules and sticky
+sessions; 3.4 the backend and frontend services (2 tasks each, rolling, circuit breaker with rollback).
+The target groups and the task definitions do not wait for each other; the services wait for both.
+"""
+
+from __future__ import annotations
+
+from prefect import flow
+
+from golive.changes import collect_changes
+from golive.report import PhaseResult, deliverable, publish
+from golive.run import Mode, Run
+from tasks.compute import SERVICES, current_release_tag, ensure_cluster, ensure_service, ensure_task_definition
+from tasks.foundation import read_foundation
+from tasks.load_balancer import ensure_load_balancer, ensure_target_groups
+from tasks.registry import ensure_image, ensure_repositories
+
+
+@flow(name="phase-3-ecs")
+def ecs(environment: str = "sandbox", sandbox: bool | None = None, mode: Mode = "apply",
+        allow_replace: bool = False, image_tag: str | None = None) -> PhaseResult:
+    """Run the backend and frontend on Fargate behind the ALB. image_tag: deploy that tag (a release)."""
+    run = Run.prepare(environment, sandbox=sandbox, mode=mode, allow_replace=allow_replace)
+    base = read_foundation(run)
+    cluster = ensure_cluster.submit(run)
+    target_groups = ensure_target_groups.submit(run, base.vpc_id)
+    alb = ensure_load_balancer.submit(run, base.public_subnets, base.security_groups, base.certificate, target_groups)
+    repositories = ensure_repositories(run)
+    tag = image_tag or current_release_tag(run)
+    images = {s: ensure_image.submit(run, s, repositories[s], tag) for s in SERVICES}
+    definitions = {s: ensure_task_definition.submit(run, s, images[s], base.roles) for s in SERVICES}
+    alb_record = alb.result()
+    services = {}
+    for service in SERVICES:
+        group = target_groups.result()[service]
+        label = (f"{alb_record.full_name}/{group.id.split(':')[-1]}" if alb_record.id and group.id else None)
+        services[service] = ensure_service.submit(run, service, cluster, definitions[service], base.private_subnets,
+                                                  base.security_groups, group, label)
+    outputs = {"cluster": cluster.result(), "load_balancer": alb_record,
+               "task_definitions": {s: f.result() for s, f in definitions.items()},
+               "services": {s: f.result() for s, f in services.items()}, "image_tag": tag}
+    result = PhaseResult(phase="phase-3-ecs", environment=run.env_name, mode=run.mode, target=run.target.describe(),
+                         changes=collect_changes(outputs), deliverables=ecs_deliverables(run, outputs), outputs=outputs)
+    publish(result)
+    if result.failed_deliverables:
+        raise RuntimeError("deliverables not met: " + "; ".join(d.text for d in result.failed_deliverables))
+    return result
+
+
+def ecs_deliverables(run: Run, outputs: dict) -> list:
+    planned = not run.applying
+    env = run.environment
+    cluster, alb = outputs["cluster"], outputs["load_balancer"]
+    definitions, services = outputs["task_definitions"], outputs["services"]
+    return [
+        deliverable("3.1", "ECS cluster running", bool(cluster.id), f"{cluster.id} (Container Insights enabled)",
+                    planned=planned),
+        deliverable("3.1", "Logging configured", all(g.id for g in cluster.log_groups),
+                    ", ".join(f"{g.name} ({env.app.log_retention_days} days)" for g in cluster.log_groups), planned=planned),
+        deliverable("3.2", "Task definitions registered", all(d.id for d in definitions.values()),
+                    ", ".join(f"{d.id} ({getattr(env.services, s).cpu} CPU / {getattr(env.services, s).memory} MB, "
+                              f"{d.image})" for s, d in definitions.items()), planned=planned),
+        deliverable("3.2", "Auto-scaling configured (2-10 tasks)", all(s.scaling and s.scaling.id for s in services.values()),
+                    ", ".join(s.scaling.name for s in services.values() if s.scaling)
+                    + "; target tracking on CPU 70% and 1000 requests per target", planned=planned),
+        deliverable("3.3", "ALB DNS name", bool(alb.dns_name), str(alb.dns_name), planned=planned),
+        deliverable("3.3", "Target groups configured", all(g.id for g in alb.target_groups.values()),
+                    ", ".join(f"{k}: health /health/" if k == "backend" else f"{k}: health /"
+                              for k in alb.target_groups) + "; backend sticky (lb_cookie)", planned=planned),
+        deliverable("3.3", "SSL certificate attached", bool(alb.listeners["https"].id),
+                    f"HTTPS:443 with the ACM certificate; HTTP:80 redirects to HTTPS ({alb.listeners['http'].id})",
+                    planned=planned),
+        deliverable("3.4", "Services running",
+                    all(s.running is not None and s.running >= getattr(env.services, k).min_tasks for k, s in services.items()),
+                    ", ".join(f"{s.name}: {s.running}/{s.desired} running, revision {s.revision}" for s in services.values()),
+                    planned=planned),
+        deliverable("3.4", "Connected to load balancer", all(s.id for s in services.values()),
+                    ", ".join(f"{k} -> {alb.target_groups[k].name}" for k in services)
+                    + "; rolling updates, circuit breaker with rollback", planned=planned),
+    ]

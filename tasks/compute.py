@@ -1,0 +1,527 @@
+"""Plan sections 3.1 and 3.3, ECS on Fargate: the cluster with Container Insights, log groups, the task
+definitions, the backend and frontend services behind the ALB, and auto-scaling.
+
+Task definitions are registered only when what they say changes: a converged run registers no revision.
+The services roll with the deployment circuit breaker and roll back by themselves when new tasks fail.
+The desired count is set when a service is created and then left to the auto-scaler (a later run must
+not fight it). moto does not report a service's deploymentConfiguration nor its health-check grace
+period; in the sandbox those two are compared as sent, and shown as such in the docstring of `Service`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import task
+
+from golive.changes import Record
+from golive.naming import ENVIRONMENT_TAG, parameter_name, resource_name, secret_name
+from golive.resource import Found, Resource, ensure
+from golive.retry import AWS_STEP
+from golive.run import Run
+from golive.scaffold import gunicorn_workers
+from tasks.registry import ImageRecord
+from tasks.network import SecurityGroupRecord, SubnetRecord
+
+SERVICES = ("backend", "frontend")
+# The app's secrets, by the variable the container sees and the Secrets Manager name (tasks/secrets.py).
+APP_SECRETS = {"SECRET_KEY": "django-secret-key", "DATABASE_URL": "database-url", "REDIS_URL": "redis-url"}
+RELEASE_PARAMETER = "release/image-tag"
+
+
+def ecs_tags(run: Run, component: str) -> list[dict]:
+    from golive.naming import tags
+
+    return [{"key": k, "value": v} for k, v in tags(run.env_name, component).items()]
+
+
+def log_group_name(environment: str, service: str) -> str:
+    return f"/golive/{environment}/{service}"
+
+
+class MissingSecret(ValueError):
+    """A task definition would point at a secret or parameter that does not exist (AWS refuses the task)."""
+
+
+class Cluster(Resource):
+    kind = "ecs-cluster"
+
+    @property
+    def ecs(self):
+        return self.run.client("ecs")
+
+    def desired(self) -> dict[str, Any]:
+        return {"container_insights": "enabled"}
+
+    def discover(self) -> Found | None:
+        clusters = self.ecs.describe_clusters(clusters=[self.name], include=["SETTINGS"])["clusters"]
+        live = [c for c in clusters if c["status"] == "ACTIVE"]
+        if not live:
+            return None
+        settings = {s["name"]: s["value"] for s in live[0].get("settings", [])}
+        return Found(id=live[0]["clusterArn"], component=self.component, raw=live[0],
+                     state={"container_insights": settings.get("containerInsights")})
+
+    def create(self) -> str:
+        return self.ecs.create_cluster(
+            clusterName=self.name, settings=[{"name": "containerInsights", "value": "enabled"}],
+            capacityProviders=["FARGATE", "FARGATE_SPOT"], tags=ecs_tags(self.run, self.component))["cluster"]["clusterArn"]
+
+    def update(self, found: Found, changes) -> None:
+        self.ecs.update_cluster_settings(cluster=self.name, settings=[{"name": "containerInsights", "value": "enabled"}])
+
+    def delete(self, found: Found) -> None:
+        self.ecs.delete_cluster(cluster=found.id)
+
+    @classmethod
+    def discover_all(cls, run: Run) -> list[Found]:
+        found = cls(run, "cluster").discover()
+        return [found] if found else []
+
+
+class LogGroup(Resource):
+    kind = "log-group"
+
+    def __init__(self, run: Run, component: str):
+        super().__init__(run, component)
+        self.name = log_group_name(run.env_name, component)
+
+    @property
+    def logs(self):
+        return self.run.client("logs")
+
+    def desired(self) -> dict[str, Any]:
+        return {"retention_days": self.run.environment.app.log_retention_days}
+
+    def discover(self) -> Found | None:
+        groups = self.logs.describe_log_groups(logGroupNamePrefix=self.name)["logGroups"]
+        group = next((g for g in groups if g["logGroupName"] == self.name), None)
+        return Found(id=self.name, component=self.component, raw=group,
+                     state={"retention_days": group.get("retentionInDays")}) if group else None
+
+    def create(self) -> str:
+        from golive.naming import tags
+
+        self.logs.create_log_group(logGroupName=self.name, tags=tags(self.run.env_name, self.component))
+        self.logs.put_retention_policy(logGroupName=self.name, retentionInDays=self.desired()["retention_days"])
+        return self.name
+
+    def update(self, found: Found, changes) -> None:
+        self.logs.put_retention_policy(logGroupName=self.name, retentionInDays=self.desired()["retention_days"])
+
+    def delete(self, found: Found) -> None:
+        self.logs.delete_log_group(logGroupName=found.id)
+
+    @classmethod
+    def discover_all(cls, run: Run) -> list[Found]:
+        prefix = log_group_name(run.env_name, "")
+        pages = run.client("logs").get_paginator("describe_log_groups").paginate(logGroupNamePrefix=prefix)
+        return [Found(id=g["logGroupName"], state={}, raw=g, component=g["logGroupName"].removeprefix(prefix))
+                for page in pages for g in page["logGroups"]]
+
+
+def app_settings_names(run: Run) -> list[str]:
+    """The app's plain settings in Parameter Store (one level: release state lives below it)."""
+    prefix = parameter_name(run.env_name, "")
+    pages = run.client("ssm").get_paginator("get_parameters_by_path").paginate(Path=prefix, Recursive=False)
+    return sorted(p["Name"] for page in pages for p in page["Parameters"])
+
+
+class TaskDefinition(Resource):
+    """A family's latest ACTIVE revision. A change registers the next revision; old ones stay for rollback."""
+
+    kind = "task-definition"
+
+    def __init__(self, run: Run, component: str, image: ImageRecord | None = None,
+                 roles: dict[str, str | None] | None = None, settings: list[str] | None = None):
+        super().__init__(run, component)
+        self.image, self.roles, self.settings = image, roles or {}, settings or []
+
+    @property
+    def ecs(self):
+        return self.run.client("ecs")
+
+    @property
+    def service(self):
+        return getattr(self.run.environment.services, self.component)
+
+    def _secrets(self) -> list[dict]:
+        if self.component != "backend":
+            return []
+        region, account = self.run.environment.region, self.run.account_id()
+        secrets = [{"name": variable, "valueFrom": f"arn:aws:secretsmanager:{region}:{account}:secret:"
+                    f"{secret_name(self.run.env_name, name)}"} for variable, name in APP_SECRETS.items()]
+        prefix = parameter_name(self.run.env_name, "")
+        secrets += [{"name": name.removeprefix(prefix), "valueFrom": f"arn:aws:ssm:{region}:{account}:parameter{name}"}
+                    for name in self.settings]
+        return sorted(secrets, key=lambda s: s["name"])
+
+    def _health_check(self) -> list[str]:
+        port = self.service.port
+        if self.component == "backend":  # the slim Python image has no curl
+            probe = f"python -c \"import urllib.request; urllib.request.urlopen('http://localhost:{port}/health/', timeout=4)\""
+        else:
+            probe = f"wget -q -O /dev/null http://localhost:{port}/"
+        return ["CMD-SHELL", f"{probe} || exit 1"]
+
+    def _container(self) -> dict:
+        return {
+            "name": self.component, "image": self.image.uri if self.image else None, "essential": True,
+            "portMappings": [{"containerPort": self.service.port, "protocol": "tcp"}],
+            "environment": [{"name": "WEB_CONCURRENCY", "value": str(gunicorn_workers(self.service.cpu))}]
+            if self.component == "backend" else [],
+            "secrets": self._secrets(),
+            "healthCheck": {"command": self._health_check(), "interval": 30, "timeout": 5, "retries": 3,
+                            "startPeriod": 60},
+            "logConfiguration": {"logDriver": "awslogs", "options": {
+                "awslogs-group": log_group_name(self.run.env_name, self.component),
+                "awslogs-region": self.run.environment.region, "awslogs-stream-prefix": self.component}},
+            "readonlyRootFilesystem": False,
+        }
+
+    def desired(self) -> dict[str, Any]:
+        return {"cpu": str(self.service.cpu), "memory": str(self.service.memory),
+                "execution_role": self.roles.get("ecs-execution"), "task_role": self.roles.get("ecs-task"),
+                "container": self._container()}
+
+    @staticmethod
+    def _observe(definition: dict) -> dict[str, Any]:
+        container = definition["containerDefinitions"][0]
+        keys = ("name", "image", "essential", "portMappings", "environment", "secrets", "healthCheck",
+                "logConfiguration", "readonlyRootFilesystem")
+        observed = {k: container.get(k) for k in keys}
+        observed["portMappings"] = [{"containerPort": p["containerPort"], "protocol": p.get("protocol", "tcp")}
+                                    for p in container.get("portMappings", [])]
+        observed["environment"] = sorted(container.get("environment", []), key=lambda e: e["name"])
+        observed["secrets"] = sorted(container.get("secrets", []), key=lambda e: e["name"])
+        observed["readonlyRootFilesystem"] = bool(container.get("readonlyRootFilesystem", False))
+        return {"cpu": definition.get("cpu"), "memory": definition.get("memory"),
+                "execution_role": definition.get("executionRoleArn"), "task_role": definition.get("taskRoleArn"),
+                "container": observed}
+
+    def discover(self) -> Found | None:
+        try:
+            definition = self.ecs.describe_task_definition(taskDefinition=self.name)["taskDefinition"]
+        except self.ecs.exceptions.ClientException:
+            return None
+        if definition.get("status") != "ACTIVE":
+            return None
+        return Found(id=definition["taskDefinitionArn"], component=self.component, raw=definition,
+                     state=self._observe(definition))
+
+    def _check_secrets_exist(self) -> None:
+        """ECS accepts a definition whose secrets do not exist, then every task fails to start: check first."""
+        missing = []
+        secrets = self.run.client("secretsmanager")
+        for variable, name in APP_SECRETS.items():
+            if self.component != "backend":
+                break
+            try:
+                secrets.describe_secret(SecretId=secret_name(self.run.env_name, name))
+            except secrets.exceptions.ResourceNotFoundException:
+                missing.append(f"{variable} -> secret {secret_name(self.run.env_name, name)}")
+        if missing:
+            raise MissingSecret(f"task definition {self.name} would read secrets that do not exist: {'; '.join(missing)}. "
+                                "Run Phase 1 (it stores them) and apply again. Nothing was registered.")
+
+    def _register(self) -> str:
+        if self.image is None:
+            raise RuntimeError(f"{self.name}: no image to run")
+        self._check_secrets_exist()
+        desired = self.desired()
+        return self.ecs.register_task_definition(
+            family=self.name, requiresCompatibilities=["FARGATE"], networkMode="awsvpc",
+            cpu=desired["cpu"], memory=desired["memory"], executionRoleArn=desired["execution_role"],
+            taskRoleArn=desired["task_role"], runtimePlatform={"cpuArchitecture": "X86_64", "operatingSystemFamily": "LINUX"},
+            containerDefinitions=[desired["container"]], tags=ecs_tags(self.run, self.component),
+        )["taskDefinition"]["taskDefinitionArn"]
+
+    def create(self) -> str:
+        return self._register()
+
+    def update(self, found: Found, changes) -> None:
+        self.registered = self._register()
+
+    def delete(self, found: Found) -> None:
+        # Every ACTIVE revision of the family: deregistered definitions cannot start new tasks.
+        for page in self.ecs.get_paginator("list_task_definitions").paginate(familyPrefix=found.raw["family"], status="ACTIVE"):
+            for arn in page["taskDefinitionArns"]:
+                self.ecs.deregister_task_definition(taskDefinition=arn)
+
+    @classmethod
+    def discover_all(cls, run: Run) -> list[Found]:
+        found = []
+        for service in SERVICES:
+            definition = cls(run, service).discover()
+            if definition:
+                found.append(definition)
+        return found
+
+
+class Service(Resource):
+    """An ECS service on Fargate in the private subnets behind its target group."""
+
+    kind = "ecs-service"
+    replace_on = frozenset({"load_balancers"})
+
+    def __init__(self, run: Run, component: str, cluster: str | None = None, task_definition: str | None = None,
+                 subnets: list[SubnetRecord] | None = None, security_group: str | None = None,
+                 target_group: str | None = None):
+        super().__init__(run, component)
+        self.cluster, self.task_definition = cluster or resource_name(run.env_name, "cluster"), task_definition
+        self.subnets, self.security_group, self.target_group = subnets or [], security_group, target_group
+
+    @property
+    def ecs(self):
+        return self.run.client("ecs")
+
+    @property
+    def settings(self):
+        return getattr(self.run.environment.services, self.component)
+
+    def _network(self) -> dict:
+        return {"awsvpcConfiguration": {"subnets": sorted(s.id for s in self.subnets),
+                                        "securityGroups": [self.security_group], "assignPublicIp": "DISABLED"}}
+
+    def _deployment(self) -> dict:
+        return {"deploymentCircuitBreaker": {"enable": True, "rollback": True},
+                "maximumPercent": 200, "minimumHealthyPercent": 100}
+
+    def _load_balancers(self) -> list[dict]:
+        return [{"targetGroupArn": self.target_group, "containerName": self.component,
+                 "containerPort": self.settings.port}]
+
+    def desired(self) -> dict[str, Any]:
+        return {"task_definition": self.task_definition, "network": self._network(),
+                "load_balancers": self._load_balancers(), "deployment": self._deployment(),
+                "health_check_grace_seconds": 60}
+
+    def _describe(self) -> dict | None:
+        try:
+            services = self.ecs.describe_services(cluster=self.cluster, services=[self.name])["services"]
+        except self.ecs.exceptions.ClusterNotFoundException:
+            return None
+        return next((s for s in services if s["status"] == "ACTIVE"), None)
+
+    def discover(self) -> Found | None:
+        service = self._describe()
+        if service is None:
+            return None
+        network = service.get("networkConfiguration", {}).get("awsvpcConfiguration", {})
+        desired = self.desired()
+        return Found(id=service["serviceArn"], component=self.component, raw=service, state={
+            "task_definition": service["taskDefinition"],
+            "network": {"awsvpcConfiguration": {"subnets": sorted(network.get("subnets", [])),
+                                                "securityGroups": network.get("securityGroups", []),
+                                                "assignPublicIp": network.get("assignPublicIp")}},
+            "load_balancers": [{k: lb[k] for k in ("targetGroupArn", "containerName", "containerPort")}
+                               for lb in service.get("loadBalancers", [])],
+            # moto reports neither; AWS does (see the module docstring).
+            "deployment": {k: v for k, v in service["deploymentConfiguration"].items() if k in desired["deployment"]}
+            if "deploymentConfiguration" in service else desired["deployment"],
+            "health_check_grace_seconds": service.get("healthCheckGracePeriodSeconds", desired["health_check_grace_seconds"]),
+        })
+
+    def create(self) -> str:
+        service = self.ecs.create_service(
+            cluster=self.cluster, serviceName=self.name, taskDefinition=self.task_definition,
+            desiredCount=self.settings.desired_tasks, launchType="FARGATE", networkConfiguration=self._network(),
+            loadBalancers=self._load_balancers(), deploymentConfiguration=self._deployment(),
+            healthCheckGracePeriodSeconds=60, propagateTags="SERVICE", enableECSManagedTags=True,
+            deploymentController={"type": "ECS"}, tags=ecs_tags(self.run, self.component))["service"]
+        self.wait_stable()
+        return service["serviceArn"]
+
+    def update(self, found: Found, changes) -> None:
+        self.ecs.update_service(cluster=self.cluster, service=self.name, taskDefinition=self.task_definition,
+                                networkConfiguration=self._network(), deploymentConfiguration=self._deployment(),
+                                healthCheckGracePeriodSeconds=60)
+        self.wait_stable()
+
+    def wait_stable(self) -> None:
+        """Until the rollout finishes: the new tasks healthy and the old ones drained (bounded)."""
+        delay, attempts = (1, 30) if self.run.target.is_sandbox else (15, 60)
+        self.ecs.get_waiter("services_stable").wait(cluster=self.cluster, services=[self.name],
+                                                    WaiterConfig={"Delay": delay, "MaxAttempts": attempts})
+
+    def delete(self, found: Found) -> None:
+        # AWS refuses to delete a service that still runs tasks: scale to 0 first.
+        cluster = found.raw.get("clusterArn", self.cluster)
+        self.ecs.update_service(cluster=cluster, service=found.id, desiredCount=0)
+        self.ecs.delete_service(cluster=cluster, service=found.id)
+        delay, attempts = (1, 30) if self.run.target.is_sandbox else (15, 40)
+        self.ecs.get_waiter("services_inactive").wait(cluster=cluster, services=[found.id],
+                                                      WaiterConfig={"Delay": delay, "MaxAttempts": attempts})
+
+    @classmethod
+    def discover_all(cls, run: Run) -> list[Found]:
+        found = []
+        for service in SERVICES:
+            current = cls(run, service).discover()
+            if current:
+                found.append(current)
+        return found
+
+
+class ServiceScaling(Resource):
+    """Application Auto Scaling for a service: its bounds and two target-tracking policies (CPU and
+    requests per target)."""
+
+    kind = "service-scaling"
+    namespace, dimension = "ecs", "ecs:service:DesiredCount"
+
+    def __init__(self, run: Run, component: str, request_label: str | None = None):
+        super().__init__(run, component)
+        self.resource_id = f"service/{resource_name(run.env_name, 'cluster')}/{resource_name(run.env_name, component)}"
+        self.request_label = request_label
+
+    @property
+    def scaling(self):
+        return self.run.client("application-autoscaling")
+
+    def _policies(self) -> dict[str, dict]:
+        policies = {"cpu": {"PredefinedMetricType": "ECSServiceAverageCPUUtilization", "TargetValue": 70.0}}
+        if self.request_label:
+            policies["requests"] = {"PredefinedMetricType": "ALBRequestCountPerTarget", "TargetValue": 1000.0,
+                                    "ResourceLabel": self.request_label}
+        return policies
+
+    def desired(self) -> dict[str, Any]:
+        settings = getattr(self.run.environment.services, self.component)
+        return {"min": settings.min_tasks, "max": settings.max_tasks, "policies": self._policies()}
+
+    def discover(self) -> Found | None:
+        targets = self.scaling.describe_scalable_targets(ServiceNamespace=self.namespace,
+                                                         ResourceIds=[self.resource_id])["ScalableTargets"]
+        if not targets:
+            return None
+        policies = self.scaling.describe_scaling_policies(ServiceNamespace=self.namespace,
+                                                          ResourceId=self.resource_id)["ScalingPolicies"]
+        observed = {}
+        for policy in policies:
+            config = policy.get("TargetTrackingScalingPolicyConfiguration", {})
+            spec = config.get("PredefinedMetricSpecification", {})
+            observed[policy["PolicyName"].removeprefix(f"{self.name}-")] = {
+                "PredefinedMetricType": spec.get("PredefinedMetricType"), "TargetValue": config.get("TargetValue"),
+                **({"ResourceLabel": spec["ResourceLabel"]} if spec.get("ResourceLabel") else {})}
+        return Found(id=self.resource_id, component=self.component, raw=targets[0],
+                     state={"min": targets[0]["MinCapacity"], "max": targets[0]["MaxCapacity"], "policies": observed})
+
+    def _apply(self, current: dict[str, dict]) -> None:
+        desired = self.desired()
+        self.scaling.register_scalable_target(ServiceNamespace=self.namespace, ResourceId=self.resource_id,
+                                              ScalableDimension=self.dimension, MinCapacity=desired["min"],
+                                              MaxCapacity=desired["max"])
+        for name, spec in desired["policies"].items():
+            if current.get(name) == spec:
+                continue
+            metric = {"PredefinedMetricType": spec["PredefinedMetricType"],
+                      **({"ResourceLabel": spec["ResourceLabel"]} if "ResourceLabel" in spec else {})}
+            self.scaling.put_scaling_policy(
+                PolicyName=f"{self.name}-{name}", ServiceNamespace=self.namespace, ResourceId=self.resource_id,
+                ScalableDimension=self.dimension, PolicyType="TargetTrackingScaling",
+                TargetTrackingScalingPolicyConfiguration={"TargetValue": spec["TargetValue"],
+                                                          "PredefinedMetricSpecification": metric,
+                                                          "ScaleOutCooldown": 60, "ScaleInCooldown": 300})
+
+    def create(self) -> str:
+        self._apply({})
+        return self.resource_id
+
+    def update(self, found: Found, changes) -> None:
+        self._apply(found.state["policies"])
+
+    def delete(self, found: Found) -> None:
+        # Deregistering the target deletes its policies and their alarms with it.
+        self.scaling.deregister_scalable_target(ServiceNamespace=self.namespace, ResourceId=found.id,
+                                                ScalableDimension=self.dimension)
+
+    @classmethod
+    def discover_all(cls, run: Run) -> list[Found]:
+        return [found for service in SERVICES if (found := cls(run, service).discover())]
+
+
+class ServiceRecord(Record):
+    task_definition: str | None
+    revision: int | None
+    image: str
+    running: int | None = None
+    desired: int | None = None
+    deployment: dict = {}
+    scaling: Record | None = None
+
+
+class ComputeRecord(Record):
+    cluster: Record
+    log_groups: list[Record]
+
+
+@task(**AWS_STEP)
+def ensure_cluster(run: Run) -> ComputeRecord:
+    """The ECS cluster (Container Insights on) and a log group per service with the file's retention."""
+    cluster = ensure(Cluster(run, "cluster"))
+    groups = []
+    for service in SERVICES:
+        outcome = ensure(LogGroup(run, service))
+        groups.append(Record(name=log_group_name(run.env_name, service), id=outcome.id, change=outcome.change))
+    return ComputeRecord(name=resource_name(run.env_name, "cluster"), id=cluster.id, change=cluster.change,
+                         cluster=Record(name=resource_name(run.env_name, "cluster"), id=cluster.id, change=cluster.change),
+                         log_groups=groups)
+
+
+class TaskDefinitionRecord(Record):
+    image: str | None
+    revision: int | None
+
+
+@task(**AWS_STEP)
+def ensure_task_definition(run: Run, component: str, image: ImageRecord, roles: dict) -> TaskDefinitionRecord:
+    """The service's task definition: a new revision only when its content changed."""
+    settings = app_settings_names(run) if component == "backend" else []
+    definition = TaskDefinition(run, component, image, {k: r.arn for k, r in roles.items()}, settings)
+    outcome = ensure(definition)
+    arn = getattr(definition, "registered", None) or outcome.id
+    return TaskDefinitionRecord(name=definition.name, id=arn, change=outcome.change, image=image.uri,
+                                revision=int(arn.rsplit(":", 1)[1]) if arn else None)
+
+
+@task(**AWS_STEP)
+def ensure_service(run: Run, component: str, cluster: ComputeRecord, task_definition: TaskDefinitionRecord,
+                   private_subnets: list[SubnetRecord], security_groups: dict[str, SecurityGroupRecord],
+                   target_group: Record, request_label: str | None) -> ServiceRecord:
+    """The service (rolling update, circuit breaker with rollback), stable, with its auto-scaling."""
+    service = Service(run, component, cluster.cluster.name, task_definition.id, private_subnets,
+                      security_groups[component].id, target_group.id)
+    outcome = ensure(service)
+    scaling = ensure(ServiceScaling(run, component, request_label))
+    current = outcome.current(run, service._describe) or {}
+    bounds = getattr(run.environment.services, component)
+    return ServiceRecord(
+        name=service.name, id=outcome.id, change=outcome.change, task_definition=task_definition.id,
+        revision=task_definition.revision, image=task_definition.image or "(known after apply)",
+        running=current.get("runningCount"), desired=current.get("desiredCount"),
+        deployment=current.get("deploymentConfiguration") or service._deployment(),
+        scaling=Record(name=f"{service.name} {bounds.min_tasks}-{bounds.max_tasks} tasks", id=scaling.id,
+                       change=scaling.change))
+
+
+def current_release_tag(run: Run) -> str:
+    """The image tag deployed by the last `golive release` (kept in Parameter Store), else the file's."""
+    ssm = run.client("ssm")
+    try:
+        return ssm.get_parameter(Name=parameter_name(run.env_name, RELEASE_PARAMETER))["Parameter"]["Value"]
+    except ssm.exceptions.ParameterNotFound:
+        return run.environment.app.images.tag
+
+
+def record_release_tag(run: Run, tag: str) -> None:
+    from golive.naming import tag_list
+
+    ssm = run.client("ssm")
+    name = parameter_name(run.env_name, RELEASE_PARAMETER)
+    ssm.put_parameter(Name=name, Value=tag, Type="String", Overwrite=True)
+    if ENVIRONMENT_TAG not in {t["Key"] for t in ssm.list_tags_for_resource(ResourceType="Parameter", ResourceId=name)["TagList"]}:
+        ssm.add_tags_to_resource(ResourceType="Parameter", ResourceId=name, Tags=tag_list(run.env_name, "release"))
+
+
+TEARDOWN_ORDER: list[type[Resource]] = [ServiceScaling, Service, TaskDefinition, Cluster, LogGroup]

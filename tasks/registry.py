@@ -1,0 +1,295 @@
+"""Plan section 2.2, the container registry: ECR repositories and the images the services run.
+
+Repositories scan on push, keep tags immutable (a tag names one image forever, so a rollback to a tag is
+a rollback to those bytes) and expire untagged images and old releases by lifecycle policy.
+
+Images reach ECR three ways, chosen per run:
+- a Docker engine answers: build the app repository's Dockerfiles and push;
+- no engine, but the environment file names a prebuilt reference (app.images.backend/frontend): the task
+  definitions use that reference as it is;
+- the sandbox: moto's ECR gets an image manifest whose layer is the app's source tree packed as a tar.gz.
+  Its size is that archive's, not a built image's: the 500 MB check says so.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import shutil
+import subprocess
+import tarfile
+from pathlib import Path
+from typing import Any
+
+from prefect import task
+
+from golive.changes import Action, Change, Record
+from golive.naming import ENVIRONMENT_TAG, resource_name, tag_list
+from golive.resource import Found, Resource, ensure
+from golive.retry import AWS_STEP
+from golive.run import Run, logger
+
+IMAGES = ("backend", "frontend")
+# Where each image's Dockerfile lives in the app repository (Phase 2.1 renders them).
+BUILD_CONTEXTS = {"backend": ".", "frontend": "frontend"}
+EXCLUDED_FROM_CONTEXT = {".git", "__pycache__", "node_modules", ".venv", "media", "staticfiles"}
+KEEP_RELEASES = 20
+
+
+def lifecycle_policy() -> dict:
+    return {"rules": [
+        {"rulePriority": 1, "description": "drop untagged images after 7 days",
+         "selection": {"tagStatus": "untagged", "countType": "sinceImagePushed", "countUnit": "days",
+                       "countNumber": 7}, "action": {"type": "expire"}},
+        {"rulePriority": 2, "description": f"keep the last {KEEP_RELEASES} tagged images (rollback targets)",
+         "selection": {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": KEEP_RELEASES},
+         "action": {"type": "expire"}},
+    ]}
+
+
+class Repository(Resource):
+    kind = "ecr-repository"
+    sandbox_lacks: dict[str, str] = {}
+
+    @property
+    def ecr(self):
+        return self.run.client("ecr")
+
+    def desired(self) -> dict[str, Any]:
+        return {"scan_on_push": True, "tag_mutability": "IMMUTABLE", "lifecycle_policy": lifecycle_policy()}
+
+    def _lifecycle(self) -> dict | None:
+        try:
+            return json.loads(self.ecr.get_lifecycle_policy(repositoryName=self.name)["lifecyclePolicyText"])
+        except self.ecr.exceptions.LifecyclePolicyNotFoundException:
+            return None
+
+    def discover(self) -> Found | None:
+        try:
+            repo = self.ecr.describe_repositories(repositoryNames=[self.name])["repositories"][0]
+        except self.ecr.exceptions.RepositoryNotFoundException:
+            return None
+        return Found(id=repo["repositoryUri"], component=self.component, raw=repo, state={
+            "scan_on_push": repo["imageScanningConfiguration"]["scanOnPush"],
+            "tag_mutability": repo["imageTagMutability"],
+            "lifecycle_policy": self._lifecycle(),
+        })
+
+    def create(self) -> str:
+        repo = self.ecr.create_repository(
+            repositoryName=self.name, imageTagMutability="IMMUTABLE",
+            imageScanningConfiguration={"scanOnPush": True}, encryptionConfiguration={"encryptionType": "AES256"},
+            tags=tag_list(self.run.env_name, self.component))["repository"]
+        self.ecr.put_lifecycle_policy(repositoryName=self.name, lifecyclePolicyText=json.dumps(lifecycle_policy()))
+        return repo["repositoryUri"]
+
+    def update(self, found: Found, changes) -> None:
+        if "scan_on_push" in changes:
+            self.ecr.put_image_scanning_configuration(repositoryName=self.name,
+                                                      imageScanningConfiguration={"scanOnPush": True})
+        if "tag_mutability" in changes:
+            self.ecr.put_image_tag_mutability(repositoryName=self.name, imageTagMutability="IMMUTABLE")
+        if "lifecycle_policy" in changes:
+            self.ecr.put_lifecycle_policy(repositoryName=self.name, lifecyclePolicyText=json.dumps(lifecycle_policy()))
+
+    def delete(self, found: Found) -> None:
+        # force: the images go with it (teardown is the one place that may lose release images).
+        self.ecr.delete_repository(repositoryName=found.raw["repositoryName"], force=True)
+
+    @classmethod
+    def discover_all(cls, run: Run) -> list[Found]:
+        ecr = run.client("ecr")
+        prefix = resource_name(run.env_name, "")
+        found = []
+        for page in ecr.get_paginator("describe_repositories").paginate():
+            for repo in page["repositories"]:
+                if not repo["repositoryName"].startswith(prefix):
+                    continue
+                tags = ecr.list_tags_for_resource(resourceArn=repo["repositoryArn"])["tags"]
+                if {t["Key"]: t["Value"] for t in tags}.get(ENVIRONMENT_TAG) == run.env_name:
+                    found.append(Found(id=repo["repositoryUri"], state={}, raw=repo,
+                                       component=repo["repositoryName"].removeprefix(prefix)))
+        return found
+
+
+class RepositoryRecord(Record):
+    uri: str | None
+
+
+class ImageRecord(Record):
+    component: str
+    uri: str  # what the task definition runs: repository:tag, or the file's prebuilt reference
+    tag: str
+    digest: str | None = None
+    size_bytes: int | None = None
+    source: str  # "docker build", "prebuilt reference", "sandbox manifest"
+    size_note: str = ""
+
+
+class ImageTooLarge(RuntimeError):
+    pass
+
+
+def docker_available() -> bool:
+    """A Docker engine that answers, not merely a docker binary (`docker build` fails without one)."""
+    if shutil.which("docker") is None:
+        return False
+    try:
+        return subprocess.run(["docker", "info"], capture_output=True, timeout=10).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+def source_layer(context: Path) -> bytes:
+    """The build context packed reproducibly (sorted, no timestamps): equal sources give equal digests."""
+    buffer = io.BytesIO()
+    with gzip.GzipFile(fileobj=buffer, mode="wb", mtime=0) as zipped, tarfile.open(fileobj=zipped, mode="w") as tar:
+        for path in sorted(context.rglob("*")):
+            relative = path.relative_to(context)
+            if path.is_dir() or EXCLUDED_FROM_CONTEXT & set(relative.parts) or path.suffix == ".pyc":
+                continue
+            info = tar.gettarinfo(str(path), arcname=str(relative))
+            info.mtime, info.uid, info.gid, info.uname, info.gname = 0, 0, 0, "", ""
+            with path.open("rb") as handle:
+                tar.addfile(info, handle)
+    return buffer.getvalue()
+
+
+def sandbox_manifest(context: Path, component: str, tag: str) -> tuple[dict, int]:
+    """An OCI-shaped manifest over the source archive, and the size ECR would report (config + layers)."""
+    layer = source_layer(context)
+    config = json.dumps({"architecture": "amd64", "os": "linux", "config": {"Labels": {
+        "org.opencontainers.image.title": component, "org.opencontainers.image.version": tag}}},
+        sort_keys=True).encode()
+    manifest = {
+        "schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+        "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": len(config),
+                   "digest": "sha256:" + hashlib.sha256(config).hexdigest()},
+        "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "size": len(layer),
+                    "digest": "sha256:" + hashlib.sha256(layer).hexdigest()}],
+    }
+    return manifest, len(config) + len(layer)
+
+
+def manifest_size(manifest: dict) -> int:
+    return manifest["config"]["size"] + sum(layer["size"] for layer in manifest["layers"])
+
+
+def _docker(*args: str, timeout: int = 1800) -> str:
+    done = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout)
+    if done.returncode != 0:
+        tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-10:])
+        raise RuntimeError(f"docker {args[0]} failed:\n{tail}")
+    return done.stdout
+
+
+def build_and_push(run: Run, component: str, repository_uri: str, tag: str) -> None:
+    """docker build from the app repository, log in to ECR with a short-lived token, push."""
+    import base64
+
+    app = run.environment.app.directory
+    image = f"{repository_uri}:{tag}"
+    _docker("build", "--pull", "-t", image, "-f", str(app / BUILD_CONTEXTS[component] / "Dockerfile"),
+            str(app / BUILD_CONTEXTS[component]))
+    token = run.client("ecr").get_authorization_token()["authorizationData"][0]
+    user, password = base64.b64decode(token["authorizationToken"]).decode().split(":", 1)
+    done = subprocess.run(["docker", "login", "--username", user, "--password-stdin", token["proxyEndpoint"]],
+                          input=password, capture_output=True, text=True, timeout=120)
+    if done.returncode != 0:
+        raise RuntimeError(f"docker login to {token['proxyEndpoint']} failed: {done.stderr.strip()}")
+    _docker("push", image)
+
+
+def publish_image(run: Run, component: str, repository: RepositoryRecord, tag: str) -> ImageRecord:
+    """The image for `tag` in the repository: found (nothing to do), or built and pushed, or registered
+    (sandbox), or the file's prebuilt reference. Refused over the plan's size limit where size is known."""
+    env = run.environment
+    name = f"{resource_name(run.env_name, component)}:{tag}"
+    prebuilt = getattr(env.app.images, component)
+    ecr = run.client("ecr")
+    details = None
+    if repository.id:
+        try:
+            details = ecr.describe_images(repositoryName=resource_name(run.env_name, component),
+                                          imageIds=[{"imageTag": tag}])["imageDetails"][0]
+        except ecr.exceptions.ImageNotFoundException:
+            details = None
+    if details is not None:
+        size = details.get("imageSizeInBytes")
+        if run.target.is_sandbox:  # moto reports the config's size: read the manifest's own figures
+            manifest = json.loads(ecr.batch_get_image(repositoryName=resource_name(run.env_name, component),
+                                                      imageIds=[{"imageTag": tag}])["images"][0]["imageManifest"])
+            size = manifest_size(manifest)
+        record = ImageRecord(name=name, id=details["imageDigest"], component=component, tag=tag,
+                             uri=f"{repository.uri}:{tag}", digest=details["imageDigest"], size_bytes=size,
+                             source="sandbox manifest" if run.target.is_sandbox else "in ECR",
+                             change=Change(action=Action.NOOP, kind="container-image", name=name, id=details["imageDigest"]))
+        return _checked_size(run, record)
+
+    context = env.app.directory / BUILD_CONTEXTS[component]
+    if run.target.is_sandbox or not (prebuilt and not docker_available()):
+        source = "sandbox manifest" if run.target.is_sandbox else "docker build"
+        if not run.target.is_sandbox and not docker_available():
+            raise RuntimeError(
+                f"no Docker engine answers here and app.images.{component} is not set: build and push the {component} "
+                f"image elsewhere and set app.images.{component} to its reference, or run where Docker runs.")
+        change = Change(action=Action.CREATE, kind="container-image", name=name, note=source)
+        digest, size = None, None
+        if run.target.is_sandbox:
+            manifest, size = sandbox_manifest(context, component, tag)
+        if run.applying and repository.id:
+            if run.target.is_sandbox:
+                digest = ecr.put_image(repositoryName=resource_name(run.env_name, component),
+                                       imageManifest=json.dumps(manifest), imageTag=tag)["image"]["imageId"]["imageDigest"]
+            else:
+                build_and_push(run, component, repository.uri, tag)
+                details = ecr.describe_images(repositoryName=resource_name(run.env_name, component),
+                                              imageIds=[{"imageTag": tag}])["imageDetails"][0]
+                digest, size = details["imageDigest"], details.get("imageSizeInBytes")
+            change = change.model_copy(update={"id": digest})
+        run.report(change)
+        record = ImageRecord(name=name, id=digest, component=component, tag=tag, uri=f"{repository.uri}:{tag}",
+                             digest=digest, size_bytes=size, source=source, change=change)
+        return _checked_size(run, record)
+
+    logger().info(f"{component}: no Docker engine; using the prebuilt image {prebuilt} from the environment file")
+    return ImageRecord(name=name, id=prebuilt, component=component, tag=tag, uri=prebuilt, source="prebuilt reference",
+                       size_note="size unknown: a prebuilt reference outside this environment's ECR",
+                       change=Change(action=Action.NOOP, kind="container-image", name=name, id=prebuilt,
+                                     note="prebuilt reference from app.images"))
+
+
+def _checked_size(run: Run, record: ImageRecord) -> ImageRecord:
+    limit = run.environment.app.images.max_size_mb
+    if record.size_bytes is None:
+        return record.model_copy(update={"size_note": "size unknown"})
+    megabytes = record.size_bytes / 1e6
+    note = f"{megabytes:.1f} MB of {limit} MB"
+    if record.source == "sandbox manifest":
+        note += " (sandbox: the source archive's size, not a built image's)"
+    if megabytes > limit:
+        raise ImageTooLarge(f"{record.uri} is {megabytes:.0f} MB, above the plan's {limit} MB "
+                            "(app.images.max_size_mb): slim the image (multi-stage build, .dockerignore) and release again")
+    return record.model_copy(update={"size_note": note})
+
+
+@task(**AWS_STEP)
+def ensure_repositories(run: Run) -> dict[str, RepositoryRecord]:
+    """The backend and frontend ECR repositories, scanned on push, with lifecycle policies."""
+    records = {}
+    for component in IMAGES:
+        outcome = ensure(Repository(run, component))
+        records[component] = RepositoryRecord(name=resource_name(run.env_name, component), id=outcome.id,
+                                              uri=outcome.id, change=outcome.change)
+    return records
+
+
+@task(**AWS_STEP)
+def ensure_image(run: Run, component: str, repository: RepositoryRecord, tag: str) -> ImageRecord:
+    """One image, present in ECR under its tag (or the file's prebuilt reference)."""
+    return publish_image(run, component, repository, tag)
+
+
+TEARDOWN_ORDER: list[type[Resource]] = [Repository]

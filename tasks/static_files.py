@@ -1,0 +1,89 @@
+"""Plan section 4.2: static files on S3. `collectstatic` with the app's production storage settings
+(django-storages' S3ManifestStaticStorage) uploads to the static bucket under static/, where CloudFront's
+/static/* behaviour serves them. It copies only what changed, so a converged run uploads nothing.
+
+It runs on this machine (the runner reaches S3 in either target); in the sandbox the files really land in
+moto's S3.
+"""
+
+from __future__ import annotations
+
+import re
+
+from prefect import task
+
+from golive import dataplane
+from golive.changes import Action, Change, Record
+from golive.retry import AWS_STEP
+from golive.run import Run
+from tasks.storage import BucketRecord
+
+SUMMARY = re.compile(r"(\d+) static files? (?:copied|would be copied)[^,]*(?:, (\d+) unmodified)?(?:, (\d+) post-processed)?")
+
+
+class StaticFilesRecord(Record):
+    bucket: str
+    copied: int
+    unmodified: int
+    post_processed: int
+    url: str  # where a browser finds them
+
+
+def storage_environment(run: Run, buckets: dict[str, BucketRecord]) -> dict[str, str]:
+    """The production settings' storage variables (docs/app-environment.md), pointed at this target."""
+    environment = {
+        "DJANGO_SETTINGS_MODULE": "config.settings.production",
+        # collectstatic needs settings to load, not a database or a real key.
+        "SECRET_KEY": "collectstatic-only", "DATABASE_URL": "postgresql://collectstatic@127.0.0.1:1/unused", "REDIS_URL": "redis://127.0.0.1:1/0",
+        "ALLOWED_HOSTS": run.environment.domain,
+        "AWS_STORAGE_BUCKET_NAME": buckets["static"].name, "AWS_MEDIA_BUCKET_NAME": buckets["media"].name,
+        "AWS_S3_REGION_NAME": run.environment.region, "STATIC_DOMAIN": run.environment.domain,
+    }
+    target = run.target
+    if target.is_sandbox:
+        from golive.aws import SANDBOX_CREDENTIALS
+
+        environment.update(AWS_S3_ENDPOINT_URL=target.endpoint_url, AWS_ACCESS_KEY_ID=SANDBOX_CREDENTIALS["aws_access_key_id"],
+                           AWS_SECRET_ACCESS_KEY=SANDBOX_CREDENTIALS["aws_secret_access_key"])
+    elif target.profile:
+        environment["AWS_PROFILE"] = target.profile
+    return environment
+
+
+@task(**AWS_STEP)
+def publish_static_files(run: Run, buckets: dict[str, BucketRecord]) -> StaticFilesRecord:
+    """collectstatic to the static bucket; in plan mode a dry run that counts what would be copied."""
+    bucket = buckets["static"].name
+    name = f"s3://{bucket}/static/"
+    if buckets["static"].id is None:  # plan of a fresh environment: no bucket to compare against yet
+        change = Change(action=Action.CREATE, kind="static-files", name=name, note="collectstatic after the bucket exists")
+        run.report(change)
+        return StaticFilesRecord(name=name, change=change, bucket=bucket, copied=0, unmodified=0, post_processed=0,
+                                 url=f"https://{run.environment.domain}/static/")
+    args = ["collectstatic", "--noinput"] + ([] if run.applying else ["--dry-run"])
+    output = dataplane.run_manage_here(run, *args, environment=storage_environment(run, buckets))
+    match = SUMMARY.search(output)
+    if match is None:
+        raise RuntimeError(f"collectstatic said something unexpected: {output.strip()[-300:]}")
+    copied, unmodified, post_processed = (int(g or 0) for g in match.groups())
+    action = Action.NOOP if copied == 0 else (Action.UPDATE if unmodified else Action.CREATE)
+    change = Change(action=action, kind="static-files", name=name, id=bucket if run.applying else None,
+                    note=f"{copied} copied, {unmodified} unmodified" if copied else "")
+    if change.is_change:
+        run.report(change)
+    return StaticFilesRecord(name=name, id=bucket, change=change, bucket=bucket, copied=copied, unmodified=unmodified,
+                             post_processed=post_processed, url=f"https://{run.environment.domain}/static/")
+
+
+MEDIA_PROBE = ("import json; from django.core.files.storage import storages; s = storages['default']; "
+               "print(json.dumps({'backend': type(s).__module__ + '.' + type(s).__name__, "
+               "'bucket': getattr(s, 'bucket_name', None), 'location': getattr(s, 'location', None)}))")
+
+
+@task(**AWS_STEP)
+def check_media_storage(run: Run, buckets: dict[str, BucketRecord]) -> dict:
+    """Where the app's production settings send uploads: read from Django itself, not assumed (read-only)."""
+    import json
+
+    output = dataplane.run_manage_here(run, "shell", "-c", MEDIA_PROBE, environment=storage_environment(run, buckets))
+    return json.loads(output.strip().splitlines()[-1])
