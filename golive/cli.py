@@ -222,6 +222,50 @@ def verify_backup(environment: str = EnvArg, sandbox: Optional[bool] = SandboxOp
 
 
 @app.command()
+def release(environment: str = EnvArg, image: str = typer.Option(..., "--image", help="the image tag to release"),
+            sandbox: Optional[bool] = SandboxOpt, verbose: bool = VerboseOpt) -> None:
+    """Release an image tag: one new task-definition revision per service, a rolling update, a CloudFront
+    invalidation."""
+    from golive.config import ImageSettings
+
+    try:
+        ImageSettings(tag=image)
+    except Exception:
+        raise Failure(f"--image {image!r} is not a valid image tag: letters, digits, '_', '.' and '-', at most 128") from None
+    result = _run_flow("flows.release:release", environment, sandbox, verbose, f"Releasing {image} to",
+                       environment=str(environment), image_tag=image, sandbox=sandbox)
+    _print_deliverables(result)
+    console.print(f"\n[bold green]Released {image}[/] (previous: {result.outputs['previous_tag']})")
+
+
+@app.command()
+def rollback(environment: str = EnvArg, sandbox: Optional[bool] = SandboxOpt, verbose: bool = VerboseOpt) -> None:
+    """Return the services to the task-definition revision before the current one."""
+    result = _run_flow("flows.release:rollback", environment, sandbox, verbose, "Rolling back",
+                       environment=str(environment), sandbox=sandbox)
+    _print_deliverables(result)
+    console.print(f"\n[bold green]Rolled back[/] to {result.outputs['tag']}")
+
+
+def _run_flow(path: str, ref: str, target: Optional[bool], verbose: bool, verb: str, **parameters):
+    """Validate first, then run one flow with its changes streamed to the terminal."""
+    import importlib
+
+    _quiet_prefect(verbose)
+    run = _prepare(ref, target, "apply")
+    module, name = path.split(":")
+    flow = getattr(importlib.import_module(module), name)
+    console.print(f"[bold]{verb} {run.env_name}[/] against {run.target.describe()}")
+    progress.subscribe(_print_change)
+    try:
+        return flow(**parameters)
+    except Exception as error:
+        raise Failure(_explain(error)) from None
+    finally:
+        progress.unsubscribe(_print_change)
+
+
+@app.command()
 def doctor(environment: str = EnvArg, sandbox: Optional[bool] = SandboxOpt) -> None:
     """Check the environment file, credentials and region; list what a person must set up by hand."""
     from golive.doctor import diagnose

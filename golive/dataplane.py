@@ -66,7 +66,8 @@ def app_environment(run: Run) -> dict[str, str]:
     prefix = parameter_name(run.env_name, "")
     # One level: the release state below it (release/image-tag) is not an app setting.
     pages = run.client("ssm").get_paginator("get_parameters_by_path").paginate(Path=prefix, Recursive=False)
-    settings = {p["Name"].removeprefix(prefix): p["Value"] for page in pages for p in page["Parameters"]}
+    settings = {p["Name"].removeprefix(prefix): p["Value"] for page in pages for p in page["Parameters"]
+                if "/" not in p["Name"].removeprefix(prefix)}  # moto returns deeper levels all the same
     if run.target.is_sandbox:
         # The local app serves plain HTTP and keeps static files on disk (no S3 behind moto's URLs).
         settings.update(SECURE_SSL_REDIRECT="false", AWS_STORAGE_BUCKET_NAME="", AWS_MEDIA_BUCKET_NAME="")

@@ -124,7 +124,15 @@ def app_settings_names(run: Run) -> list[str]:
     """The app's plain settings in Parameter Store (one level: release state lives below it)."""
     prefix = parameter_name(run.env_name, "")
     pages = run.client("ssm").get_paginator("get_parameters_by_path").paginate(Path=prefix, Recursive=False)
-    return sorted(p["Name"] for page in pages for p in page["Parameters"])
+    # moto returns deeper levels even when not recursive: keep the first level only.
+    return sorted(p["Name"] for page in pages for p in page["Parameters"] if "/" not in p["Name"].removeprefix(prefix))
+
+
+def active_revisions(ecs, family: str) -> list[str]:
+    """The family's ACTIVE revisions, newest first (sorted here: moto ignores sort=DESC)."""
+    arns = [arn for page in ecs.get_paginator("list_task_definitions").paginate(familyPrefix=family, status="ACTIVE")
+            for arn in page["taskDefinitionArns"] if arn.rsplit(":", 1)[0].endswith(f"/{family}")]
+    return sorted(arns, key=lambda arn: int(arn.rsplit(":", 1)[1]), reverse=True)
 
 
 class TaskDefinition(Resource):
@@ -200,12 +208,12 @@ class TaskDefinition(Resource):
                 "container": observed}
 
     def discover(self) -> Found | None:
-        try:
-            definition = self.ecs.describe_task_definition(taskDefinition=self.name)["taskDefinition"]
-        except self.ecs.exceptions.ClientException:
+        # The family's newest ACTIVE revision, listed explicitly: moto answers a bare family name with the
+        # newest revision even when a rollback has deregistered it.
+        arns = active_revisions(self.ecs, self.name)
+        if not arns:
             return None
-        if definition.get("status") != "ACTIVE":
-            return None
+        definition = self.ecs.describe_task_definition(taskDefinition=arns[0])["taskDefinition"]
         return Found(id=definition["taskDefinitionArn"], component=self.component, raw=definition,
                      state=self._observe(definition))
 

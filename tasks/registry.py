@@ -142,13 +142,33 @@ def docker_available() -> bool:
         return False
 
 
+def ignored_patterns(context: Path) -> list[str]:
+    """The context's .dockerignore, as Docker would read it (comments and blank lines dropped)."""
+    ignore = context / ".dockerignore"
+    if not ignore.is_file():
+        return []
+    return [line.strip().rstrip("/") for line in ignore.read_text().splitlines()
+            if line.strip() and not line.lstrip().startswith("#") and not line.strip().startswith("!")]
+
+
+def _ignored(relative: Path, patterns: list[str]) -> bool:
+    from fnmatch import fnmatch
+
+    text = relative.as_posix()
+    return any(fnmatch(text, p.removeprefix("**/")) or fnmatch(relative.name, p.removeprefix("**/"))
+               or any(fnmatch(part, p) for part in relative.parts) for p in patterns)
+
+
 def source_layer(context: Path) -> bytes:
-    """The build context packed reproducibly (sorted, no timestamps): equal sources give equal digests."""
+    """The build context packed reproducibly (sorted, no timestamps): equal sources give equal digests.
+    What .dockerignore leaves out (a local .env, say) stays out, as in a real build."""
+    patterns = ignored_patterns(context)
     buffer = io.BytesIO()
     with gzip.GzipFile(fileobj=buffer, mode="wb", mtime=0) as zipped, tarfile.open(fileobj=zipped, mode="w") as tar:
         for path in sorted(context.rglob("*")):
             relative = path.relative_to(context)
-            if path.is_dir() or EXCLUDED_FROM_CONTEXT & set(relative.parts) or path.suffix == ".pyc":
+            if (path.is_dir() or EXCLUDED_FROM_CONTEXT & set(relative.parts) or path.suffix == ".pyc"
+                    or _ignored(relative, patterns)):
                 continue
             info = tar.gettarinfo(str(path), arcname=str(relative))
             info.mtime, info.uid, info.gid, info.uname, info.gname = 0, 0, 0, "", ""

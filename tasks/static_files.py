@@ -50,6 +50,16 @@ def storage_environment(run: Run, buckets: dict[str, BucketRecord]) -> dict[str,
     return environment
 
 
+def _collect(run: Run, environment: dict[str, str], dry_run: bool) -> tuple[int, int, int]:
+    args = ["collectstatic", "--noinput"] + (["--dry-run"] if dry_run else [])
+    output = dataplane.run_manage_here(run, *args, environment=environment)
+    match = SUMMARY.search(output)
+    if match is None:
+        raise RuntimeError(f"collectstatic said something unexpected: {output.strip()[-300:]}")
+    copied, unmodified, post_processed = (int(g or 0) for g in match.groups())
+    return copied, unmodified, post_processed
+
+
 @task(**AWS_STEP)
 def publish_static_files(run: Run, buckets: dict[str, BucketRecord]) -> StaticFilesRecord:
     """collectstatic to the static bucket; in plan mode a dry run that counts what would be copied."""
@@ -60,12 +70,12 @@ def publish_static_files(run: Run, buckets: dict[str, BucketRecord]) -> StaticFi
         run.report(change)
         return StaticFilesRecord(name=name, change=change, bucket=bucket, copied=0, unmodified=0, post_processed=0,
                                  url=f"https://{run.environment.domain}/static/")
-    args = ["collectstatic", "--noinput"] + ([] if run.applying else ["--dry-run"])
-    output = dataplane.run_manage_here(run, *args, environment=storage_environment(run, buckets))
-    match = SUMMARY.search(output)
-    if match is None:
-        raise RuntimeError(f"collectstatic said something unexpected: {output.strip()[-300:]}")
-    copied, unmodified, post_processed = (int(g or 0) for g in match.groups())
+    # A dry run first, in plan and apply alike: the real one re-hashes and re-uploads the manifest and
+    # every post-processed file even when nothing changed, so it runs only when something did.
+    environment = storage_environment(run, buckets)
+    copied, unmodified, post_processed = _collect(run, environment, dry_run=True)
+    if copied and run.applying:
+        copied, unmodified, post_processed = _collect(run, environment, dry_run=False)
     action = Action.NOOP if copied == 0 else (Action.UPDATE if unmodified else Action.CREATE)
     change = Change(action=action, kind="static-files", name=name, id=bucket if run.applying else None,
                     note=f"{copied} copied, {unmodified} unmodified" if copied else "")

@@ -151,12 +151,14 @@ class Bucket(Resource):
 
     def delete(self, found: Found) -> None:
         # Every version and delete marker first: a versioned bucket is only empty when both are gone.
-        paginator = self.s3.get_paginator("list_object_versions")
-        for page in paginator.paginate(Bucket=found.id):
+        # List afresh after each batch: paging on while deleting skips keys (the markers move).
+        while True:
+            page = self.s3.list_object_versions(Bucket=found.id, MaxKeys=1000)
             objects = [{"Key": v["Key"], "VersionId": v["VersionId"]}
-                       for v in page.get("Versions", []) + page.get("DeleteMarkers", [])]
-            if objects:
-                self.s3.delete_objects(Bucket=found.id, Delete={"Objects": objects, "Quiet": True})
+                       for v in page.get("Versions", []) + page.get("DeleteMarkers", [])][:1000]
+            if not objects:
+                break
+            self.s3.delete_objects(Bucket=found.id, Delete={"Objects": objects, "Quiet": True})
         self.s3.delete_bucket(Bucket=found.id)
 
     @classmethod

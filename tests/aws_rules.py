@@ -80,4 +80,45 @@ def teardown_order_violations(calls: list[Call]) -> list[str]:
                  and position[id(c)] > position[id(delete)]]
         if later:
             problems.append(f"DeleteRole {delete.params['RoleName']} before its policies")
+    problems += _containers_and_edge(calls, position, all_of, first, last)
+    return problems
+
+
+def _containers_and_edge(calls, position, all_of, first, last) -> list[str]:
+    """Phases 2-4: ECS refuses to delete a service that runs tasks, or a cluster with ACTIVE services;
+    ELB refuses a target group a listener still forwards to; CloudFront deletes only a disabled
+    distribution with its current ETag; ACM keeps a certificate CloudFront or a listener still uses."""
+    problems = []
+    for delete in all_of("DeleteService"):
+        scaled = [c for c in all_of("UpdateService") if c.params.get("service") == delete.params["service"]
+                  and c.params.get("desiredCount") == 0 and position[id(c)] < position[id(delete)]]
+        if not scaled:
+            problems.append(f"DeleteService {delete.params['service']} before scaling it to 0")
+    for delete in all_of("DeleteCluster"):
+        if any(position[id(c)] > position[id(delete)] for c in all_of("DeleteService")):
+            problems.append("DeleteCluster before its services were deleted")
+        if not any(c.operation == "DescribeServices" and position[id(c)] < position[id(delete)] for c in calls):
+            problems.append("DeleteCluster without waiting for its services to become INACTIVE")
+    last_listener = last("DeleteListener")
+    for delete in all_of("DeleteTargetGroup"):
+        if last_listener is not None and position[id(delete)] < last_listener:
+            problems.append("DeleteTargetGroup before every listener forwarding to it was deleted")
+        if last("DeleteService") is not None and position[id(delete)] < last("DeleteService"):
+            problems.append("DeleteTargetGroup while a service was still registered in it")
+    for delete in all_of("DeleteDistribution"):
+        disabled = [c for c in all_of("UpdateDistribution") if c.params.get("Id") == delete.params["Id"]
+                    and c.params["DistributionConfig"]["Enabled"] is False and position[id(c)] < position[id(delete)]]
+        if not disabled:
+            problems.append(f"DeleteDistribution {delete.params['Id']} without disabling it first")
+    for delete in all_of("DeleteCertificate"):
+        for user in ("DeleteDistribution", "DeleteListener", "DeleteLoadBalancer"):
+            if last(user) is not None and position[id(delete)] < last(user):
+                problems.append(f"DeleteCertificate while still in use ({user} came later)")
+    for delete in all_of("DeleteSecurityGroup"):
+        if last("DeleteLoadBalancer") is not None and position[id(delete)] < last("DeleteLoadBalancer"):
+            problems.append("DeleteSecurityGroup before the load balancer using it was deleted")
+            break
+    for delete in all_of("DeleteOriginAccessControl"):
+        if last("DeleteDistribution") is not None and position[id(delete)] < last("DeleteDistribution"):
+            problems.append("DeleteOriginAccessControl while a distribution still used it")
     return problems

@@ -23,3 +23,16 @@ def health(request):
         checks["cache"] = f"down: {type(error).__name__}"
     healthy = all(v == "ok" for v in checks.values())
     return JsonResponse({"status": "ok" if healthy else "unavailable", **checks}, status=200 if healthy else 503)
+
+
+class HealthCheckMiddleware:
+    """Answer /health/ before Django validates the Host header. The ALB's health checker sends the task's
+    private IP as Host, which ALLOWED_HOSTS rightly does not list; every other path is still validated."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if request.path == "/health/":
+            return health(request)
+        return self.get_response(request)

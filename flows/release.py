@@ -1,0 +1,121 @@
+"""Releases: `golive release ENV --image TAG` and `golive rollback ENV`.
+
+A release puts the tag's images in ECR (Phase 2's steps), registers one new task-definition revision per
+service and rolls the services (Phase 3's steps, circuit breaker on), records the tag as the deployed
+release (so a later `apply` keeps it), and invalidates CloudFront so no edge serves the old frontend.
+
+A rollback returns each service to the revision before its current one, deregisters the revision it
+leaves (nothing starts it again, and the family's latest ACTIVE revision is the deployed one, so the
+next apply registers nothing), records that revision's tag, and invalidates CloudFront.
+"""
+
+from __future__ import annotations
+
+from prefect import flow, task
+
+from golive.changes import Action, Change, Record
+from golive.naming import resource_name
+from golive.report import PhaseResult, deliverable, publish
+from golive.retry import AWS_STEP
+from golive.run import Run
+from flows.ecs import ecs
+from tasks.cdn import Distribution, invalidate_cache
+from tasks.compute import SERVICES, Service, active_revisions, current_release_tag, record_release_tag
+from tasks.registry import ensure_image, ensure_repositories
+
+
+class NothingToRollBack(RuntimeError):
+    pass
+
+
+def distribution_id(run: Run) -> str | None:
+    found = Distribution(run, "cdn").discover()
+    return found.id if found else None
+
+
+@flow(name="release")
+def release(environment: str = "sandbox", image_tag: str = "", sandbox: bool | None = None) -> PhaseResult:
+    """Ship the images tagged image_tag: new revisions, rolling update, CloudFront invalidation."""
+    run = Run.prepare(environment, sandbox=sandbox)
+    if not image_tag:
+        raise ValueError("image_tag is required: the tag of the images to release, e.g. `--image v1.4.2`")
+    previous = current_release_tag(run)
+    repositories = ensure_repositories(run)
+    images = {s: ensure_image.submit(run, s, repositories[s], image_tag) for s in SERVICES}
+    for future in images.values():
+        future.result()
+    deployed = ecs(environment=environment, sandbox=sandbox, image_tag=image_tag)
+    record_release_tag(run, image_tag)
+    invalidation = invalidate_cache(run, distribution_id(run), f"release {image_tag}")
+    services = deployed.outputs["services"]
+    result = PhaseResult(
+        phase="release", environment=run.env_name, mode=run.mode, target=run.target.describe(),
+        changes=[*deployed.changes, invalidation.change],
+        deliverables=[
+            deliverable("release", "New task-definition revisions registered and rolled out",
+                        all(s.running == s.desired for s in services.values()),
+                        ", ".join(f"{s.name}: revision {s.revision} ({s.image}), {s.running}/{s.desired} running"
+                                  for s in services.values())),
+            deliverable("release", "CloudFront invalidated",
+                        (invalidation.status or "").lower() == "completed" if invalidation.id else None,
+                        f"{invalidation.id} {invalidation.status} {invalidation.paths} in {invalidation.seconds} s"
+                        if invalidation.id else "pending: no distribution yet (Phase 4 makes it)"),
+        ],
+        outputs={"previous_tag": previous, "tag": image_tag, "services": services, "invalidation": invalidation})
+    publish(result)
+    return result
+
+
+class RollbackRecord(Record):
+    service: str
+    from_revision: str
+    to_revision: str
+    image: str
+    confirmed: bool  # the service, read back, runs to_revision
+
+
+@task(**AWS_STEP)
+def roll_back_service(run: Run, component: str) -> RollbackRecord:
+    """Point the service at the revision before its current one, wait until stable, retire the other."""
+    ecs_client = run.client("ecs")
+    service = Service(run, component)
+    current = service._describe()
+    if current is None:
+        raise NothingToRollBack(f"{service.name} does not exist; nothing to roll back")
+    current_arn = current["taskDefinition"]
+    family, revision = current_arn.rsplit("/", 1)[1].rsplit(":", 1)
+    earlier = [arn for arn in active_revisions(ecs_client, family) if int(arn.rsplit(":", 1)[1]) < int(revision)]
+    if not earlier:
+        raise NothingToRollBack(f"{service.name} runs revision {revision}, the first ACTIVE one of {family}: "
+                                "there is no earlier release to return to")
+    target = earlier[0]
+    image = ecs_client.describe_task_definition(taskDefinition=target)["taskDefinition"]["containerDefinitions"][0]["image"]
+    ecs_client.update_service(cluster=service.cluster, service=service.name, taskDefinition=target)
+    service.wait_stable()
+    confirmed = (service._describe() or {}).get("taskDefinition") == target
+    ecs_client.deregister_task_definition(taskDefinition=current_arn)
+    change = Change(action=Action.UPDATE, kind="ecs-service", name=service.name, id=current["serviceArn"],
+                    note=f"rolled back from revision {revision} to {target.rsplit(':', 1)[1]} ({image})")
+    run.report(change)
+    return RollbackRecord(name=service.name, id=current["serviceArn"], change=change, service=component,
+                          from_revision=current_arn, to_revision=target, image=image, confirmed=confirmed)
+
+
+@flow(name="rollback")
+def rollback(environment: str = "sandbox", sandbox: bool | None = None) -> PhaseResult:
+    """Return every service to its previous task-definition revision and invalidate CloudFront."""
+    run = Run.prepare(environment, sandbox=sandbox)
+    futures = {s: roll_back_service.submit(run, s) for s in SERVICES}
+    records = {s: f.result() for s, f in futures.items()}
+    tag = records["backend"].image.rsplit(":", 1)[-1]
+    record_release_tag(run, tag)
+    invalidation = invalidate_cache(run, distribution_id(run), f"rollback to {tag}")
+    result = PhaseResult(
+        phase="rollback", environment=run.env_name, mode=run.mode, target=run.target.describe(),
+        changes=[r.change for r in records.values()] + [invalidation.change],
+        deliverables=[deliverable("rollback", "Services back on the previous revision (read back from ECS)",
+                                  all(r.confirmed for r in records.values()),
+                                  "; ".join(f"{r.name}: {r.change.note}" for r in records.values()))],
+        outputs={"services": records, "tag": tag, "invalidation": invalidation})
+    publish(result)
+    return result
