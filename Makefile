@@ -30,13 +30,14 @@ test: install
 	@mkdir -p $(PREFECT_HOME)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-# The whole go-live on the sandbox: the emulated AWS control plane and the local data plane, then every
-# phase that exists.
+# The whole go-live on the sandbox, run as production runs it: the emulated AWS control plane and the local
+# data plane, a local Prefect server and worker, the go-live/$(ENV) deployment run, watched, and reported.
 go-live: install
 	@mkdir -p $(PREFECT_HOME)
 	$(BIN)/golive sandbox up
-	$(BIN)/golive apply $(ENV)
+	$(BIN)/golive go-live $(ENV)
 
+# Stops everything go-live started: the Prefect worker and server, the app, Redis, PostgreSQL and moto.
 go-live-down: install
 	$(BIN)/golive sandbox down
 

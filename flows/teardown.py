@@ -13,8 +13,8 @@ from golive.report import PhaseResult, publish
 from golive.resource import Resource, remove_all
 from golive.retry import TEARDOWN_STEP
 from golive.run import Mode, Run
-from tasks import (cache, cdn, compute, database, dns, load_balancer, network, observability, registry, secrets,
-                   security, storage)
+from tasks import (cache, cdn, compute, cutover, database, dns, load_balancer, network, observability, registry,
+                   secrets, security, storage)
 
 # Each chain is deleted in order, after the chains it names (whose resources hold interfaces in its
 # subnets and security groups); otherwise chains run at once.
@@ -28,7 +28,8 @@ CHAINS: dict[str, tuple[list[type[Resource]], list[str]]] = {
     "database": (database.TEARDOWN_ORDER, []),
     "cache": (cache.TEARDOWN_ORDER, []),
     "storage": (storage.TEARDOWN_ORDER, ["cdn"]),
-    "dns": (dns.TEARDOWN_ORDER, ["cdn", "load_balancer"]),  # the certificate is in use until both are gone
+    "cutover": (cutover.TEARDOWN_ORDER, []),  # the new target's Route 53 health check
+    "dns": (dns.TEARDOWN_ORDER, ["cdn", "load_balancer", "cutover"]),  # the certificate is in use until both are gone
     "secrets": (secrets.TEARDOWN_ORDER, ["database"]),
     "network": (network.TEARDOWN_ORDER, ["database", "cache", "compute", "load_balancer"]),
     "account": (observability.TEARDOWN_ORDER + security.TEARDOWN_ORDER, []),

@@ -265,6 +265,37 @@ def _run_flow(path: str, ref: str, target: Optional[bool], verbose: bool, verb: 
         progress.unsubscribe(_print_change)
 
 
+@app.command("go-live")
+def go_live(environment: str = EnvArg,
+            timeout_minutes: float = typer.Option(60, "--timeout-minutes", help="stop waiting after this long")) -> None:
+    """The go-live as production runs it: a local Prefect server and worker, the deployment registered,
+    `go-live/ENV` run and watched, then its report. (The sandbox must be up: `golive sandbox up`.)"""
+    import subprocess
+
+    from golive.sandbox import orchestrator
+
+    run = _prepare(environment, None, "apply")
+    prefect = orchestrator.up()
+    api = prefect["api_url"]
+    console.print(f"Prefect server {prefect['ui_url']} ({'started' if prefect['server_started'] else 'running'}), "
+                  f"worker on pool {orchestrator.POOL}")
+    env = {**os.environ, "PREFECT_API_URL": api, "GOLIVE_PROJECT_DIR": str(orchestrator.PROJECT_DIR)}
+    prefect_cli = [sys.executable, "-m", "prefect"]
+    subprocess.run([*prefect_cli, "work-pool", "create", orchestrator.POOL, "--type", "process"], env=env,
+                   capture_output=True, timeout=120)  # "already exists" on later runs: fine
+    deployed = subprocess.run([*prefect_cli, "--no-prompt", "deploy", "--name", f"go-live/{run.env_name}"],
+                              cwd=orchestrator.PROJECT_DIR, env=env, capture_output=True, text=True, timeout=300)
+    if deployed.returncode != 0:
+        raise Failure(f"registering go-live/{run.env_name} failed:\n{(deployed.stdout + deployed.stderr)[-1500:]}")
+    os.environ["PREFECT_API_URL"] = api
+    from golive.watch import run_and_watch
+
+    outcome = run_and_watch(f"go-live/{run.env_name}", {"environment": environment}, timeout_minutes * 60, console)
+    console.print(f"\nPrefect UI: {prefect['ui_url']}/runs/flow-run/{outcome.flow_run_id}")
+    if not outcome.completed:
+        raise Failure(f"go-live/{run.env_name} ended {outcome.state}: {outcome.message}")
+
+
 @app.command()
 def doctor(environment: str = EnvArg, sandbox: Optional[bool] = SandboxOpt) -> None:
     """Check the environment file, credentials and region; list what a person must set up by hand."""
@@ -301,9 +332,9 @@ def sandbox_up() -> None:
 @sandbox_app.command("down")
 def sandbox_down() -> None:
     """Stop every sandbox service; leaves no process behind."""
-    from golive.sandbox import control_plane, data_plane
+    from golive.sandbox import control_plane, data_plane, orchestrator
 
-    stopped = {**data_plane.down(), "moto": control_plane.down()["stopped"]}
+    stopped = {**orchestrator.down(), **data_plane.down(), "moto": control_plane.down()["stopped"]}
     names = [name for name, was in stopped.items() if was]
     console.print(f"sandbox stopped ({', '.join(names)})" if names else "sandbox was not running")
 

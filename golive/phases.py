@@ -17,6 +17,7 @@ class Phase:
     name: str
     title: str
     flow_path: str | None  # "module:function", or None while the phase is not automated yet
+    after: tuple[int, ...] = ()  # the phases it stands on: the go-live starts it once they are done
 
     @property
     def automated(self) -> bool:
@@ -32,12 +33,13 @@ class Phase:
 PHASES: list[Phase] = [
     Phase(1, "infrastructure", "Infrastructure setup", "flows.infrastructure:infrastructure"),
     Phase(2, "containers", "Application containerization", "flows.containers:containers"),
-    Phase(3, "ecs", "ECS deployment", "flows.ecs:ecs"),
-    Phase(4, "cdn", "CDN and performance", "flows.cdn:cdn"),
-    Phase(5, "data", "Database migration and data", "flows.data:data"),
-    Phase(6, "cicd", "CI/CD pipeline", None),
-    Phase(7, "monitoring", "Monitoring and security", None),
-    Phase(8, "launch", "Testing and go-live", None),
+    Phase(3, "ecs", "ECS deployment", "flows.ecs:ecs", after=(1, 2)),
+    Phase(4, "cdn", "CDN and performance", "flows.cdn:cdn", after=(3,)),
+    Phase(5, "data", "Database migration and data", "flows.data:data", after=(1,)),
+    Phase(6, "cicd", "CI/CD pipeline", None, after=(3,)),
+    Phase(7, "monitoring", "Monitoring and security", None, after=(4,)),
+    # Phase 8 is the go-live flow's own ending (flows/go_live.py): the gate, approval, cutover, watch.
+    Phase(8, "launch", "Testing and go-live", None, after=(4, 5)),
 ]
 
 

@@ -16,8 +16,10 @@ PREFECT = str(Path(sys.executable).with_name("prefect"))
 
 def test_every_deployment_registers(prefect_api):
     env = cli_env(prefect_api, GOLIVE_PROJECT_DIR=str(REPO))
-    subprocess.run([PREFECT, "work-pool", "create", "local-process", "--type", "process"], cwd=REPO, env=env,
-                   capture_output=True, timeout=120)
+    for pool, kind in (("golive-sandbox", "process"), ("golive-ecs", "ecs")):
+        created = subprocess.run([PREFECT, "work-pool", "create", pool, "--type", kind], cwd=REPO, env=env,
+                                 capture_output=True, text=True, timeout=120)
+        assert created.returncode == 0 or "already exists" in created.stdout + created.stderr, created.stderr
     done = subprocess.run([PREFECT, "--no-prompt", "deploy", "--all"], cwd=REPO, env=env, capture_output=True,
                           text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr

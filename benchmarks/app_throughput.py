@@ -1,0 +1,183 @@
+"""Example app throughput on the sandbox: Locust's visitor journeys with no think time against the app
+under gunicorn (2 sync workers), on this machine's cores, which Locust shares with the app, PostgreSQL
+and Redis.
+
+Target (project): >= 800 req/s at p95 <= 50 ms on 2 cores, with no failed request beyond 1 %.
+Run: .venv/bin/python benchmarks/app_throughput.py [--users 50] [--duration 30] [--users 8,16,32,50]
+A list of user counts runs one load test per count (each on the same app and data).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import threading
+import time
+from collections import defaultdict
+from pathlib import Path
+
+os.environ.update(PREFECT_SERVER_ANALYTICS_ENABLED="false", DO_NOT_TRACK="1", GX_ANALYTICS_ENABLED="false",
+                  PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL="ERROR")
+os.environ["GOLIVE_STATE_DIR"] = tempfile.mkdtemp(prefix="golive-bench-")
+os.environ.setdefault("PREFECT_HOME", str(Path(os.environ["GOLIVE_STATE_DIR"]) / "prefect"))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+TARGET_RPS = 800
+TARGET_P95_MS = 50
+TARGET_FAILURE_RATIO = 0.01
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+class CpuSampler(threading.Thread):
+    """CPU seconds used per kind of process while the load runs, read from /proc twice a second (Locust
+    exits before the run ends: each process's last reading counts). Says what the cores were spent on."""
+
+    KINDS = (("locust", b"locust"), ("gunicorn (app)", b"golive-sandbox-app"), ("postgres", b"postgres"),
+             ("redis", b"redis-server"))
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.first: dict[int, float] = {}
+        self.last: dict[int, tuple[str, float]] = {}
+        self.stopping = threading.Event()
+        self.started_at = self.stopped_at = 0.0
+        self.machine: tuple[tuple[int, int], tuple[int, int]] | None = None
+
+    def _kind(self, pid: int, comm: str) -> str:
+        """The process's kind by its command line; any other process by its name (kernel threads too)."""
+        try:
+            command = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            command = b""
+        return next((name for name, marker in self.KINDS if marker in command), comm)
+
+    def _sample(self) -> None:
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            pid = int(entry.name)
+            try:
+                head, _, tail = (entry / "stat").read_text().rpartition(")")
+                fields, comm = tail.split(), head.partition("(")[2]
+            except (OSError, IndexError):
+                continue
+            kind = self.last[pid][0] if pid in self.last else self._kind(pid, comm)
+            seconds = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime + stime
+            self.first.setdefault(pid, 0.0)  # a process started during the run: all its CPU counts
+            self.last[pid] = (kind, seconds)
+
+    def run(self) -> None:
+        self._sample()
+        for pid, (_, seconds) in self.last.items():
+            self.first[pid] = seconds  # what each process had used before the load started
+        self.started_at, machine_before = time.monotonic(), cpu_times()
+        while not self.stopping.wait(0.5):
+            self._sample()
+        self._sample()
+        self.stopped_at, self.machine = time.monotonic(), (machine_before, cpu_times())
+
+    def cores(self) -> dict[str, float]:
+        """Average cores each kind of process used during the run."""
+        wall = max(1e-9, self.stopped_at - self.started_at)
+        used: dict[str, float] = defaultdict(float)
+        for pid, (kind, seconds) in self.last.items():
+            used[kind] += seconds - self.first.get(pid, 0.0)
+        cores = {kind: used.pop(kind, 0.0) / wall for kind, _ in self.KINDS}
+        # Other processes by name, the busiest first (any other work on this machine shows up here and
+        # makes the figures unreliable: rerun when it is idle).
+        for kind, seconds in sorted(used.items(), key=lambda item: -item[1]):
+            if seconds / wall >= 0.02:
+                cores[kind] = seconds / wall
+        # What no process is charged for: mostly the kernel's interrupt work for loopback TCP.
+        busy = busy_between(*self.machine) * (os.cpu_count() or 1) if self.machine else 0.0
+        cores["uncharged (kernel)"] = max(0.0, busy - sum(used.values()) / wall - sum(
+            cores[kind] for kind, _ in self.KINDS))
+        return cores
+
+
+def cpu_times() -> tuple[int, int]:
+    """(all, idle) jiffies of the machine so far, from /proc/stat."""
+    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    return sum(values[:8]), values[3] + values[4]  # user..steal; idle + iowait
+
+
+def busy_between(before: tuple[int, int], after: tuple[int, int]) -> float:
+    """Fraction of all cores busy between two cpu_times() readings."""
+    return 1 - (after[1] - before[1]) / max(1, after[0] - before[0])
+
+
+def machine_busy(seconds: float) -> float:
+    """Fraction of all cores busy over the next `seconds`."""
+    before = cpu_times()
+    time.sleep(seconds)
+    return busy_between(before, cpu_times())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--users", default="50", help="concurrent users, or a comma-separated list to sweep")
+    parser.add_argument("--duration", type=float, default=30, help="seconds of load per user count")
+    parser.add_argument("--cases", type=int, default=500, help="sample cases to seed")
+    parser.add_argument("--out", type=Path, default=None, help="where Locust's CSV and HTML go")
+    args = parser.parse_args()
+    user_counts = [int(u) for u in args.users.split(",")]
+
+    from golive import dataplane
+    from golive.config import LoadTestSettings
+    from golive.loadtest import run_load_test
+    from golive.run import Run
+    from golive.sandbox import control_plane, data_plane
+
+    started = time.monotonic()
+    control_plane.up()
+    data_plane.up(app=True)  # the app exactly as `golive sandbox up` runs it
+    run = Run.prepare("sandbox", sandbox=True)
+    dataplane.run_manage(run, "migrate", "--noinput")
+    dataplane.run_manage(run, "seed_ilnd_data", "--cases", str(args.cases))
+    endpoint = dataplane.public_endpoint(run)
+    print(f"sandbox up, app migrated and seeded ({args.cases} cases): {time.monotonic() - started:.1f} s, "
+          f"{endpoint.url}; {os.cpu_count()} cores, idle machine {machine_busy(1):.0%} busy")
+    out = args.out or Path(os.environ["GOLIVE_STATE_DIR"]) / "loadtest"
+    rows = []
+    try:
+        for users in user_counts:
+            settings = LoadTestSettings(users=users, spawn_rate=max(users, 1), duration_seconds=args.duration,
+                                        p95_ms=TARGET_P95_MS, min_rps=TARGET_RPS, max_failure_ratio=TARGET_FAILURE_RATIO)
+            sampler = CpuSampler()
+            sampler.start()
+            result = run_load_test(endpoint, settings, out / f"users-{users}", wait_seconds=(0, 0))
+            sampler.stopping.set()
+            sampler.join()
+            rows.append((users, result, sampler.cores()))
+            report(users, result, sampler.cores())
+    finally:
+        data_plane.down()
+        control_plane.down()
+    if len(rows) > 1:
+        print("\nusers   req/s   p50   p95   p99 (ms)  failures  target")
+        for users, result, _ in rows:
+            print(f"{users:5d} {result.rps:7.0f} {result.p50_ms:5.0f} {result.p95_ms:5.0f} {result.p99_ms:5.0f}"
+                  f"       {result.failure_ratio:7.2%}  {'met' if result.passed else 'missed'}")
+
+
+def report(users: int, result, cores: dict[str, float]) -> None:
+    """One load test's figures against the target, its slowest endpoints, and where the CPU went."""
+    print(f"\n{users} users, no think time, {result.duration_seconds:g} s: {result.requests:,} requests, "
+          f"{result.rps:,.0f} req/s; p50 {result.p50_ms:g} ms, p95 {result.p95_ms:g} ms, p99 {result.p99_ms:g} ms; "
+          f"failure ratio {result.failure_ratio:.2%}")
+    print(f"  target >= {TARGET_RPS} req/s at p95 <= {TARGET_P95_MS} ms: "
+          + ("met" if result.passed else "missed: " + "; ".join(result.violations)))
+    if result.rps < TARGET_RPS:
+        print(f"  throughput is {TARGET_RPS - result.rps:,.0f} req/s ({1 - result.rps / TARGET_RPS:.0%}) short")
+    print("  endpoint                                 share   req/s   p50   p95  (ms)")
+    for row in sorted(result.endpoints, key=lambda e: -e.requests):
+        print(f"  {row.name:40s} {row.requests / max(1, result.requests):5.0%} {row.rps:7.0f} "
+              f"{row.p50_ms or 0:5.0f} {row.p95_ms or 0:5.0f}")
+    shown = ", ".join(f"{kind} {value:.2f}" for kind, value in cores.items())
+    print(f"  cores used on average: {shown} (of {os.cpu_count()}); report {result.html_report}")
+
+
+if __name__ == "__main__":
+    main()

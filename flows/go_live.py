@@ -1,0 +1,192 @@
+"""The go-live: every phase of the deployment plan, then the launch (Phase 8).
+
+1. Phases 1-7 in dependency order (golive/phases.py), each as soon as the phases it stands on are done:
+   infrastructure and containers at once; ECS after both; data after the infrastructure, beside ECS;
+   the CDN after ECS. Phases not automated yet are shown as such and slot in by giving them a flow.
+2. The launch gate (8.1): load test, smoke and security checks, restore verification, failover.
+3. Approval: production pauses until someone approves in the Prefect UI (who and when go in the report);
+   a file with launch.approval = "auto" (the sandbox) approves itself.
+4. The DNS cutover (8.2), weighted and health-checked, rolled back on failure.
+5. Post-launch monitoring (8.3) for the file's window.
+Every subflow and future is resolved: any failed step fails the go-live (notes/prefect-3.9.md).
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timezone
+from typing import Any
+
+from prefect import flow, pause_flow_run, task
+from prefect.artifacts import create_markdown_artifact, create_progress_artifact, update_progress_artifact
+from prefect.cache_policies import NONE
+from prefect.input import RunInput
+
+from golive.phases import PHASES, Phase
+from golive.report import PhaseResult, artifact_key
+from golive.run import Run, logger
+
+
+class Approval(RunInput):
+    """What the approver fills in, in the Prefect UI, to let the cutover go ahead."""
+
+    approved: bool = False
+    approver: str = ""
+    note: str = ""
+
+
+class LaunchNotApproved(RuntimeError):
+    pass
+
+
+@task(cache_policy=NONE)
+def run_phase(number: int, environment: str, sandbox: bool | None) -> PhaseResult:
+    """One phase flow, as a child of the go-live (its own run in the UI, its own artifacts)."""
+    phase = next(p for p in PHASES if p.number == number)
+    return phase.flow()(environment=environment, sandbox=sandbox)
+
+
+class Progress:
+    """The go-live's progress artifact: step k of n, updated as each finishes."""
+
+    def __init__(self, steps: int):
+        self.steps, self.done = steps, 0
+        self.id = create_progress_artifact(progress=0.0, key="go-live-progress", description="go-live: starting")
+
+    def step(self, what: str) -> None:
+        self.done += 1
+        logger().info(f"go-live: {what} ({self.done} of {self.steps})")
+        update_progress_artifact(artifact_id=self.id, progress=100.0 * self.done / self.steps,
+                                 description=f"{what} ({self.done} of {self.steps})")
+
+
+def run_phases(environment: str, sandbox: bool | None, progress: Progress) -> dict[int, PhaseResult | None]:
+    """Start each automated phase once its dependencies are done; wait for all; any failure raises."""
+    phases = [p for p in PHASES if p.number != 8]
+    futures: dict[int, Any] = {}
+    results: dict[int, PhaseResult | None] = {}
+    pending = list(phases)
+    while pending:
+        ready = [p for p in pending if all(d in results for d in p.after)]
+        for phase in ready:
+            pending.remove(phase)
+            if not phase.automated:
+                results[phase.number] = None
+                progress.step(f"phase {phase.number} {phase.name}: not automated yet")
+                continue
+            futures[phase.number] = run_phase.submit(phase.number, environment, sandbox)
+        # Wait for the earliest started phase still running, then look again for newly ready ones.
+        running = [n for n in futures if n not in results]
+        if running:
+            number = running[0]
+            results[number] = futures[number].result()  # raises if the phase failed
+            progress.step(f"phase {number} {_phase(number).name}: {results[number].summary.sentence(planned=False)}")
+        elif pending and not ready:
+            raise RuntimeError(f"phases {[p.number for p in pending]} wait on phases that never run")
+    return results
+
+
+def _phase(number: int) -> Phase:
+    return next(p for p in PHASES if p.number == number)
+
+
+def approve(run: Run) -> dict[str, str]:
+    """Pause for a person (manual) or record the file's standing approval (auto)."""
+    settings = run.environment.launch
+    if settings.approval == "auto":
+        return {"approved_by": "the environment file (launch.approval = \"auto\")",
+                "at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    logger().warning(f"go-live for {run.env_name} is waiting for approval in the Prefect UI before the DNS cutover "
+                     f"(times out after {settings.approval_timeout_hours:g} h)")
+    answer = pause_flow_run(wait_for_input=Approval.with_initial_data(
+        description=f"Approve the DNS cutover of {run.env_name} ({run.environment.domain})?"),
+        timeout=int(settings.approval_timeout_hours * 3600), poll_interval=5)
+    if not answer.approved:
+        raise LaunchNotApproved(f"the cutover of {run.env_name} was not approved"
+                                + (f" by {answer.approver}" if answer.approver else "") + (f": {answer.note}" if answer.note else ""))
+    return {"approved_by": answer.approver or "(unnamed)", "note": answer.note,
+            "at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+
+
+@flow(name="go-live")
+def go_live(environment: str = "sandbox", sandbox: bool | None = None) -> dict:
+    """Take the environment live: every phase, the launch gate, approval, DNS cutover, monitoring."""
+    from flows.cutover import dns_cutover
+    from flows.post_launch_monitoring import post_launch_monitoring
+    from flows.pre_launch import pre_launch_tests
+
+    run = Run.prepare(environment, sandbox=sandbox)  # a bad file stops here, before any AWS call
+    started = time.monotonic()
+    progress = Progress(steps=len(PHASES) - 1 + 4)
+    timings: dict[str, float] = {}
+
+    phases = run_phases(environment, sandbox, progress)
+    timings["phases"] = time.monotonic() - started
+
+    mark = time.monotonic()
+    gate = pre_launch_tests(environment=environment, sandbox=sandbox)
+    timings["pre-launch tests"] = time.monotonic() - mark
+    progress.step("8.1 launch gate passed")
+
+    approval = approve(run)
+    progress.step(f"approved by {approval['approved_by']}")
+
+    mark = time.monotonic()
+    cutover = dns_cutover(environment=environment, sandbox=sandbox)
+    timings["cutover"] = time.monotonic() - mark
+    progress.step("8.2 DNS cut over")
+
+    mark = time.monotonic()
+    monitoring = post_launch_monitoring(environment=environment, sandbox=sandbox)
+    timings["monitoring"] = time.monotonic() - mark
+    progress.step("8.3 monitoring window passed")
+    timings["total"] = time.monotonic() - started
+
+    report = go_live_report(run, phases, gate, approval, cutover, monitoring, timings)
+    create_markdown_artifact(key=artifact_key(run.env_name, "go-live-report"), markdown=report,
+                             description=f"go-live report for {run.env_name}")
+    return {"environment": run.env_name, "timings": timings, "approval": approval, "report": report}
+
+
+def go_live_report(run: Run, phases: dict[int, PhaseResult | None], gate: PhaseResult, approval: dict,
+                   cutover: PhaseResult, monitoring: PhaseResult, timings: dict[str, float]) -> str:
+    from flows.pre_launch import latency_chart
+    from golive.loadtest import LoadTestResult
+
+    env = run.environment
+    cdn = phases.get(4)
+    ecs = phases.get(3)
+    load = LoadTestResult.model_validate(gate.outputs["load_test"])
+    lines = [f"# Go-live report: {env.name} ({env.domain})", "",
+             f"Target: {run.target.describe()}. Total {timings['total']:.0f} s "
+             f"(phases {timings['phases']:.0f} s, launch gate {timings['pre-launch tests']:.0f} s, "
+             f"cutover {timings['cutover']:.0f} s, monitoring {timings['monitoring']:.0f} s).", "",
+             "## Endpoints", "",
+             f"- Site: https://{env.domain} (and {', '.join(f'https://{n}' for n in env.certificate_names[1:])})"]
+    if cdn:
+        lines.append(f"- CloudFront: https://{cdn.outputs['distribution'].domain_name}")
+    if ecs:
+        lines.append(f"- ALB: {ecs.outputs['load_balancer'].dns_name}")
+    lines += ["", "## Phases", "", "| phase | result | resources | deliverables |", "|---|---|---|---|"]
+    for phase in PHASES[:-1]:
+        result = phases.get(phase.number)
+        if result is None:
+            lines.append(f"| {phase.number} {phase.title} | not automated yet | | |")
+            continue
+        passed = sum(1 for d in result.deliverables if d.ok)
+        pending = sum(1 for d in result.deliverables if d.ok is None)
+        lines.append(f"| {phase.number} {phase.title} | done | {result.summary.sentence(planned=False)} | "
+                     f"{passed} passed" + (f", {pending} pending" if pending else "") + " |")
+    lines += ["", "## Load test (8.1)", "",
+              f"{load.users} users for {load.duration_seconds:g} s: {load.requests} requests, {load.rps:.1f} req/s, "
+              f"p50 {load.p50_ms:.0f} ms, p95 {load.p95_ms:.0f} ms, p99 {load.p99_ms:.0f} ms, "
+              f"failure ratio {load.failure_ratio:.4f}. HTML report: `{load.html_report}`.", "", latency_chart(load), "",
+              "## Checks and restore verification (8.1)", "", "| check | result | evidence |", "|---|---|---|"]
+    lines += [f"| {d.text} | {d.mark} | {d.evidence.replace('|', '/')} |" for d in gate.deliverables]
+    lines += ["", "## Approval", "", f"Approved by {approval['approved_by']} at {approval['at']}"
+              + (f": {approval['note']}" if approval.get("note") else "") + ".", "",
+              "## DNS cutover (8.2)", "", "| check | result | evidence |", "|---|---|---|"]
+    lines += [f"| {d.text} | {d.mark} | {d.evidence.replace('|', '/')} |" for d in cutover.deliverables]
+    lines += ["", "## Post-launch monitoring (8.3)", "", "| check | result | evidence |", "|---|---|---|"]
+    lines += [f"| {d.text} | {d.mark} | {d.evidence.replace('|', '/')} |" for d in monitoring.deliverables]
+    return "\n".join(lines)

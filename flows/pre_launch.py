@@ -1,0 +1,180 @@
+"""Plan section 8.1, pre-launch tests: the gate in front of the cutover.
+
+A Locust load test (a subprocess: gevent must never share a process with Prefect) against where users
+will reach the app, judged against the environment file's thresholds; API and frontend smoke tests and
+the security checks of the live endpoint (HTTPS redirect, HSTS and the other headers, DEBUG off, admin
+behind a login, TLS names and expiry); a backup restored and verified; in AWS an RDS Multi-AZ failover.
+Any miss fails the flow, naming the figure or the check, and the go-live stops before the cutover.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from prefect import flow, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NONE
+from prefect.runtime import flow_run
+
+from golive.config import LoadTestSettings
+from golive.dataplane import public_endpoint
+from golive.launch_checks import CheckResult, run_launch_checks
+from golive.loadtest import LoadTestResult, run_load_test
+from golive.naming import resource_name
+from golive.report import PhaseResult, artifact_key, deliverable, publish
+from golive.retry import AWS_STEP
+from golive.run import Run, logger
+from flows.backup_verification import backup_verification
+
+
+class LaunchGateFailed(RuntimeError):
+    """The pre-launch tests found a reason not to launch; the message names each one."""
+
+
+def results_dir(run: Run) -> Path:
+    from golive.sandbox.services import state_dir
+
+    return state_dir().parent / "loadtests" / run.env_name / (flow_run.get_id() or time.strftime("%Y%m%dT%H%M%S"))
+
+
+@task(cache_policy=NONE, timeout_seconds=3600)
+def load_test(run: Run, settings: LoadTestSettings | None = None) -> LoadTestResult:
+    """Locust against the public endpoint with the file's users, duration and thresholds."""
+    settings = settings or run.environment.launch.load_test
+    endpoint = public_endpoint(run)
+    logger().info(f"load test: {settings.users} users for {settings.duration_seconds:g} s against {endpoint.url} "
+                  f"({endpoint.via})")
+    result = run_load_test(endpoint, settings, results_dir(run))
+    publish_load_test(run, result)
+    return result
+
+
+def latency_chart(result: LoadTestResult, width: int = 40) -> str:
+    """p95 latency over the run as a text bar chart (the UI renders markdown, not scripts)."""
+    points = [p for p in result.latency if p.p95_ms is not None]
+    if not points:
+        return "(no latency samples)"
+    step = max(1, len(points) // 20)
+    sampled = points[::step]
+    top = max(p.p95_ms for p in sampled) or 1
+    lines = [f"{p.seconds:6.0f} s | {'█' * max(1, round(p.p95_ms / top * width)):<{width}} {p.p95_ms:7.1f} ms  "
+             f"{p.rps:7.1f} req/s" for p in sampled]
+    return "```\n  time | p95 latency\n" + "\n".join(lines) + "\n```"
+
+
+def publish_load_test(run: Run, result: LoadTestResult) -> None:
+    base = artifact_key(run.env_name, "load-test")
+    rows = [{"endpoint": f"{e.method} {e.name}", "requests": e.requests, "failures": e.failures,
+             "req/s": round(e.rps, 1), "p50 ms": e.p50_ms, "p95 ms": e.p95_ms, "p99 ms": e.p99_ms}
+            for e in result.endpoints]
+    rows.append({"endpoint": "all", "requests": result.requests, "failures": result.failures,
+                 "req/s": round(result.rps, 1), "p50 ms": result.p50_ms, "p95 ms": result.p95_ms, "p99 ms": result.p99_ms})
+    create_table_artifact(key=artifact_key(base, "figures"), table=rows,
+                          description=f"Locust, {result.users} users for {result.duration_seconds:g} s against {result.url}")
+    thresholds = result.thresholds
+    verdict = "**passed**" if result.passed else "**FAILED**: " + "; ".join(result.violations)
+    create_markdown_artifact(key=artifact_key(base, "report"), description="load-test gate", markdown="\n".join([
+        f"# Load test: {verdict}", "",
+        f"{result.requests} requests, {result.rps:.1f} req/s, failure ratio {result.failure_ratio:.4f}; "
+        f"p50 {result.p50_ms:.0f} ms, p95 {result.p95_ms:.0f} ms, p99 {result.p99_ms:.0f} ms.",
+        f"Thresholds (launch.load_test): p95 <= {thresholds.p95_ms:g} ms, failures <= {thresholds.max_failure_ratio:g}, "
+        f">= {thresholds.min_rps:g} req/s.", "", latency_chart(result), "",
+        f"Locust's HTML report: `{result.html_report}`"]))
+
+
+@task(cache_policy=NONE)
+def launch_checks(run: Run) -> list[CheckResult]:
+    """Smoke tests and security checks of the live endpoint, and the certificate."""
+    results = run_launch_checks(run)
+    if run.target.is_sandbox:
+        # The local app serves plain HTTP to people on this machine (SECURE_SSL_REDIRECT off there), so
+        # the redirect is checked where AWS performs it: the ALB's port-80 listener and CloudFront.
+        results = [redirect_configured(run) if r.name == "https-redirect" else r for r in results]
+    return results
+
+
+def redirect_configured(run: Run) -> CheckResult:
+    """HTTP to HTTPS as deployed: the ALB's HTTP listener answers 301 to https, and every CloudFront
+    behaviour redirects viewers to HTTPS. Read back from the (emulated) AWS APIs."""
+    from tasks.cdn import Distribution
+    from tasks.load_balancer import LoadBalancer
+
+    problems, evidence = [], []
+    lb = LoadBalancer(run, "alb")._find()
+    if lb is None:
+        problems.append("no load balancer")
+    else:
+        listeners = run.client("elbv2").describe_listeners(LoadBalancerArn=lb["LoadBalancerArn"])["Listeners"]
+        http = next((l for l in listeners if l["Port"] == 80), None)
+        action = (http or {}).get("DefaultActions", [{}])[0]
+        redirect = action.get("RedirectConfig", {})
+        if action.get("Type") == "redirect" and redirect.get("Protocol") == "HTTPS" and redirect.get("StatusCode") == "HTTP_301":
+            evidence.append("ALB :80 -> 301 https")
+        else:
+            problems.append(f"ALB :80 does not redirect to HTTPS ({action})")
+    found = Distribution(run, "cdn").discover()
+    if found is None:
+        problems.append("no CloudFront distribution")
+    else:
+        policies = {found.state["default"]["viewer"]} | {b["viewer"] for b in found.state["behaviours"]}
+        if policies == {"redirect-to-https"}:
+            evidence.append("CloudFront: every behaviour redirect-to-https")
+        else:
+            problems.append(f"CloudFront viewer policies {sorted(policies)}")
+    return CheckResult(name="https-redirect", ok=not problems,
+                       evidence="; ".join(evidence + problems) + " (sandbox: read from the deployed configuration)")
+
+
+@task(**AWS_STEP)
+def failover_test(run: Run) -> CheckResult:
+    """AWS: reboot the Multi-AZ primary with failover, wait until available, and time it. The sandbox's
+    PostgreSQL has no standby, so there it is reported as not applicable (never as passed)."""
+    name = "rds-failover"
+    env = run.environment
+    if run.target.is_sandbox or not env.database.multi_az:
+        why = "the sandbox's PostgreSQL has no standby" if run.target.is_sandbox else "database.multi_az is false"
+        return CheckResult(name=name, ok=True, evidence=f"not applicable: {why}")
+    rds = run.client("rds")
+    instance = resource_name(run.env_name, "postgres")
+    started = time.monotonic()
+    rds.reboot_db_instance(DBInstanceIdentifier=instance, ForceFailover=True)
+    rds.get_waiter("db_instance_available").wait(DBInstanceIdentifier=instance,
+                                                 WaiterConfig={"Delay": 15, "MaxAttempts": 60})
+    return CheckResult(name=name, ok=True, evidence=f"{instance} failed over and was available again after "
+                                                    f"{time.monotonic() - started:.0f} s")
+
+
+@flow(name="pre-launch-tests")
+def pre_launch_tests(environment: str = "sandbox", sandbox: bool | None = None) -> PhaseResult:
+    """The launch gate: load test, smoke and security checks, restore verification, failover."""
+    run = Run.prepare(environment, sandbox=sandbox)
+    # The load test first and alone: on a small machine anything beside it skews its figures.
+    figures = load_test(run)
+    checks = launch_checks.submit(run)
+    failover = failover_test.submit(run)
+    restore = backup_verification(environment=environment, sandbox=sandbox)
+    checks, failover = checks.result(), failover.result()
+    thresholds = run.environment.launch.load_test
+    deliverables = [
+        deliverable("8.1", "Load test passed (Locust)", figures.passed,
+                    f"{figures.rps:.0f} req/s, p50/p95/p99 {figures.p50_ms:.0f}/{figures.p95_ms:.0f}/{figures.p99_ms:.0f} ms, "
+                    f"failure ratio {figures.failure_ratio:.4f} (p95 <= {thresholds.p95_ms:g} ms, >= {thresholds.min_rps:g} req/s)"
+                    + ("" if figures.passed else ": " + "; ".join(figures.violations))),
+        *[deliverable("8.1", f"Check: {c.name}", c.ok, c.evidence) for c in checks],
+        deliverable("8.1", "RDS failover tested",
+                    None if failover.evidence.startswith("not applicable") else failover.ok, failover.evidence),
+        deliverable("8.1", "Backup and restore verified", not restore.failed_deliverables,
+                    f"recovery time {restore.outputs['recovery_time_seconds']:.1f} s"),
+    ]
+    result = PhaseResult(phase="pre-launch-tests", environment=run.env_name, mode=run.mode, target=run.target.describe(),
+                         changes=[], deliverables=deliverables,
+                         outputs={"load_test": figures.model_dump(mode="json"), "checks": [c.model_dump() for c in checks],
+                                  "failover": failover.model_dump(),
+                                  "restore": {"recovery_time_seconds": restore.outputs["recovery_time_seconds"],
+                                              "recovery_point_seconds": restore.outputs["recovery_point_seconds"]}})
+    publish(result)
+    if result.failed_deliverables:
+        raise LaunchGateFailed("the launch gate stopped the go-live before the cutover: "
+                               + "; ".join(f"{d.text}: {d.evidence}" for d in result.failed_deliverables))
+    return result

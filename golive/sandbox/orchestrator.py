@@ -1,0 +1,68 @@
+"""The sandbox's own Prefect: a local server (SQLite under .golive/prefect) and a process worker, so that
+`make go-live` runs the go-live the way production does: a deployment run picked up by a worker.
+
+Both run detached under the same supervisor as moto and PostgreSQL; `golive sandbox down` stops them.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import urllib.request
+from pathlib import Path
+
+from golive.sandbox.services import HOST, Service, locked
+
+POOL = "golive-sandbox"
+PROJECT_DIR = Path(__file__).resolve().parents[2]
+_PREFECT = [sys.executable, "-m", "prefect"]
+_QUIET = {"PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1", "GX_ANALYTICS_ENABLED": "false"}
+
+
+def _healthy(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://{HOST}:{port}/api/health", timeout=2) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+def api_url() -> str | None:
+    state = SERVER.running()
+    return f"http://{HOST}:{state['port']}/api" if state else None
+
+
+SERVER = Service(
+    name="prefect-server", marker="prefect server start --host 127.0.0.1",
+    argv=lambda port: [*_PREFECT, "server", "start", "--host", HOST, "--port", str(port)],
+    ready=_healthy, env=lambda: dict(_QUIET), start_timeout=90,
+    extra=lambda port: {"url": f"http://{HOST}:{port}"},
+)
+
+
+def _worker_env() -> dict[str, str]:
+    return {**_QUIET, "PREFECT_API_URL": api_url() or "", "PREFECT_WORKER_QUERY_SECONDS": "2",
+            "GOLIVE_STATE_DIR": os.environ.get("GOLIVE_STATE_DIR", str(PROJECT_DIR / ".golive")),
+            "GOLIVE_PROJECT_DIR": str(PROJECT_DIR)}
+
+
+WORKER = Service(
+    name="prefect-worker", marker=f"worker start --pool {POOL}",
+    # A worker listens on no port; it is up once its process runs (the API shows it polling).
+    argv=lambda port: [*_PREFECT, "worker", "start", "--pool", POOL, "--type", "process"],
+    ready=lambda port: True, env=_worker_env, cwd=PROJECT_DIR, start_timeout=30,
+)
+
+
+def up() -> dict:
+    """The server, then the worker (which needs the server's address)."""
+    with locked():
+        server, server_started = SERVER.start()
+        worker, worker_started = WORKER.start()
+    return {"api_url": api_url(), "ui_url": server["url"], "server_started": server_started,
+            "worker_started": worker_started}
+
+
+def down() -> dict:
+    with locked():
+        return {"prefect-worker": WORKER.stop(), "prefect-server": SERVER.stop()}
