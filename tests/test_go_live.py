@@ -1,0 +1,84 @@
+"""The go-live parent flow: a load-test threshold it cannot meet stops it before the cutover, naming the
+figure; the approval pause waits for a person and resumes with who approved."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from flows.go_live import Approval, LaunchNotApproved, approve, go_live
+from golive.sandbox import app as sandbox_app
+from golive.sandbox import data_plane
+from tests.conftest import prepare, write_environment
+
+
+@pytest.fixture
+def live_app(aws, empty_database):
+    with data_plane.locked():
+        sandbox_app.APP.start()
+    yield
+    with data_plane.locked():
+        sandbox_app.APP.stop()
+
+
+def test_an_impossible_load_test_threshold_stops_the_go_live_before_the_cutover(live_app, tmp_path):
+    tight = write_environment(tmp_path, edit=lambda t: t.replace("p95_ms = 250", "p95_ms = 0.001")
+                              .replace("duration_seconds = 10", "duration_seconds = 3"))
+    with pytest.raises(Exception, match=r"p95 latency .* above the 0\.001 ms threshold \(launch\.load_test\.p95_ms\)"):
+        go_live(environment=str(tight), sandbox=True)
+    run = prepare(str(tight))
+    route53 = run.client("route53")
+    zone = route53.list_hosted_zones_by_name(DNSName=run.environment.domain)["HostedZones"][0]["Id"]
+    records = route53.list_resource_record_sets(HostedZoneId=zone)["ResourceRecordSets"]
+    assert not [r for r in records if r.get("SetIdentifier")], "no weighted cutover record was written"
+    assert not [c for c in run.aws.log.writes() if c.service == "route53" and c.operation == "ChangeResourceRecordSets"
+                and any(ch["ResourceRecordSet"].get("SetIdentifier") for ch in c.params["ChangeBatch"]["Changes"])]
+
+
+def _resume_when_paused(approval: dict, found: dict) -> None:
+    from prefect import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterState, FlowRunFilterStateType
+    from prefect.client.schemas.objects import StateType
+    from prefect.flow_runs import resume_flow_run
+
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        with get_client(sync_client=True) as client:
+            paused = client.read_flow_runs(flow_run_filter=FlowRunFilter(
+                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.PAUSED]))))
+        if paused:
+            found["id"] = paused[0].id
+            resume_flow_run(paused[0].id, run_input=approval)
+            return
+        time.sleep(0.5)
+
+
+@pytest.mark.parametrize("approved", [True, False])
+def test_production_pauses_for_approval_and_resumes_with_the_approver(aws, tmp_path, approved):
+    from prefect import flow
+
+    manual = write_environment(tmp_path, edit=lambda t: t.replace('approval = "auto"', 'approval = "manual"'))
+
+    @flow(name="approval-gate")
+    def gate(path: str) -> dict:
+        from golive.run import Run
+
+        return approve(Run.prepare(path, sandbox=True))
+
+    found: dict = {}
+    answer = {"approved": approved, "approver": "dana@precedentum.test", "note": "change window open"}
+    resumer = threading.Thread(target=_resume_when_paused, args=(answer, found))
+    resumer.start()
+    try:
+        if approved:
+            result = gate(str(manual))
+            assert result["approved_by"] == "dana@precedentum.test" and result["note"] == "change window open"
+        else:
+            with pytest.raises(LaunchNotApproved, match="not approved by dana@precedentum.test: change window open"):
+                gate(str(manual))
+    finally:
+        resumer.join()
+    assert found.get("id"), "the flow paused and waited for the approval"
+    assert set(Approval.model_fields) == {"approved", "approver", "note"}  # the form the UI shows
