@@ -247,6 +247,16 @@ def rollback(environment: str = EnvArg, sandbox: Optional[bool] = SandboxOpt, ve
     console.print(f"\n[bold green]Rolled back[/] to {result.outputs['tag']}")
 
 
+@app.command()
+def cutover(environment: str = EnvArg, rollback: bool = typer.Option(False, "--rollback", help="send every name back to the previous target"),
+            sandbox: Optional[bool] = SandboxOpt, verbose: bool = VerboseOpt) -> None:
+    """The DNS cutover (weighted steps, health-checked), or with --rollback its undoing."""
+    result = _run_flow("flows.cutover:dns_cutover", environment, sandbox, verbose,
+                       "Rolling DNS back for" if rollback else "Cutting DNS over for",
+                       environment=str(environment), sandbox=sandbox, rollback=rollback)
+    _print_deliverables(result)
+
+
 def _run_flow(path: str, ref: str, target: Optional[bool], verbose: bool, verb: str, **parameters):
     """Validate first, then run one flow with its changes streamed to the terminal."""
     import importlib
