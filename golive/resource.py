@@ -143,11 +143,16 @@ def ensure(resource: Resource) -> Ensured:
         return Ensured(id=None, change=change)
     found = resource.discover()
     if found is None:
+        # Fields the emulator cannot hold are left out of the create (Resource.create skips them too) and
+        # said so, never shown as made.
+        lacking = {f: c for f, c in resource.sandbox_lacks.items() if f in desired} if run.target.is_sandbox else {}
         change = Change(
             action=Action.CREATE,
             kind=resource.kind,
             name=resource.name,
-            fields=tuple(FieldChange(field=k, after=v) for k, v in desired.items()),
+            fields=tuple(FieldChange(field=k, after=v) for k, v in desired.items() if k not in lacking),
+            note=(f"sandbox: {', '.join(sorted(lacking))} not set, moto has no "
+                  f"{', '.join(sorted(set(lacking.values())))}; applied against AWS") if lacking else "",
         )
         new_id = resource.create() if run.applying else None
         change = change.model_copy(update={"id": new_id})

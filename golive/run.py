@@ -83,6 +83,13 @@ class Run(BaseModel):
     def account_id(self) -> str:
         return self.aws.account_id()
 
+    def waiter(self, delay: float, minutes: float) -> dict:
+        """A botocore WaiterConfig bounded at `minutes`, polling every `delay` seconds against AWS. The
+        emulator changes state within a poll, so the sandbox polls every second (a 15 s AWS delay would
+        otherwise be 15 s of sleeping per waiter)."""
+        delay = 1 if self.target.is_sandbox else delay
+        return {"Delay": delay, "MaxAttempts": max(1, int(minutes * 60 // delay))}
+
     def report(self, change: Change) -> None:
         """Tell the Prefect run log and any watching terminal about one resource's change."""
         message = change.headline()

@@ -216,9 +216,8 @@ class Distribution(Resource):
         self.wait_deployed(found.id)
 
     def wait_deployed(self, distribution_id: str) -> None:
-        delay, attempts = (1, 30) if self.run.target.is_sandbox else (30, 60)  # AWS: minutes, bounded at 30
-        self.cloudfront.get_waiter("distribution_deployed").wait(Id=distribution_id,
-                                                                 WaiterConfig={"Delay": delay, "MaxAttempts": attempts})
+        # AWS takes minutes to deploy a distribution: bounded at 30.
+        self.cloudfront.get_waiter("distribution_deployed").wait(Id=distribution_id, WaiterConfig=self.run.waiter(30, 30))
 
     def delete(self, found: Found) -> None:
         # AWS deletes only a disabled, deployed distribution, with the ETag of its latest config.

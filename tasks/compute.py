@@ -348,18 +348,16 @@ class Service(Resource):
 
     def wait_stable(self) -> None:
         """Until the rollout finishes: the new tasks healthy and the old ones drained (bounded)."""
-        delay, attempts = (1, 30) if self.run.target.is_sandbox else (15, 60)
         self.ecs.get_waiter("services_stable").wait(cluster=self.cluster, services=[self.name],
-                                                    WaiterConfig={"Delay": delay, "MaxAttempts": attempts})
+                                                    WaiterConfig=self.run.waiter(15, 15))
 
     def delete(self, found: Found) -> None:
         # AWS refuses to delete a service that still runs tasks: scale to 0 first.
         cluster = found.raw.get("clusterArn", self.cluster)
         self.ecs.update_service(cluster=cluster, service=found.id, desiredCount=0)
         self.ecs.delete_service(cluster=cluster, service=found.id)
-        delay, attempts = (1, 30) if self.run.target.is_sandbox else (15, 40)
         self.ecs.get_waiter("services_inactive").wait(cluster=cluster, services=[found.id],
-                                                      WaiterConfig={"Delay": delay, "MaxAttempts": attempts})
+                                                      WaiterConfig=self.run.waiter(15, 10))
 
     @classmethod
     def discover_all(cls, run: Run) -> list[Found]:

@@ -99,7 +99,7 @@ class LoadBalancer(ElbResource):
             Tags=tag_list(self.run.env_name, self.component))["LoadBalancers"][0]
         self.elb.modify_load_balancer_attributes(LoadBalancerArn=lb["LoadBalancerArn"], Attributes=self._attributes())
         self.elb.get_waiter("load_balancer_available").wait(
-            LoadBalancerArns=[lb["LoadBalancerArn"]], WaiterConfig={"Delay": 15, "MaxAttempts": 40})
+            LoadBalancerArns=[lb["LoadBalancerArn"]], WaiterConfig=self.run.waiter(15, 10))
         return lb["LoadBalancerArn"]
 
     def update(self, found: Found, changes) -> None:
@@ -116,7 +116,7 @@ class LoadBalancer(ElbResource):
             LoadBalancerArn=found.id, Attributes=[{"Key": "deletion_protection.enabled", "Value": "false"}])
         self.elb.delete_load_balancer(LoadBalancerArn=found.id)
         self.elb.get_waiter("load_balancers_deleted").wait(LoadBalancerArns=[found.id],
-                                                           WaiterConfig={"Delay": 10, "MaxAttempts": 30})
+                                                           WaiterConfig=self.run.waiter(10, 5))
 
     @classmethod
     def discover_all(cls, run: Run) -> list[Found]:

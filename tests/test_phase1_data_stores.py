@@ -47,8 +47,11 @@ def test_cache_is_encrypted_in_the_private_subnets(aws):
 
 
 def test_buckets_are_private_encrypted_versioned_and_tls_only(aws):
-    infrastructure(environment="sandbox", sandbox=True)
-    s3 = prepare().client("s3")
+    from tasks.storage import Bucket
+
+    result = infrastructure(environment="sandbox", sandbox=True)
+    run = prepare()
+    s3 = run.client("s3")
     for purpose in ("static", "media"):
         bucket = f"golive-sandbox-123456789012-{purpose}"
         block = s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"]
@@ -56,9 +59,14 @@ def test_buckets_are_private_encrypted_versioned_and_tls_only(aws):
         rule = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"][0]
         assert rule["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
         assert s3.get_bucket_versioning(Bucket=bucket)["Status"] == "Enabled"
-        policy = json.loads(s3.get_bucket_policy(Bucket=bucket)["Policy"])
+        # TLS-only is a conditional Deny; moto ignores conditions (it would refuse every request), so the
+        # sandbox shows it as skipped and AWS gets it: check what would be sent, and that it is said so.
+        policy = Bucket(run, purpose).desired()["policy"]
         assert policy["Statement"][0]["Effect"] == "Deny"
         assert policy["Statement"][0]["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+        created = next(c for c in result.changes if c.name == bucket)
+        assert "policy not set, moto has no bucket-policy conditions" in created.note
+        assert "policy" not in {f.field for f in created.fields}
         cors = s3.get_bucket_cors(Bucket=bucket)["CORSRules"][0]
         assert "https://sandbox.precedentum.test" in cors["AllowedOrigins"]
         assert ("PUT" in cors["AllowedMethods"]) == (purpose == "media")
