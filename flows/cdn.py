@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from prefect import flow
 
-from golive.changes import collect_changes
-from golive.report import PhaseResult, deliverable, publish
+from golive.report import PhaseResult, deliverable, finish_phase
 from golive.run import Mode, Run
 from tasks.cdn import ensure_distribution
 from tasks.foundation import read_foundation
@@ -29,12 +28,7 @@ def cdn(environment: str = "sandbox", sandbox: bool | None = None, mode: Mode = 
     distribution = ensure_distribution.submit(run, read_load_balancer(run), base.buckets, base.certificate)
     outputs = {"distribution": distribution.result(), "static_files": static.result(), "media": media.result(),
                "media_bucket": base.buckets["media"].name}
-    result = PhaseResult(phase="phase-4-cdn", environment=run.env_name, mode=run.mode, target=run.target.describe(),
-                         changes=collect_changes(outputs), deliverables=cdn_deliverables(run, outputs), outputs=outputs)
-    publish(result)
-    if result.failed_deliverables:
-        raise RuntimeError("deliverables not met: " + "; ".join(d.text for d in result.failed_deliverables))
-    return result
+    return finish_phase(run, "phase-4-cdn", outputs, cdn_deliverables(run, outputs))
 
 
 def static_file_served(run: Run, bucket: str, path: str = "static/errors/503.html") -> tuple[bool, str]:

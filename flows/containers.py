@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from prefect import flow
 
-from golive.changes import collect_changes
-from golive.report import PhaseResult, deliverable, publish
+from golive.report import PhaseResult, deliverable, finish_phase
 from golive.run import Mode, Run
 from tasks.app_files import ensure_app_files
 from tasks.compute import current_release_tag
@@ -27,13 +26,7 @@ def containers(environment: str = "sandbox", sandbox: bool | None = None, mode: 
     tag = current_release_tag(run)
     images = {c: ensure_image.submit(run, c, repositories[c], tag) for c in IMAGES}
     outputs = {"files": files.result(), "repositories": repositories, "images": {c: f.result() for c, f in images.items()}}
-    result = PhaseResult(phase="phase-2-containers", environment=run.env_name, mode=run.mode,
-                         target=run.target.describe(), changes=collect_changes(outputs),
-                         deliverables=containers_deliverables(run, outputs), outputs=outputs)
-    publish(result)
-    if result.failed_deliverables:
-        raise RuntimeError("deliverables not met: " + "; ".join(d.text for d in result.failed_deliverables))
-    return result
+    return finish_phase(run, "phase-2-containers", outputs, containers_deliverables(run, outputs))
 
 
 def containers_deliverables(run: Run, outputs: dict) -> list:

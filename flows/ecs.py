@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from prefect import flow
 
-from golive.changes import collect_changes
-from golive.report import PhaseResult, deliverable, publish
+from golive.report import PhaseResult, deliverable, finish_phase
 from golive.run import Mode, Run
 from tasks.compute import SERVICES, current_release_tag, ensure_cluster, ensure_service, ensure_task_definition
 from tasks.foundation import read_foundation
@@ -42,12 +41,7 @@ def ecs(environment: str = "sandbox", sandbox: bool | None = None, mode: Mode = 
     outputs = {"cluster": cluster.result(), "load_balancer": alb_record,
                "task_definitions": {s: f.result() for s, f in definitions.items()},
                "services": {s: f.result() for s, f in services.items()}, "image_tag": tag}
-    result = PhaseResult(phase="phase-3-ecs", environment=run.env_name, mode=run.mode, target=run.target.describe(),
-                         changes=collect_changes(outputs), deliverables=ecs_deliverables(run, outputs), outputs=outputs)
-    publish(result)
-    if result.failed_deliverables:
-        raise RuntimeError("deliverables not met: " + "; ".join(d.text for d in result.failed_deliverables))
-    return result
+    return finish_phase(run, "phase-3-ecs", outputs, ecs_deliverables(run, outputs))
 
 
 def ecs_deliverables(run: Run, outputs: dict) -> list:

@@ -60,8 +60,20 @@ class Progress:
                                  description=f"{what} ({self.done} of {self.steps})")
 
 
-def run_phases(environment: str, sandbox: bool | None, progress: Progress) -> dict[int, PhaseResult | None]:
-    """Start each automated phase once its dependencies are done; wait for all; any failure raises."""
+@task(cache_policy=NONE)
+def verify_restore(environment: str, sandbox: bool | None):
+    """8.1's restore verification, started as soon as Phase 5 has loaded the data: it needs nothing from
+    the CDN, so it runs beside Phase 4 instead of after the load test."""
+    from flows.backup_verification import backup_verification
+    from flows.pre_launch import restore_summary
+
+    return restore_summary(backup_verification(environment=environment, sandbox=sandbox))
+
+
+def run_phases(environment: str, sandbox: bool | None, progress: Progress,
+               after: dict[int, Any] | None = None) -> dict[int, PhaseResult | None]:
+    """Start each automated phase once its dependencies are done; wait for all; any failure raises.
+    after: phase number -> a callable started (not awaited) as soon as that phase is done."""
     phases = [p for p in PHASES if p.number != 8]
     futures: dict[int, Any] = {}
     results: dict[int, PhaseResult | None] = {}
@@ -80,6 +92,8 @@ def run_phases(environment: str, sandbox: bool | None, progress: Progress) -> di
         if running:
             number = running[0]
             results[number] = futures[number].result()  # raises if the phase failed
+            if after and number in after:
+                after[number]()
             progress.step(f"phase {number} {_phase(number).name}: {results[number].summary.sentence(planned=False)}")
         elif pending and not ready:
             raise RuntimeError(f"phases {[p.number for p in pending]} wait on phases that never run")
@@ -120,11 +134,14 @@ def go_live(environment: str = "sandbox", sandbox: bool | None = None) -> dict:
     progress = Progress(steps=len(PHASES) - 1 + 4)
     timings: dict[str, float] = {}
 
-    phases = run_phases(environment, sandbox, progress)
+    restore: dict[str, Any] = {}
+    phases = run_phases(environment, sandbox, progress,
+                        after={5: lambda: restore.update(future=verify_restore.submit(environment, sandbox))})
     timings["phases"] = time.monotonic() - started
 
     mark = time.monotonic()
-    gate = pre_launch_tests(environment=environment, sandbox=sandbox)
+    verified = restore["future"].result() if "future" in restore else None
+    gate = pre_launch_tests(environment=environment, sandbox=sandbox, restore=verified)
     timings["pre-launch tests"] = time.monotonic() - mark
     progress.step("8.1 launch gate passed")
 

@@ -15,7 +15,7 @@ from prefect import flow
 
 from golive.changes import collect_changes
 from golive.naming import resource_name
-from golive.report import PhaseResult, deliverable, publish
+from golive.report import PhaseResult, deliverable, finish_phase
 from golive.run import Mode, Run
 from tasks.network import (
     NetworkRecord,
@@ -97,18 +97,11 @@ def infrastructure(
     app = {"secrets": {"SECRET_KEY": secret_key.result(), "DATABASE_URL": database_url.result(),
                        "REDIS_URL": redis_url.result()}, "parameters": parameters.result()}
 
-    result = PhaseResult(
-        phase="phase-1-infrastructure", environment=env.name, mode=run.mode, target=run.target.describe(),
-        changes=collect_changes(account, pruned.result(), network.vpc, network.public_subnets, network.private_subnets,
-                                network.internet_gateway, network.nat_gateways, network.route_tables,
-                                network.security_groups, network.network_acls, data, app),
-        deliverables=phase_1_deliverables(run, network, account) + data_deliverables(run, data, app),
-        outputs={"network": network, **account, **data, **app},
-    )
-    publish(result)
-    if result.failed_deliverables:
-        raise RuntimeError("deliverables not met: " + "; ".join(d.text for d in result.failed_deliverables))
-    return result
+    changes = collect_changes(account, pruned.result(), network.vpc, network.public_subnets, network.private_subnets,
+                              network.internet_gateway, network.nat_gateways, network.route_tables,
+                              network.security_groups, network.network_acls, data, app)
+    return finish_phase(run, "phase-1-infrastructure", {"network": network, **account, **data, **app},
+                        phase_1_deliverables(run, network, account) + data_deliverables(run, data, app), changes)
 
 
 def phase_1_deliverables(run: Run, network: NetworkRecord, account: dict) -> list:

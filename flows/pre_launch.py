@@ -16,6 +16,7 @@ from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NONE
 from prefect.runtime import flow_run
+from pydantic import BaseModel
 
 from golive.config import LoadTestSettings
 from golive.dataplane import public_endpoint
@@ -145,15 +146,37 @@ def failover_test(run: Run) -> CheckResult:
                                                     f"{time.monotonic() - started:.0f} s")
 
 
+class RestoreVerified(BaseModel):
+    """A restore verification the caller already ran (the go-live runs it beside Phase 4)."""
+
+    ok: bool
+    evidence: str
+    recovery_time_seconds: float
+    recovery_point_seconds: float
+
+
+def restore_summary(result: PhaseResult) -> RestoreVerified:
+    failed = result.failed_deliverables
+    return RestoreVerified(
+        ok=not failed, recovery_time_seconds=result.outputs["recovery_time_seconds"],
+        recovery_point_seconds=result.outputs["recovery_point_seconds"],
+        evidence=f"recovery time {result.outputs['recovery_time_seconds']:.1f} s, recovery point "
+                 f"{result.outputs['recovery_point_seconds']:.0f} s" + ("" if not failed else ": " + "; ".join(
+                     f"{d.text}: {d.evidence}" for d in failed)))
+
+
 @flow(name="pre-launch-tests")
-def pre_launch_tests(environment: str = "sandbox", sandbox: bool | None = None) -> PhaseResult:
-    """The launch gate: load test, smoke and security checks, restore verification, failover."""
+def pre_launch_tests(environment: str = "sandbox", sandbox: bool | None = None,
+                     restore: RestoreVerified | None = None) -> PhaseResult:
+    """The launch gate: load test, smoke and security checks, restore verification, failover.
+    restore: a verification already done for this launch (otherwise it runs here)."""
     run = Run.prepare(environment, sandbox=sandbox)
     # The load test first and alone: on a small machine anything beside it skews its figures.
     figures = load_test(run)
     checks = launch_checks.submit(run)
     failover = failover_test.submit(run)
-    restore = backup_verification(environment=environment, sandbox=sandbox)
+    if restore is None:
+        restore = restore_summary(backup_verification(environment=environment, sandbox=sandbox))
     checks, failover = checks.result(), failover.result()
     thresholds = run.environment.launch.load_test
     deliverables = [
@@ -164,15 +187,13 @@ def pre_launch_tests(environment: str = "sandbox", sandbox: bool | None = None) 
         *[deliverable("8.1", f"Check: {c.name}", c.ok, c.evidence) for c in checks],
         deliverable("8.1", "RDS failover tested",
                     None if failover.evidence.startswith("not applicable") else failover.ok, failover.evidence),
-        deliverable("8.1", "Backup and restore verified", not restore.failed_deliverables,
-                    f"recovery time {restore.outputs['recovery_time_seconds']:.1f} s"),
+        deliverable("8.1", "Backup and restore verified", restore.ok, restore.evidence),
     ]
     result = PhaseResult(phase="pre-launch-tests", environment=run.env_name, mode=run.mode, target=run.target.describe(),
                          changes=[], deliverables=deliverables,
                          outputs={"load_test": figures.model_dump(mode="json"), "checks": [c.model_dump() for c in checks],
                                   "failover": failover.model_dump(),
-                                  "restore": {"recovery_time_seconds": restore.outputs["recovery_time_seconds"],
-                                              "recovery_point_seconds": restore.outputs["recovery_point_seconds"]}})
+                                  "restore": restore.model_dump()})
     publish(result)
     if result.failed_deliverables:
         raise LaunchGateFailed("the launch gate stopped the go-live before the cutover: "

@@ -83,3 +83,23 @@ def publish(result: PhaseResult) -> None:
             markdown=deliverables_markdown(result),
             description=f"{result.phase} deliverables for {result.environment}",
         )
+
+
+class DeliverablesNotMet(RuntimeError):
+    """A phase ran but what the plan says it delivers is not there: the flow fails, naming each one."""
+
+
+def finish_phase(run, phase: str, outputs: dict[str, Any], deliverables: list[Deliverable],
+                 changes: list[Change] | None = None) -> PhaseResult:
+    """Collect the phase's changes from its outputs, publish its artifacts, and fail it on any deliverable
+    that is not met (a phase that reports success without them is the worst bug a runbook can have)."""
+    from golive.changes import collect_changes
+
+    result = PhaseResult(phase=phase, environment=run.env_name, mode=run.mode, target=run.target.describe(),
+                         changes=collect_changes(outputs) if changes is None else changes,
+                         deliverables=deliverables, outputs=outputs)
+    publish(result)
+    if result.failed_deliverables:
+        raise DeliverablesNotMet(f"{phase}: deliverables not met: "
+                                 + "; ".join(f"{d.section} {d.text} ({d.evidence})" for d in result.failed_deliverables))
+    return result

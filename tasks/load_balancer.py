@@ -43,6 +43,16 @@ def _owned(run: Run, arns: list[str]) -> set[str]:
     return owned
 
 
+def _discover_owned(run: Run, operation: str, noun: str) -> list[Found]:
+    """Every load balancer or target group (noun) named with the environment's prefix and tagged for it."""
+    prefix = resource_name(run.env_name, "")
+    items = [item for page in run.client("elbv2").get_paginator(operation).paginate() for item in page[f"{noun}s"]
+             if item[f"{noun}Name"].startswith(prefix)]
+    owned = _owned(run, [item[f"{noun}Arn"] for item in items]) if items else set()
+    return [Found(id=item[f"{noun}Arn"], state={}, raw=item, component=item[f"{noun}Name"].removeprefix(prefix))
+            for item in items if item[f"{noun}Arn"] in owned]
+
+
 class ElbResource(Resource):
     @property
     def elb(self):
@@ -120,12 +130,7 @@ class LoadBalancer(ElbResource):
 
     @classmethod
     def discover_all(cls, run: Run) -> list[Found]:
-        prefix = resource_name(run.env_name, "")
-        lbs = [lb for page in run.client("elbv2").get_paginator("describe_load_balancers").paginate()
-               for lb in page["LoadBalancers"] if lb["LoadBalancerName"].startswith(prefix)]
-        owned = _owned(run, [lb["LoadBalancerArn"] for lb in lbs]) if lbs else set()
-        return [Found(id=lb["LoadBalancerArn"], state={}, raw=lb, component=lb["LoadBalancerName"].removeprefix(prefix))
-                for lb in lbs if lb["LoadBalancerArn"] in owned]
+        return _discover_owned(run, "describe_load_balancers", "LoadBalancer")
 
 
 class TargetGroup(ElbResource):
@@ -203,12 +208,7 @@ class TargetGroup(ElbResource):
 
     @classmethod
     def discover_all(cls, run: Run) -> list[Found]:
-        prefix = resource_name(run.env_name, "")
-        groups = [tg for page in run.client("elbv2").get_paginator("describe_target_groups").paginate()
-                  for tg in page["TargetGroups"] if tg["TargetGroupName"].startswith(prefix)]
-        owned = _owned(run, [tg["TargetGroupArn"] for tg in groups]) if groups else set()
-        return [Found(id=tg["TargetGroupArn"], state={}, raw=tg, component=tg["TargetGroupName"].removeprefix(prefix))
-                for tg in groups if tg["TargetGroupArn"] in owned]
+        return _discover_owned(run, "describe_target_groups", "TargetGroup")
 
 
 def _forward(target_group_arn: str | None) -> list[dict]:
