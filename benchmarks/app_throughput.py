@@ -3,6 +3,10 @@ under gunicorn (2 sync workers), on this machine's cores, which Locust shares wi
 and Redis.
 
 Target (project): >= 800 req/s at p95 <= 50 ms on 2 cores, with no failed request beyond 1 %.
+With no think time every user always has a request in flight, so the mean latency is users / throughput
+(Little's law): at 50 users, p95 <= 50 ms needs well over 1,000 req/s; at 16 users, 800 req/s is 20 ms.
+The CPU each kind of process used is printed too (what dominates), and a warning when other work on the
+machine took a share (the figures then understate the app).
 Run: .venv/bin/python benchmarks/app_throughput.py [--users 50] [--duration 30] [--users 8,16,32,50]
 A list of user counts runs one load test per count (each on the same app and data).
 """
@@ -45,13 +49,24 @@ class CpuSampler(threading.Thread):
         self.started_at = self.stopped_at = 0.0
         self.machine: tuple[tuple[int, int], tuple[int, int]] | None = None
 
-    def _kind(self, pid: int, comm: str) -> str:
-        """The process's kind by its command line; any other process by its name (kernel threads too)."""
+    def _kind(self, pid: int, comm: str) -> str | None:
+        """The process's kind by its command line; any other process by its name. None when the command
+        line is empty: a kernel thread, or a process that has exited (a zombie until it is reaped)."""
+        if pid == os.getpid():
+            return "this benchmark"
         try:
             command = Path(f"/proc/{pid}/cmdline").read_bytes()
         except OSError:
             command = b""
-        return next((name for name, marker in self.KINDS if marker in command), comm)
+        if not command:
+            return None
+        known = next((name for name, marker in self.KINDS if marker in command), None)
+        if known or not comm.startswith("python"):
+            return known or comm
+        argv = [a.decode(errors="replace") for a in command.split(b"\0") if a]
+        # python -m MODULE or python SCRIPT: name it by what it runs (pytest, moto's server, Prefect's...)
+        what = argv[argv.index("-m") + 1] if "-m" in argv[:-1] else Path(argv[1]).name if len(argv) > 1 else ""
+        return f"python {what}".strip()
 
     def _sample(self) -> None:
         for entry in Path("/proc").iterdir():
@@ -63,7 +78,9 @@ class CpuSampler(threading.Thread):
                 fields, comm = tail.split(), head.partition("(")[2]
             except (OSError, IndexError):
                 continue
-            kind = self.last[pid][0] if pid in self.last else self._kind(pid, comm)
+            # Classified afresh each time (a child read between fork and exec still shows its parent's
+            # command), keeping what it was once its command line is gone.
+            kind = self._kind(pid, comm) or (self.last[pid][0] if pid in self.last else comm)
             seconds = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime + stime
             self.first.setdefault(pid, 0.0)  # a process started during the run: all its CPU counts
             self.last[pid] = (kind, seconds)
@@ -171,12 +188,22 @@ def report(users: int, result, cores: dict[str, float]) -> None:
           + ("met" if result.passed else "missed: " + "; ".join(result.violations)))
     if result.rps < TARGET_RPS:
         print(f"  throughput is {TARGET_RPS - result.rps:,.0f} req/s ({1 - result.rps / TARGET_RPS:.0%}) short")
+    if result.p95_ms > TARGET_P95_MS:
+        # Closed loop, no think time: every user always has a request queued (Little's law).
+        print(f"  with no think time the mean latency is users / throughput: {users} / {result.rps:,.0f} req/s = "
+              f"{1000 * users / max(result.rps, 1e-9):.0f} ms; fewer users at this throughput, or more throughput, "
+              "lowers it")
     print("  endpoint                                 share   req/s   p50   p95  (ms)")
     for row in sorted(result.endpoints, key=lambda e: -e.requests):
         print(f"  {row.name:40s} {row.requests / max(1, result.requests):5.0%} {row.rps:7.0f} "
               f"{row.p50_ms or 0:5.0f} {row.p95_ms or 0:5.0f}")
     shown = ", ".join(f"{kind} {value:.2f}" for kind, value in cores.items())
     print(f"  cores used on average: {shown} (of {os.cpu_count()}); report {result.html_report}")
+    ours = {kind for kind, _ in CpuSampler.KINDS} | {"this benchmark", "uncharged (kernel)"}
+    others = sum(value for kind, value in cores.items() if kind not in ours)
+    if others > 0.1:
+        print(f"  WARNING: other processes used {others:.2f} cores during this run: the figures understate the app; "
+              "rerun on an idle machine")
 
 
 if __name__ == "__main__":

@@ -59,8 +59,8 @@ DEBUG_404 = (b"<h1>Page not found <span>(404)</span></h1><p>Using the URLconf de
 
 
 def test_each_check_fails_on_a_server_that_gets_it_wrong():
-    """A bare server: no redirect, no security headers, Django's debug 404, an open admin, an empty API
-    and an index whose script is missing."""
+    """A bare server: no redirect, a short HSTS, no other security header, an open admin, an empty API and
+    an index whose script is missing. (Its plain 404 is what DEBUG off looks like: that check passes.)"""
     routes = {
         "/": (200, {"Content-Type": "text/html", "Strict-Transport-Security": "max-age=300"}, HTML),
         "/admin/": (200, {"Content-Type": "text/html"}, b"<h1>Site administration</h1>"),
