@@ -14,7 +14,7 @@ from golive.run import Mode, Run
 from tasks.cdn import ensure_distribution
 from tasks.foundation import read_foundation
 from tasks.load_balancer import read_load_balancer
-from tasks.static_files import check_media_storage, publish_static_files
+from tasks.static_files import publish_static_files
 
 
 @flow(name="phase-4-cdn")
@@ -24,9 +24,8 @@ def cdn(environment: str = "sandbox", sandbox: bool | None = None, mode: Mode = 
     run = Run.prepare(environment, sandbox=sandbox, mode=mode, allow_replace=allow_replace)
     base = read_foundation(run)
     static = publish_static_files.submit(run, base.buckets)
-    media = check_media_storage.submit(run, base.buckets)
     distribution = ensure_distribution.submit(run, read_load_balancer(run), base.buckets, base.certificate)
-    outputs = {"distribution": distribution.result(), "static_files": static.result(), "media": media.result(),
+    outputs = {"distribution": distribution.result(), "static_files": static.result(),
                "media_bucket": base.buckets["media"].name}
     return finish_phase(run, "phase-4-cdn", outputs, cdn_deliverables(run, outputs))
 
@@ -43,7 +42,8 @@ def static_file_served(run: Run, bucket: str, path: str = "static/errors/503.htm
 
 def cdn_deliverables(run: Run, outputs: dict) -> list:
     planned = not run.applying
-    distribution, static, media = outputs["distribution"], outputs["static_files"], outputs["media"]
+    distribution, static = outputs["distribution"], outputs["static_files"]
+    media = static.media
     served, evidence = static_file_served(run, static.bucket) if not planned else (False, "")
     return [
         deliverable("4.1", "CloudFront URL", bool(distribution.domain_name),
@@ -59,5 +59,5 @@ def cdn_deliverables(run: Run, outputs: dict) -> list:
         deliverable("4.2", "Media uploads to S3",
                     media.get("backend") == "storages.backends.s3.S3Storage" and media.get("bucket") == outputs["media_bucket"],
                     f"the production settings' default storage: {media.get('backend')} on {media.get('bucket')} "
-                    f"under {media.get('location')}/ (signed URLs); the app role may write only there"),
+                    f"under {media.get('location')}/ (signed URLs); the app role may write only there", planned=planned),
     ]

@@ -27,6 +27,7 @@ class StaticFilesRecord(Record):
     unmodified: int
     post_processed: int
     url: str  # where a browser finds them
+    media: dict  # where the production settings send uploads, as Django itself reports it
 
 
 def storage_environment(run: Run, buckets: dict[str, BucketRecord]) -> dict[str, str]:
@@ -50,50 +51,58 @@ def storage_environment(run: Run, buckets: dict[str, BucketRecord]) -> dict[str,
     return environment
 
 
-def _collect(run: Run, environment: dict[str, str], dry_run: bool) -> tuple[int, int, int]:
-    args = ["collectstatic", "--noinput"] + (["--dry-run"] if dry_run else [])
-    output = dataplane.run_manage_here(run, *args, environment=environment)
-    match = SUMMARY.search(output)
+# One Django process for all of it (each start costs a second or two): a dry run that counts what would
+# be copied; the real run only when something would be (it re-hashes and re-uploads the manifest and every
+# post-processed file even when nothing changed); then where the settings send media uploads.
+STORAGE_SCRIPT = """
+import io, json, re
+from django.core.files.storage import storages
+from django.core.management import call_command
+
+def collect(dry_run):
+    out = io.StringIO()
+    call_command("collectstatic", interactive=False, dry_run=dry_run, verbosity=1, stdout=out)
+    return out.getvalue().strip().splitlines()[-1]
+
+report = {"dry_run": collect(True)}
+if APPLY and not re.match(r"0 static files", report["dry_run"]):
+    report["run"] = collect(False)
+media = storages["default"]
+report["media"] = {"backend": type(media).__module__ + "." + type(media).__name__,
+                   "bucket": getattr(media, "bucket_name", None), "location": getattr(media, "location", None)}
+print(json.dumps(report))
+"""
+
+
+def _counts(summary: str) -> tuple[int, int, int]:
+    match = SUMMARY.search(summary)
     if match is None:
-        raise RuntimeError(f"collectstatic said something unexpected: {output.strip()[-300:]}")
+        raise RuntimeError(f"collectstatic said something unexpected: {summary[-300:]}")
     copied, unmodified, post_processed = (int(g or 0) for g in match.groups())
     return copied, unmodified, post_processed
 
 
 @task(**AWS_STEP)
 def publish_static_files(run: Run, buckets: dict[str, BucketRecord]) -> StaticFilesRecord:
-    """collectstatic to the static bucket; in plan mode a dry run that counts what would be copied."""
+    """collectstatic to the static bucket (in plan mode only its dry run), and where media uploads go."""
+    import json
+
     bucket = buckets["static"].name
     name = f"s3://{bucket}/static/"
+    url = f"https://{run.environment.domain}/static/"
     if buckets["static"].id is None:  # plan of a fresh environment: no bucket to compare against yet
         change = Change(action=Action.CREATE, kind="static-files", name=name, note="collectstatic after the bucket exists")
         run.report(change)
         return StaticFilesRecord(name=name, change=change, bucket=bucket, copied=0, unmodified=0, post_processed=0,
-                                 url=f"https://{run.environment.domain}/static/")
-    # A dry run first, in plan and apply alike: the real one re-hashes and re-uploads the manifest and
-    # every post-processed file even when nothing changed, so it runs only when something did.
-    environment = storage_environment(run, buckets)
-    copied, unmodified, post_processed = _collect(run, environment, dry_run=True)
-    if copied and run.applying:
-        copied, unmodified, post_processed = _collect(run, environment, dry_run=False)
+                                 url=url, media={})
+    script = f"APPLY = {run.applying}\n" + STORAGE_SCRIPT
+    output = dataplane.run_manage_here(run, "shell", "-c", script, environment=storage_environment(run, buckets))
+    report = json.loads(output.strip().splitlines()[-1])
+    copied, unmodified, post_processed = _counts(report.get("run", report["dry_run"]))
     action = Action.NOOP if copied == 0 else (Action.UPDATE if unmodified else Action.CREATE)
     change = Change(action=action, kind="static-files", name=name, id=bucket if run.applying else None,
                     note=f"{copied} copied, {unmodified} unmodified" if copied else "")
     if change.is_change:
         run.report(change)
     return StaticFilesRecord(name=name, id=bucket, change=change, bucket=bucket, copied=copied, unmodified=unmodified,
-                             post_processed=post_processed, url=f"https://{run.environment.domain}/static/")
-
-
-MEDIA_PROBE = ("import json; from django.core.files.storage import storages; s = storages['default']; "
-               "print(json.dumps({'backend': type(s).__module__ + '.' + type(s).__name__, "
-               "'bucket': getattr(s, 'bucket_name', None), 'location': getattr(s, 'location', None)}))")
-
-
-@task(**AWS_STEP)
-def check_media_storage(run: Run, buckets: dict[str, BucketRecord]) -> dict:
-    """Where the app's production settings send uploads: read from Django itself, not assumed (read-only)."""
-    import json
-
-    output = dataplane.run_manage_here(run, "shell", "-c", MEDIA_PROBE, environment=storage_environment(run, buckets))
-    return json.loads(output.strip().splitlines()[-1])
+                             post_processed=post_processed, url=url, media=report["media"])
