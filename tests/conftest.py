@@ -16,6 +16,9 @@ os.environ.update(
     GX_ANALYTICS_ENABLED="false",
     GOLIVE_RETRY_BASE_DELAY="0.05",
     PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL="WARNING",
+    # Certificates still start PENDING_VALIDATION (the wait is exercised), then issue after 1 s, not the
+    # sandbox's 2: dozens of fresh Phase 1 runs in the suite.
+    MOTO_ACM_VALIDATION_WAIT="1",
 )
 _STATE = tempfile.mkdtemp(prefix="golive-tests-")
 os.environ["GOLIVE_STATE_DIR"] = _STATE
