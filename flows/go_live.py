@@ -40,7 +40,7 @@ class LaunchNotApproved(RuntimeError):
     pass
 
 
-@task(cache_policy=NONE)
+@task(cache_policy=NONE, task_run_name="phase-{number}")
 def run_phase(number: int, environment: str, sandbox: bool | None) -> PhaseResult:
     """One phase flow, as a child of the go-live (its own run in the UI, its own artifacts)."""
     phase = next(p for p in PHASES if p.number == number)
@@ -61,7 +61,7 @@ class Progress:
                                  description=f"{what} ({self.done} of {self.steps})")
 
 
-@task(cache_policy=NONE)
+@task(cache_policy=NONE, task_run_name="restore-verification")
 def verify_restore(environment: str, sandbox: bool | None):
     """8.1's restore verification, started as soon as Phase 5 has loaded the data: it needs nothing from
     the CDN, so it runs beside Phase 4 instead of after the load test."""
@@ -95,7 +95,7 @@ def run_phases(environment: str, sandbox: bool | None, progress: Progress,
             results[number] = futures[number].result()  # raises if the phase failed
             if after and number in after:
                 after[number]()
-            progress.step(f"phase {number} {_phase(number).name}: {results[number].summary.sentence(planned=False)}")
+            progress.step(f"phase {number} {_phase(number).name}: {results[number].summary.brief()}")
         elif pending and not ready:
             raise RuntimeError(f"phases {[p.number for p in pending]} wait on phases that never run")
     return results
@@ -200,7 +200,7 @@ def go_live_report(run: Run, phases: dict[int, PhaseResult | None], gate: PhaseR
             continue
         passed = sum(1 for d in result.deliverables if d.ok)
         pending = sum(1 for d in result.deliverables if d.ok is None)
-        lines.append(f"| {phase.number} {phase.title} | done | {result.summary.sentence(planned=False)} | "
+        lines.append(f"| {phase.number} {phase.title} | done | {result.summary.brief()} | "
                      f"{passed} passed" + (f", {pending} pending" if pending else "") + " |")
     lines += ["", "## Load test (8.1)", "",
               f"{load.users} users for {load.duration_seconds:g} s: {load.requests} requests, {load.rps:.1f} req/s, "

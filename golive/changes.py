@@ -128,6 +128,12 @@ class Summary(BaseModel):
         """terraform plan -detailed-exitcode: 0 nothing to do, 2 changes present."""
         return 2 if self.has_changes else 0
 
+    def brief(self) -> str:
+        """Only the counts that are not zero: '45 created, 3 unchanged, 1 skipped'."""
+        parts = [(self.create, "created"), (self.update, "updated"), (self.replace, "replaced"),
+                 (self.delete, "deleted"), (self.unchanged, "unchanged"), (self.skipped, "skipped")]
+        return ", ".join(f"{n} {word}" for n, word in parts if n) or "no resources"
+
     def sentence(self, planned: bool) -> str:
         verb = ("to create", "to update", "to replace", "to delete") if planned else (
             "created", "updated", "replaced", "deleted")

@@ -21,13 +21,15 @@ class Outcome:
 
 async def _watch(name: str, parameters: dict, timeout: float, console: Console) -> Outcome:
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, FlowRunFilter, FlowRunFilterParentFlowRunId
+    from prefect.client.schemas.filters import (ArtifactFilter, ArtifactFilterFlowRunId, FlowRunFilter,
+                                                FlowRunFilterParentFlowRunId, LogFilter, LogFilterFlowRunId)
+    from prefect.client.schemas.sorting import LogSort
     from prefect.deployments import run_deployment
 
     flow_run = await run_deployment(name, parameters=parameters, timeout=0)
     console.print(f"started {name}: flow run {flow_run.name} ({flow_run.id})")
     deadline = time.monotonic() + timeout
-    seen_state, seen_progress = None, None
+    seen_state, seen_logs, paused_told = None, 0, False
     async with get_client() as client:
         while True:
             current = await client.read_flow_run(flow_run.id)
@@ -35,16 +37,19 @@ async def _watch(name: str, parameters: dict, timeout: float, console: Console) 
             if state and state.name != seen_state:
                 seen_state = state.name
                 console.print(f"  {time.strftime('%H:%M:%S')} {name}: {state.name}")
-            progress = await client.read_artifacts(artifact_filter=ArtifactFilter(
-                flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run.id])))
-            for artifact in progress:
-                if artifact.type == "progress" and artifact.description != seen_progress:
-                    seen_progress = artifact.description
-                    console.print(f"  {time.strftime('%H:%M:%S')} [cyan]{artifact.description}[/] ({artifact.data:.0f}%)")
+            # Every step the go-live logs ("go-live: ... (k of n)"), not only the progress bar's latest.
+            logs = await client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run.id])),
+                                          sort=LogSort.TIMESTAMP_ASC, offset=seen_logs)
+            seen_logs += len(logs)
+            for log in logs:
+                if log.message.startswith("go-live: ") or log.level >= 30:
+                    style = "cyan" if log.level < 30 else "yellow"
+                    console.print(f"  {log.timestamp:%H:%M:%S} [{style}]{log.message.removeprefix('go-live: ')}[/]")
             if state and state.is_final():
                 break
-            if state and state.is_paused():
-                console.print("  paused: approve it in the Prefect UI (Resume, with the approval form)")
+            if state and state.is_paused() and seen_state == state.name and not paused_told:
+                paused_told = True
+                console.print("  paused: approve it in the Prefect UI (Resume, then fill in the approval form)")
             if time.monotonic() > deadline:
                 return Outcome(str(flow_run.id), state.name if state else "unknown", "still running when the wait ended",
                                False)

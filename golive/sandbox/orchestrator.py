@@ -37,6 +37,8 @@ SERVER = Service(
     argv=lambda port: [*_PREFECT, "server", "start", "--host", HOST, "--port", str(port)],
     ready=_healthy, env=lambda: dict(_QUIET), start_timeout=90,
     extra=lambda port: {"url": f"http://{HOST}:{port}"},
+    # The UI in the browser calls the API at this address (its default is port 4200).
+    port_env=lambda port: {"PREFECT_UI_API_URL": f"http://{HOST}:{port}/api"},
 )
 
 

@@ -78,6 +78,7 @@ class Service:
     cwd: Path | None = None
     start_timeout: float = 20
     extra: Callable[[int], dict] = field(default=lambda port: {})  # port -> what status shows
+    port_env: Callable[[int], dict] = field(default=lambda port: {})  # port -> environment that names it
 
     @property
     def state_file(self) -> Path:
@@ -112,7 +113,8 @@ class Service:
         port = free_port()
         log = open(self.log_file, "ab")
         process = subprocess.Popen(
-            self.argv(port), cwd=self.cwd, env={**os.environ, **self.env()}, stdout=log, stderr=subprocess.STDOUT,
+            self.argv(port), cwd=self.cwd, env={**os.environ, **self.env(), **self.port_env(port)}, stdout=log,
+            stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL, start_new_session=True,  # outlives the CLI; `sandbox down` stops it
         )
         deadline = time.monotonic() + self.start_timeout
