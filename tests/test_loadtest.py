@@ -56,7 +56,11 @@ def test_requests_without_the_headers_the_endpoint_needs_are_failures_not_succes
     bare = endpoint.model_copy(update={"headers": {}})
     result = run_load_test(bare, LoadTestSettings(users=2, spawn_rate=2, duration_seconds=2, min_rps=0), tmp_path)
 
-    assert result.failure_ratio > 0.9
+    # Every request failed but /health/'s, which is exempt from the redirect (the load balancer checks it
+    # over plain HTTP): how large a share that is depends on Locust's random picks, so count per endpoint.
+    redirected = [e for e in result.endpoints if e.name != "/health/"]
+    assert redirected and all(e.failures == e.requests > 0 for e in redirected), \
+        [(e.name, e.requests, e.failures) for e in result.endpoints]
     assert any(v.startswith("failure ratio") and "launch.load_test.max_failure_ratio" in v for v in result.violations)
     assert any("301 redirect" in f.error and "GOLIVE_LOADTEST_HEADERS" in f.error for f in result.failures_seen)
 
