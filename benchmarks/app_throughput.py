@@ -15,18 +15,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
-import tempfile
 import threading
 import time
 from collections import defaultdict
 from pathlib import Path
 
-os.environ.update(PREFECT_SERVER_ANALYTICS_ENABLED="false", DO_NOT_TRACK="1", GX_ANALYTICS_ENABLED="false",
-                  PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL="ERROR")
-os.environ["GOLIVE_STATE_DIR"] = tempfile.mkdtemp(prefix="golive-bench-")
-os.environ.setdefault("PREFECT_HOME", str(Path(os.environ["GOLIVE_STATE_DIR"]) / "prefect"))
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import isolated  # noqa: F401,E402  (first: telemetry off, a state directory of its own)
 
 TARGET_RPS = 800
 TARGET_P95_MS = 50
@@ -156,7 +150,7 @@ def main() -> None:
     endpoint = dataplane.public_endpoint(run)
     print(f"sandbox up, app migrated and seeded ({args.cases} cases): {time.monotonic() - started:.1f} s, "
           f"{endpoint.url}; {os.cpu_count()} cores, idle machine {machine_busy(1):.0%} busy")
-    out = args.out or Path(os.environ["GOLIVE_STATE_DIR"]) / "loadtest"
+    out = args.out or isolated.STATE_DIR / "loadtest"
     rows = []
     try:
         for users in user_counts:

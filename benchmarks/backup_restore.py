@@ -9,15 +9,9 @@ Run: .venv/bin/python benchmarks/backup_restore.py [--sizes 10000 100000 1000000
 from __future__ import annotations
 
 import argparse
-import os
-import sys
-import tempfile
 import time
-from pathlib import Path
 
-os.environ.update(PREFECT_SERVER_ANALYTICS_ENABLED="false", DO_NOT_TRACK="1", GX_ANALYTICS_ENABLED="false")
-os.environ["GOLIVE_STATE_DIR"] = tempfile.mkdtemp(prefix="golive-bench-backup-")
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import isolated  # noqa: F401,E402  (first: telemetry off, a state directory of its own)
 
 
 def main() -> None:

@@ -8,19 +8,11 @@ Run: make bench   (or .venv/bin/python benchmarks/orchestration.py [--rounds N])
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
-import sys
-import tempfile
 import time
 import urllib.request
-from pathlib import Path
 
-os.environ.update(PREFECT_SERVER_ANALYTICS_ENABLED="false", DO_NOT_TRACK="1", GX_ANALYTICS_ENABLED="false",
-                  PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL="ERROR")
-os.environ["GOLIVE_STATE_DIR"] = tempfile.mkdtemp(prefix="golive-bench-")
-os.environ.setdefault("PREFECT_HOME", str(Path(os.environ["GOLIVE_STATE_DIR"]) / "prefect"))
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import isolated  # noqa: F401,E402  (first: telemetry off, a state directory of its own)
 
 
 def main() -> None:
