@@ -15,7 +15,7 @@ from golive.run import Mode, Run
 from tasks.compute import SERVICES, current_release_tag, ensure_cluster, ensure_service, ensure_task_definition
 from tasks.foundation import read_foundation
 from tasks.load_balancer import ensure_load_balancer, ensure_target_groups
-from tasks.registry import ensure_image, ensure_repositories
+from tasks.registry import read_image
 
 
 @flow(name="phase-3-ecs")
@@ -27,9 +27,8 @@ def ecs(environment: str = "sandbox", sandbox: bool | None = None, mode: Mode = 
     cluster = ensure_cluster.submit(run)
     target_groups = ensure_target_groups.submit(run, base.vpc_id)
     alb = ensure_load_balancer.submit(run, base.public_subnets, base.security_groups, base.certificate, target_groups)
-    repositories = ensure_repositories(run)
     tag = image_tag or current_release_tag(run)
-    images = {s: ensure_image.submit(run, s, repositories[s], tag) for s in SERVICES}
+    images = {s: read_image.submit(run, s, tag) for s in SERVICES}  # Phase 2 (or the release) published them
     definitions = {s: ensure_task_definition.submit(run, s, images[s], base.roles) for s in SERVICES}
     alb_record = alb.result()
     services = {}

@@ -205,14 +205,18 @@ def _docker(*args: str, timeout: int = 1800) -> str:
     return done.stdout
 
 
-def build_and_push(run: Run, component: str, repository_uri: str, tag: str) -> None:
-    """docker build from the app repository, log in to ECR with a short-lived token, push."""
-    import base64
-
+def build_image(run: Run, component: str, image: str) -> int:
+    """docker build from the app repository; returns the image's size in bytes (checked before the push)."""
     app = run.environment.app.directory
-    image = f"{repository_uri}:{tag}"
     _docker("build", "--pull", "-t", image, "-f", str(app / BUILD_CONTEXTS[component] / "Dockerfile"),
             str(app / BUILD_CONTEXTS[component]))
+    return int(_docker("image", "inspect", "--format", "{{.Size}}", image).strip())
+
+
+def push_image(run: Run, image: str) -> str:
+    """Log in to ECR with a short-lived token and push; returns the pushed digest."""
+    import base64
+
     token = run.client("ecr").get_authorization_token()["authorizationData"][0]
     user, password = base64.b64decode(token["authorizationToken"]).decode().split(":", 1)
     done = subprocess.run(["docker", "login", "--username", user, "--password-stdin", token["proxyEndpoint"]],
@@ -220,65 +224,83 @@ def build_and_push(run: Run, component: str, repository_uri: str, tag: str) -> N
     if done.returncode != 0:
         raise RuntimeError(f"docker login to {token['proxyEndpoint']} failed: {done.stderr.strip()}")
     _docker("push", image)
+    digests = _docker("image", "inspect", "--format", "{{join .RepoDigests \"\\n\"}}", image).split()
+    return next(d.split("@", 1)[1] for d in digests if d.startswith(image.rsplit(":", 1)[0]))
+
+
+class NoImageSource(RuntimeError):
+    pass
+
+
+def _record(run: Run, component: str, tag: str, uri: str, source: str, change: Change, digest: str | None = None,
+            size: int | None = None) -> ImageRecord:
+    ident = uri if source == "prebuilt reference" else digest  # a prebuilt image is known by its reference
+    return ImageRecord(name=f"{resource_name(run.env_name, component)}:{tag}", id=ident, component=component, tag=tag,
+                       uri=uri, digest=digest, size_bytes=size, source=source, change=change)
+
+
+def find_image(run: Run, component: str, repository_uri: str | None, tag: str) -> ImageRecord | None:
+    """The tag's image as ECR holds it, or (outside the sandbox) the file's prebuilt reference; None when
+    neither exists. Reads only: Phase 3 uses it to point task definitions at what Phase 2 published."""
+    name = f"{resource_name(run.env_name, component)}:{tag}"
+    if repository_uri:
+        ecr = run.client("ecr")
+        try:
+            found = ecr.batch_get_image(repositoryName=resource_name(run.env_name, component),
+                                        imageIds=[{"imageTag": tag}])["images"]
+        except ecr.exceptions.RepositoryNotFoundException:
+            found = []
+        if found:
+            # The manifest's own figures: what ECR reports as the compressed size (moto reports the config's).
+            digest = found[0]["imageId"]["imageDigest"]
+            return _record(run, component, tag, f"{repository_uri}:{tag}", "in ECR",
+                           Change(action=Action.NOOP, kind="container-image", name=name, id=digest), digest,
+                           manifest_size(json.loads(found[0]["imageManifest"])))
+    prebuilt = getattr(run.environment.app.images, component)
+    if prebuilt and not run.target.is_sandbox:
+        return _record(run, component, tag, prebuilt, "prebuilt reference",
+                       Change(action=Action.NOOP, kind="container-image", name=name, id=prebuilt,
+                              note="prebuilt reference from app.images"))
+    return None
 
 
 def publish_image(run: Run, component: str, repository: RepositoryRecord, tag: str) -> ImageRecord:
-    """The image for `tag` in the repository: found (nothing to do), or built and pushed, or registered
-    (sandbox), or the file's prebuilt reference. Refused over the plan's size limit where size is known."""
-    env = run.environment
+    """The image for `tag`: found in ECR (nothing to do); else registered (sandbox), built and pushed (a
+    Docker engine answers), or the file's prebuilt reference. The plan's size limit is checked before
+    anything is sent, wherever the size can be known."""
+    in_ecr = find_image(run, component, repository.uri, tag) if repository.id else None
+    if in_ecr is not None and in_ecr.source == "in ECR":
+        return _checked_size(run, in_ecr)
     name = f"{resource_name(run.env_name, component)}:{tag}"
-    prebuilt = getattr(env.app.images, component)
-    ecr = run.client("ecr")
-    details = None
-    if repository.id:
-        try:
-            details = ecr.describe_images(repositoryName=resource_name(run.env_name, component),
-                                          imageIds=[{"imageTag": tag}])["imageDetails"][0]
-        except ecr.exceptions.ImageNotFoundException:
-            details = None
-    if details is not None:
-        size = details.get("imageSizeInBytes")
-        if run.target.is_sandbox:  # moto reports the config's size: read the manifest's own figures
-            manifest = json.loads(ecr.batch_get_image(repositoryName=resource_name(run.env_name, component),
-                                                      imageIds=[{"imageTag": tag}])["images"][0]["imageManifest"])
-            size = manifest_size(manifest)
-        record = ImageRecord(name=name, id=details["imageDigest"], component=component, tag=tag,
-                             uri=f"{repository.uri}:{tag}", digest=details["imageDigest"], size_bytes=size,
-                             source="sandbox manifest" if run.target.is_sandbox else "in ECR",
-                             change=Change(action=Action.NOOP, kind="container-image", name=name, id=details["imageDigest"]))
-        return _checked_size(run, record)
-
-    context = env.app.directory / BUILD_CONTEXTS[component]
-    if run.target.is_sandbox or not (prebuilt and not docker_available()):
-        source = "sandbox manifest" if run.target.is_sandbox else "docker build"
-        if not run.target.is_sandbox and not docker_available():
-            raise RuntimeError(
-                f"no Docker engine answers here and app.images.{component} is not set: build and push the {component} "
-                f"image elsewhere and set app.images.{component} to its reference, or run where Docker runs.")
-        change = Change(action=Action.CREATE, kind="container-image", name=name, note=source)
-        digest, size = None, None
-        if run.target.is_sandbox:
-            manifest, size = sandbox_manifest(context, component, tag)
+    uri = f"{repository.uri}:{tag}"
+    if run.target.is_sandbox:
+        manifest, size = sandbox_manifest(run.environment.app.directory / BUILD_CONTEXTS[component], component, tag)
+        record = _checked_size(run, _record(run, component, tag, uri, "sandbox manifest",
+                                            Change(action=Action.CREATE, kind="container-image", name=name,
+                                                   note="sandbox manifest"), size=size))
         if run.applying and repository.id:
-            if run.target.is_sandbox:
-                digest = ecr.put_image(repositoryName=resource_name(run.env_name, component),
-                                       imageManifest=json.dumps(manifest), imageTag=tag)["image"]["imageId"]["imageDigest"]
-            else:
-                build_and_push(run, component, repository.uri, tag)
-                details = ecr.describe_images(repositoryName=resource_name(run.env_name, component),
-                                              imageIds=[{"imageTag": tag}])["imageDetails"][0]
-                digest, size = details["imageDigest"], details.get("imageSizeInBytes")
-            change = change.model_copy(update={"id": digest})
-        run.report(change)
-        record = ImageRecord(name=name, id=digest, component=component, tag=tag, uri=f"{repository.uri}:{tag}",
-                             digest=digest, size_bytes=size, source=source, change=change)
-        return _checked_size(run, record)
-
-    logger().info(f"{component}: no Docker engine; using the prebuilt image {prebuilt} from the environment file")
-    return ImageRecord(name=name, id=prebuilt, component=component, tag=tag, uri=prebuilt, source="prebuilt reference",
-                       size_note="size unknown: a prebuilt reference outside this environment's ECR",
-                       change=Change(action=Action.NOOP, kind="container-image", name=name, id=prebuilt,
-                                     note="prebuilt reference from app.images"))
+            digest = run.client("ecr").put_image(repositoryName=resource_name(run.env_name, component),
+                                                 imageManifest=json.dumps(manifest), imageTag=tag)["image"]["imageId"]["imageDigest"]
+            record = record.model_copy(update={"id": digest, "digest": digest,
+                                               "change": record.change.model_copy(update={"id": digest})})
+    elif docker_available():
+        record = _record(run, component, tag, uri, "docker build",
+                         Change(action=Action.CREATE, kind="container-image", name=name, note="docker build"))
+        if run.applying and repository.id:
+            size = build_image(run, component, uri)
+            record = _checked_size(run, record.model_copy(update={"size_bytes": size}))  # before the push
+            digest = push_image(run, uri)
+            record = record.model_copy(update={"id": digest, "digest": digest,
+                                               "change": record.change.model_copy(update={"id": digest})})
+    elif in_ecr is not None:  # the prebuilt reference
+        logger().info(f"{component}: no Docker engine; using the prebuilt image {in_ecr.uri} from the environment file")
+        return in_ecr.model_copy(update={"size_note": "size unknown: a prebuilt reference outside this environment's ECR"})
+    else:
+        raise NoImageSource(
+            f"no Docker engine answers here and app.images.{component} is not set: build and push the {component} "
+            f"image elsewhere and set app.images.{component} to its reference, or run where Docker runs.")
+    run.report(record.change)
+    return record
 
 
 def _checked_size(run: Run, record: ImageRecord) -> ImageRecord:
@@ -287,7 +309,7 @@ def _checked_size(run: Run, record: ImageRecord) -> ImageRecord:
         return record.model_copy(update={"size_note": "size unknown"})
     megabytes = record.size_bytes / 1e6
     note = f"{megabytes:.1f} MB of {limit} MB"
-    if record.source == "sandbox manifest":
+    if run.target.is_sandbox:
         note += " (sandbox: the source archive's size, not a built image's)"
     if megabytes > limit:
         raise ImageTooLarge(f"{record.uri} is {megabytes:.0f} MB, above the plan's {limit} MB "
@@ -304,6 +326,27 @@ def ensure_repositories(run: Run) -> dict[str, RepositoryRecord]:
         records[component] = RepositoryRecord(name=resource_name(run.env_name, component), id=outcome.id,
                                               uri=outcome.id, change=outcome.change)
     return records
+
+
+class ImageMissing(RuntimeError):
+    pass
+
+
+@task(**AWS_STEP)
+def read_image(run: Run, component: str, tag: str) -> ImageRecord:
+    """The image Phase 2 (or a release) published for the tag, for the task definitions (reads only)."""
+    repository = Repository(run, component).discover()
+    found = find_image(run, component, repository.id if repository else None, tag)
+    if found is not None:
+        return _checked_size(run, found)
+    if run.applying:
+        raise ImageMissing(f"no {component} image tagged {tag} in {resource_name(run.env_name, component)} (and no "
+                           f"app.images.{component}): run `golive apply {run.env_name} --phase containers` first, or "
+                           f"`golive release {run.env_name} --image TAG` for another tag. Nothing was changed.")
+    uri = f"{repository.id if repository else resource_name(run.env_name, component)}:{tag}"
+    return _record(run, component, tag, uri, "not published yet",
+                   Change(action=Action.NOOP, kind="container-image", name=f"{resource_name(run.env_name, component)}:{tag}",
+                          note="published by Phase 2"))
 
 
 @task(**AWS_STEP)
