@@ -128,6 +128,14 @@ def app_settings_names(run: Run) -> list[str]:
     return sorted(p["Name"] for page in pages for p in page["Parameters"] if "/" not in p["Name"].removeprefix(prefix))
 
 
+class PerService(Resource):
+    """One resource per ECS service (backend, frontend), each found by its own name: teardown looks up each."""
+
+    @classmethod
+    def discover_all(cls, run: Run) -> list[Found]:
+        return [found for service in SERVICES if (found := cls(run, service).discover())]
+
+
 def active_revisions(ecs, family: str) -> list[str]:
     """The family's ACTIVE revisions, newest first (sorted here: moto ignores sort=DESC)."""
     arns = [arn for page in ecs.get_paginator("list_task_definitions").paginate(familyPrefix=family, status="ACTIVE")
@@ -135,7 +143,7 @@ def active_revisions(ecs, family: str) -> list[str]:
     return sorted(arns, key=lambda arn: int(arn.rsplit(":", 1)[1]), reverse=True)
 
 
-class TaskDefinition(Resource):
+class TaskDefinition(PerService):
     """A family's latest ACTIVE revision. A change registers the next revision; old ones stay for rollback."""
 
     kind = "task-definition"
@@ -256,17 +264,9 @@ class TaskDefinition(Resource):
             for arn in page["taskDefinitionArns"]:
                 self.ecs.deregister_task_definition(taskDefinition=arn)
 
-    @classmethod
-    def discover_all(cls, run: Run) -> list[Found]:
-        found = []
-        for service in SERVICES:
-            definition = cls(run, service).discover()
-            if definition:
-                found.append(definition)
-        return found
 
 
-class Service(Resource):
+class Service(PerService):
     """An ECS service on Fargate in the private subnets behind its target group."""
 
     kind = "ecs-service"
@@ -359,17 +359,9 @@ class Service(Resource):
         self.ecs.get_waiter("services_inactive").wait(cluster=cluster, services=[found.id],
                                                       WaiterConfig=self.run.waiter(15, 10))
 
-    @classmethod
-    def discover_all(cls, run: Run) -> list[Found]:
-        found = []
-        for service in SERVICES:
-            current = cls(run, service).discover()
-            if current:
-                found.append(current)
-        return found
 
 
-class ServiceScaling(Resource):
+class ServiceScaling(PerService):
     """Application Auto Scaling for a service: its bounds and two target-tracking policies (CPU and
     requests per target)."""
 
@@ -442,9 +434,6 @@ class ServiceScaling(Resource):
         self.scaling.deregister_scalable_target(ServiceNamespace=self.namespace, ResourceId=found.id,
                                                 ScalableDimension=self.dimension)
 
-    @classmethod
-    def discover_all(cls, run: Run) -> list[Found]:
-        return [found for service in SERVICES if (found := cls(run, service).discover())]
 
 
 class ServiceRecord(Record):
@@ -458,7 +447,8 @@ class ServiceRecord(Record):
 
 
 class ComputeRecord(Record):
-    cluster: Record
+    """The cluster (this record's own name, id and change) and its log groups."""
+
     log_groups: list[Record]
 
 
@@ -471,7 +461,6 @@ def ensure_cluster(run: Run) -> ComputeRecord:
         outcome = ensure(LogGroup(run, service))
         groups.append(Record(name=log_group_name(run.env_name, service), id=outcome.id, change=outcome.change))
     return ComputeRecord(name=resource_name(run.env_name, "cluster"), id=cluster.id, change=cluster.change,
-                         cluster=Record(name=resource_name(run.env_name, "cluster"), id=cluster.id, change=cluster.change),
                          log_groups=groups)
 
 
@@ -496,7 +485,7 @@ def ensure_service(run: Run, component: str, cluster: ComputeRecord, task_defini
                    private_subnets: list[SubnetRecord], security_groups: dict[str, SecurityGroupRecord],
                    target_group: Record, request_label: str | None) -> ServiceRecord:
     """The service (rolling update, circuit breaker with rollback), stable, with its auto-scaling."""
-    service = Service(run, component, cluster.cluster.name, task_definition.id, private_subnets,
+    service = Service(run, component, cluster.name, task_definition.id, private_subnets,
                       security_groups[component].id, target_group.id)
     outcome = ensure(service)
     scaling = ensure(ServiceScaling(run, component, request_label))
