@@ -39,7 +39,7 @@ ASSET = re.compile(r"""(?:src|href)=["']([^"']+\.(?:js|css))(?:\?[^"']*)?["']"""
 
 class CheckResult(BaseModel):
     name: str
-    ok: bool
+    ok: bool | None  # None: not applicable here (shown as pending, never as passed)
     evidence: str
 
 
