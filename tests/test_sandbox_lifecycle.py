@@ -131,3 +131,43 @@ def test_commands_against_a_stopped_sandbox_say_how_to_start_it(state):
     done = golive(state, "plan", "sandbox")
     assert done.returncode == 1
     assert "golive sandbox up" in done.stderr
+
+
+def test_the_local_prefect_server_and_worker_come_up_take_the_pool_and_go_down(tmp_path):
+    """What `make go-live` runs the deployment on: the server answers, the worker polls the sandbox's pool,
+    and `golive sandbox down` stops both (nothing left)."""
+    from prefect.client.orchestration import get_client
+
+    state = tmp_path / "state"
+    env = {**os.environ, "GOLIVE_STATE_DIR": str(state), "PREFECT_HOME": str(tmp_path / "prefect")}
+    env.pop("PREFECT_API_URL", None)
+    script = ("import json; from golive.sandbox import orchestrator; print(json.dumps(orchestrator.up()))")
+    up = subprocess.run([GOLIVE[0], "-c", script], cwd=REPO, env=env, capture_output=True, text=True, timeout=150)
+    assert up.returncode == 0, up.stdout + up.stderr
+    started = json.loads(up.stdout.strip().splitlines()[-1])
+    try:
+        assert started["server_started"] and started["worker_started"]
+        assert started["api_url"].startswith("http://127.0.0.1:")
+
+        async def pool_workers() -> list[str]:
+            async with get_client() as client:
+                return [w.name for w in await client.read_workers_for_work_pool("golive-sandbox")]
+
+        import asyncio
+
+        from prefect.settings import PREFECT_API_URL, temporary_settings
+
+        deadline, workers = time.monotonic() + 60, []
+        with temporary_settings(updates={PREFECT_API_URL: started["api_url"]}):
+            while not workers and time.monotonic() < deadline:
+                try:
+                    workers = asyncio.run(pool_workers())
+                except Exception:  # the pool appears with the worker's first poll
+                    workers = []
+                time.sleep(1)
+        assert workers, "the worker never polled the golive-sandbox pool"
+    finally:
+        down = golive(state, "sandbox", "down")
+    assert down.returncode == 0 and "prefect-worker" in down.stdout and "prefect-server" in down.stdout, down.stdout
+    for marker in (b"prefect server start", b"worker start --pool golive-sandbox"):
+        assert moto_processes(state, marker) == [], marker
