@@ -33,7 +33,8 @@ from tasks.cache import ensure_cache
 from tasks.database import database_alarms, ensure_db_instance, ensure_db_parameter_group, ensure_db_subnet_group
 from tasks.dns import ensure_certificate, ensure_hosted_zone, wait_certificate_issued
 from tasks.observability import ensure_alarms, ensure_alerts_topic, ensure_budget
-from tasks.secrets import ensure_app_parameters, ensure_database_url, ensure_django_secret_key, ensure_redis_url
+from tasks.secrets import (ensure_app_parameters, ensure_database_login, ensure_database_parameters,
+                           ensure_django_secret_key, ensure_redis_url)
 from tasks.security import confirm_account, ensure_iam_roles
 from tasks.storage import ensure_buckets
 
@@ -79,7 +80,8 @@ def infrastructure(
     database = ensure_db_instance.submit(run, db_subnet_group, db_parameter_group, security_groups)
     db_alarms = ensure_alarms.submit(run, topic, database_alarms(run), wait_for=[database])
     cache = ensure_cache.submit(run, private, security_groups)
-    database_url = ensure_database_url.submit(run, database)
+    database_login = ensure_database_login.submit(run)
+    database_parameters = ensure_database_parameters.submit(run, database)
     redis_url = ensure_redis_url.submit(run, cache)
 
     # Resolve every future: a failed step must fail the phase (notes/prefect-3.9.md).
@@ -94,8 +96,9 @@ def infrastructure(
                "budget": budget.result()}
     data = {"database": database.result(), "database_alarms": db_alarms.result(), "cache": cache.result(),
             "buckets": buckets.result(), "zone": zone.result(), "certificate": certificate.result()}
-    app = {"secrets": {"SECRET_KEY": secret_key.result(), "DATABASE_URL": database_url.result(),
-                       "REDIS_URL": redis_url.result()}, "parameters": parameters.result()}
+    app = {"secrets": {"SECRET_KEY": secret_key.result(), "DB_LOGIN": database_login.result(),
+                       "REDIS_URL": redis_url.result()},
+           "parameters": parameters.result() + database_parameters.result()}
 
     changes = collect_changes(account, pruned.result(), network.vpc, network.public_subnets, network.private_subnets,
                               network.internet_gateway, network.nat_gateways, network.route_tables,
@@ -168,8 +171,9 @@ def data_deliverables(run: Run, data: dict, app: dict) -> list:
         deliverable("1.3", "RDS instance endpoint", bool(db.endpoint), f"{db.endpoint}:{db.port} ({db.id})",
                     planned=planned),
         deliverable("1.3", "Database credentials in AWS Secrets Manager",
-                    bool(db.master_secret_arn and secrets["DATABASE_URL"].arn),
-                    f"master: {db.master_secret_arn} (managed by RDS); app: {secrets['DATABASE_URL'].name}",
+                    bool(db.master_secret_arn and secrets["DB_LOGIN"].arn),
+                    f"master: {db.master_secret_arn} (managed by RDS, rotated by RDS); app's own login: "
+                    f"{secrets['DB_LOGIN'].name} (role created by Phase 5); no password copied anywhere",
                     planned=planned),
         deliverable("1.3", "Backup policy configured, as the file asks",
                     all(settings.get(k) == v for k, v in wanted_db.items()),

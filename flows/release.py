@@ -1,8 +1,14 @@
 """Releases: `golive release ENV --image TAG` and `golive rollback ENV`.
 
-A release puts the tag's images in ECR (Phase 2's steps), registers one new task-definition revision per
+A release puts the tag's images in ECR (Phase 2's steps), runs the new image's migrations as a one-off ECS
+task (Phase 5's step) and refuses to roll when they fail, registers one new task-definition revision per
 service and rolls the services (Phase 3's steps, circuit breaker on), records the tag as the deployed
 release (so a later `apply` keeps it), and invalidates CloudFront so no edge serves the old frontend.
+
+Migrations run before the roll, while the previous revision still serves: they must work with both
+(expand/contract). Add columns nullable or with defaults, add tables and indexes (concurrently), and
+keep what the running code reads; drop or rename only in a later release, once no running revision uses
+it (docs/releases.md).
 
 A rollback returns each service to the revision before its current one, deregisters the revision it
 leaves (nothing starts it again, and the family's latest ACTIVE revision is the deployed one, so the
@@ -21,6 +27,7 @@ from golive.run import Run
 from flows.ecs import ecs
 from tasks.cdn import Distribution, invalidate_cache
 from tasks.compute import SERVICES, Service, active_revisions, current_release_tag, record_release_tag
+from tasks.app import read_data_state, run_migrations
 from tasks.registry import ensure_image, ensure_repositories
 
 
@@ -44,14 +51,22 @@ def release(environment: str = "sandbox", image_tag: str = "", sandbox: bool | N
     images = {s: ensure_image.submit(run, s, repositories[s], image_tag) for s in SERVICES}
     for future in images.values():
         future.result()
+    # The new image's migrations, before anything rolls: a failure stops the release here.
+    from flows.data import prepare_one_off_tasks
+
+    one_offs = prepare_one_off_tasks(run, image_tag)
+    migrations = run_migrations(run, one_offs["placement"], one_offs["image"], read_data_state(run))
     deployed = ecs(environment=environment, sandbox=sandbox, image_tag=image_tag)
     record_release_tag(run, image_tag)
     invalidation = invalidate_cache(run, distribution_id(run), f"release {image_tag}")
     services = deployed.outputs["services"]
     result = PhaseResult(
         phase="release", environment=run.env_name, mode=run.mode, target=run.target.describe(),
-        changes=[*deployed.changes, invalidation.change],
+        changes=[migrations.change, *deployed.changes, invalidation.change],
         deliverables=[
+            deliverable("release", "Migrations of the new image applied before the roll (expand/contract: they "
+                        "must work with the revision still serving)", True,
+                        migrations.change.note if migrations.change.is_change else f"nothing new: {migrations.change.note}"),
             deliverable("release", "New task-definition revisions registered and rolled out",
                         all(s.running == s.desired for s in services.values()),
                         ", ".join(f"{s.name}: revision {s.revision} ({s.image}), {s.running}/{s.desired} running"
@@ -61,7 +76,8 @@ def release(environment: str = "sandbox", image_tag: str = "", sandbox: bool | N
                         f"{invalidation.id} {invalidation.status} {invalidation.paths} in {invalidation.seconds} s"
                         if invalidation.id else "pending: no distribution yet (Phase 4 makes it)"),
         ],
-        outputs={"previous_tag": previous, "tag": image_tag, "services": services, "invalidation": invalidation})
+        outputs={"previous_tag": previous, "tag": image_tag, "migrations": migrations, "services": services,
+                 "invalidation": invalidation})
     publish(result)
     return result
 

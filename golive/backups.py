@@ -42,7 +42,8 @@ class Scratch:
 
 
 def source_url(run: Run) -> str:
-    return dataplane.app_environment(run)["DATABASE_URL"]
+    """The database as its owner (the RDS-managed login): backups and restores need the owner's rights."""
+    return dataplane.owner_url(run)
 
 
 def _pg(name: str) -> str:
@@ -77,20 +78,20 @@ class SandboxBackups:
         path = self.directory / f"{self.run.env_name}-{taken_at:%Y%m%dT%H%M%S%f}.dump"
         started = time.monotonic()
         _run([_pg("pg_dump"), "-Fc", "-Z", "1", *_connection_args(self.url), "-f", str(path),
-              urlparse(self.url).path.lstrip("/")])
+              urlparse(self.url).path.lstrip("/")], self.url)
         return Backup(id=str(path), taken_at=taken_at, seconds=time.monotonic() - started,
                       size_bytes=path.stat().st_size)
 
     def restore(self, backup: Backup) -> Scratch:
         name = f"{SCRATCH_PREFIX}{int(time.time() * 1000)}"
         started = time.monotonic()
-        _run([_pg("createdb"), *_connection_args(self.url), name])
+        _run([_pg("createdb"), *_connection_args(self.url), name], self.url)
         _run([_pg("pg_restore"), "--no-owner", "--exit-on-error", "-j", "2", *_connection_args(self.url),
-              "-d", name, backup.id])
+              "-d", name, backup.id], self.url)
         return Scratch(name=name, database_url=_replace_database(self.url, name), seconds=time.monotonic() - started)
 
     def remove(self, scratch: Scratch) -> None:
-        _run([_pg("dropdb"), "--if-exists", "--force", *_connection_args(self.url), scratch.name])
+        _run([_pg("dropdb"), "--if-exists", "--force", *_connection_args(self.url), scratch.name], self.url)
 
     def leftovers(self) -> list[Scratch]:
         with psycopg.connect(self.url) as connection:
@@ -171,7 +172,13 @@ def for_run(run: Run, *, aws_in_sandbox: bool = False) -> SandboxBackups | AwsBa
     return AwsBackups(run)
 
 
-def _run(argv: list[str]) -> None:
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=3600)
+def _run(argv: list[str], url: str | None = None) -> None:
+    """A PostgreSQL client tool; the login's password goes in its environment, never on its command line."""
+    import os
+    from urllib.parse import unquote
+
+    password = urlparse(url).password if url else None
+    env = {**os.environ, "PGPASSWORD": unquote(password)} if password else None
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=3600, env=env)
     if done.returncode != 0:
         raise RuntimeError(f"{Path(argv[0]).name} failed (exit {done.returncode}): {done.stderr.strip()[-800:]}")

@@ -14,6 +14,10 @@ from typing import Any, Iterable
 from pydantic import BaseModel, ConfigDict
 
 
+# What plan mode shows for a value that exists only once an earlier step is applied (an id, an ARN).
+KNOWN_AFTER_APPLY = "(known after apply)"
+
+
 class Action(StrEnum):
     CREATE = "create"
     UPDATE = "update"

@@ -161,6 +161,18 @@ class DatabaseSettings(Strict):
             raise ValueError(f"PostgreSQL {value} is not offered by RDS here; use one of {', '.join(POSTGRES_MAJORS)}")
         return value
 
+    @field_validator("read_replica")
+    @classmethod
+    def _no_replica_with_managed_password(cls, value: bool) -> bool:
+        if value:
+            # The runbook always lets RDS manage the master password in Secrets Manager (rotated, never
+            # copied), and RDS does not offer that together with read replicas; moto would accept it.
+            raise ValueError("a read replica cannot be made of an instance whose master password RDS manages in "
+                             "Secrets Manager, which the runbook always does; set read_replica = false (scale reads "
+                             "with a larger instance class, or add the replica by hand after turning managed "
+                             "passwords off)")
+        return value
+
     @property
     def major(self) -> str:
         return self.engine_version.split(".")[0]

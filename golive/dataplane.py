@@ -8,10 +8,11 @@ have no server behind their endpoints.
 from __future__ import annotations
 
 import json
-from urllib.parse import quote
+from urllib.parse import quote, urlparse
 
 from pydantic import BaseModel
 
+from golive.changes import KNOWN_AFTER_APPLY
 from golive.run import Run
 
 
@@ -29,16 +30,85 @@ def _local() -> dict:
     return state
 
 
-def database_url(run: Run, endpoint: str | None = None, port: int | None = None, database: str = "",
-                 master_secret_arn: str | None = None) -> str | None:
-    """The app's DATABASE_URL; None while the database does not exist yet (plan mode)."""
+class DatabaseLocation(BaseModel):
+    host: str | None  # None while the database does not exist yet (plan mode)
+    port: int | None
+    sslmode: str  # RDS forces TLS (the parameter group); the sandbox's PostgreSQL serves loopback only
+
+
+def database_location(run: Run, endpoint: str | None = None, port: int | None = None) -> DatabaseLocation:
+    """Where the database answers: the RDS endpoint in AWS; in the sandbox, the local PostgreSQL that the
+    sandbox's RDS provisioned the instance's login on (moto's endpoint names no server)."""
     if run.target.is_sandbox:
-        return _local()["postgres_dsn"]
-    if not (endpoint and master_secret_arn):
+        local = urlparse(_local()["postgres_dsn"])
+        return DatabaseLocation(host=local.hostname, port=local.port, sslmode="disable")
+    return DatabaseLocation(host=endpoint, port=port, sslmode="require")
+
+
+def app_database_role(run: Run) -> str:
+    """The role the app logs in as (DML on its tables); migrations run as the database's owner."""
+    return f"{run.environment.database.database_name}_app"
+
+
+class DatabaseUnreachable(RuntimeError):
+    pass
+
+
+def _url(run: Run, login: dict, database: str | None = None) -> str:
+    """A connection URL from the DB_* parameters Phase 1 stored and a login; TLS required in AWS."""
+    from golive.naming import parameter_name
+
+    ssm = run.client("ssm")
+    names = [parameter_name(run.env_name, key) for key in ("DB_HOST", "DB_PORT", "DB_NAME", "DB_SSLMODE")]
+    found = {p["Name"]: p["Value"] for p in ssm.get_parameters(Names=names)["Parameters"]}
+    host, port, name, sslmode = (found.get(n) for n in names)
+    if not host or host == KNOWN_AFTER_APPLY:
+        raise DatabaseUnreachable(f"{names[0]} is not set: apply Phase 1 (infrastructure) first")
+    return (f"postgresql://{quote(login['username'], safe='')}:{quote(login['password'], safe='')}"
+            f"@{host}:{port}/{database or name}?sslmode={sslmode or 'require'}")
+
+
+def master_secret_arn(run: Run) -> str | None:
+    """The RDS-managed master secret's ARN (RDS names it), or None without an instance."""
+    from tasks.database import DbInstance
+
+    found = DbInstance(run).discover()
+    return ((found.raw if found else {}).get("MasterUserSecret") or {}).get("SecretArn")
+
+
+def owner_login(run: Run) -> dict | None:
+    """The RDS-managed master login (read when needed: RDS rotates it), or None without an instance."""
+    arn = master_secret_arn(run)
+    if not arn:
         return None
-    secret = json.loads(run.client("secretsmanager").get_secret_value(SecretId=master_secret_arn)["SecretString"])
-    return (f"postgresql://{quote(secret['username'], safe='')}:{quote(secret['password'], safe='')}"
-            f"@{endpoint}:{port}/{database}?sslmode=require")
+    return json.loads(run.client("secretsmanager").get_secret_value(SecretId=arn)["SecretString"])
+
+
+def owner_url(run: Run) -> str:
+    """The database as its owner: for reads that check the data (integrity, backups) and the app's role."""
+    login = owner_login(run)
+    if login is None:
+        raise DatabaseUnreachable(f"no RDS instance with a managed master secret for {run.env_name}: apply Phase 1 first")
+    return _url(run, login)
+
+
+def app_login(run: Run) -> dict | None:
+    """The app's own login from its secret (Phase 1), or None while it does not exist."""
+    from golive.naming import secret_name
+
+    secrets = run.client("secretsmanager")
+    try:
+        value = secrets.get_secret_value(SecretId=secret_name(run.env_name, "database-login"))["SecretString"]
+    except secrets.exceptions.ResourceNotFoundException:
+        return None
+    return json.loads(value)
+
+
+def app_url(run: Run) -> str:
+    login = app_login(run)
+    if login is None:
+        raise DatabaseUnreachable(f"the app's database login secret does not exist for {run.env_name}: apply Phase 1 first")
+    return _url(run, login)
 
 
 def redis_url(run: Run, primary_endpoint: str | None = None, port: int | None = None) -> str | None:
@@ -52,42 +122,10 @@ class CommandFailed(RuntimeError):
     pass
 
 
-def app_environment(run: Run) -> dict[str, str]:
-    """The app's environment as ECS hands it over: secrets from Secrets Manager, settings from SSM.
-    For the one-off commands of Phase 5; the values stay in this process and the child's environment."""
-    from golive.naming import parameter_name, secret_name
-
-    secrets = run.client("secretsmanager")
-    values = {
-        variable: secrets.get_secret_value(SecretId=secret_name(run.env_name, name))["SecretString"]
-        for variable, name in (("SECRET_KEY", "django-secret-key"), ("DATABASE_URL", "database-url"),
-                               ("REDIS_URL", "redis-url"))
-    }
-    prefix = parameter_name(run.env_name, "")
-    # One level: the release state below it (release/image-tag) is not an app setting.
-    pages = run.client("ssm").get_paginator("get_parameters_by_path").paginate(Path=prefix, Recursive=False)
-    settings = {p["Name"].removeprefix(prefix): p["Value"] for page in pages for p in page["Parameters"]
-                if "/" not in p["Name"].removeprefix(prefix)}  # moto returns deeper levels all the same
-    if run.target.is_sandbox:
-        # The local app serves plain HTTP and keeps static files on disk (no S3 behind moto's URLs).
-        settings.update(SECURE_SSL_REDIRECT="false", AWS_STORAGE_BUCKET_NAME="", AWS_MEDIA_BUCKET_NAME="")
-    return {**settings, **values}
-
-
-def run_manage(run: Run, *args: str, secret_env: dict[str, str] | None = None) -> str:
-    """Run `manage.py ARGS` where the app runs: a local process in the sandbox; in AWS, a one-off ECS
-    task on the backend task definition (Phase 3), inside the VPC. Returns its output; raises on failure
-    with the output's tail (which never contains the secret_env values: they are not echoed)."""
-    if not run.target.is_sandbox:
-        raise CommandFailed(
-            f"manage.py {' '.join(args)}: in AWS this runs as a one-off ECS task on the backend task definition; "
-            "that path is not automated yet (moto answers RunTask with HTTP 500, so it could not be tested here).")
-    return run_manage_here(run, *args, environment={**app_environment(run), **(secret_env or {})})
-
-
 def run_manage_here(run: Run, *args: str, environment: dict[str, str]) -> str:
-    """`manage.py ARGS` as a process on this machine, with the given environment on top of ours. For
-    commands that need only AWS APIs (collectstatic to S3), which the runner reaches in either target."""
+    """`manage.py ARGS` as a process on the runbook's machine, with the given environment on top of ours.
+    Only for commands that need AWS APIs alone (collectstatic to S3), which the runbook reaches in either
+    target; anything that needs the database runs as a one-off ECS task (tasks/one_off.py)."""
     import os
     import subprocess
     import sys

@@ -33,9 +33,11 @@ class Phase:
 PHASES: list[Phase] = [
     Phase(1, "infrastructure", "Infrastructure setup", "flows.infrastructure:infrastructure"),
     Phase(2, "containers", "Application containerization", "flows.containers:containers"),
-    Phase(3, "ecs", "ECS deployment", "flows.ecs:ecs", after=(1, 2)),
+    # The services start once the schema and the app's database login exist: Phase 5 runs its one-off
+    # tasks on the backend's image (Phase 2) before Phase 3 starts what serves it.
+    Phase(3, "ecs", "ECS deployment", "flows.ecs:ecs", after=(1, 2, 5)),
     Phase(4, "cdn", "CDN and performance", "flows.cdn:cdn", after=(3,)),
-    Phase(5, "data", "Database migration and data", "flows.data:data", after=(1,)),
+    Phase(5, "data", "Database migration and data", "flows.data:data", after=(1, 2)),
     Phase(6, "cicd", "CI/CD pipeline", None, after=(3,)),
     Phase(7, "monitoring", "Monitoring and security", None, after=(4,)),
     # Phase 8 is the go-live flow's own ending (flows/go_live.py): the gate, approval, cutover, watch.

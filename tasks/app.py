@@ -1,8 +1,11 @@
-"""Plan Phase 5, database migration and initial data: Django's own commands, run where the app runs
-(golive/dataplane.py), then a great-expectations check of what is in the database.
+"""Plan Phase 5, database migration and initial data: Django's own commands run as one-off ECS tasks on the
+backend's image (tasks/one_off.py), then a great-expectations check of what is in the database.
 
-Each command is idempotent by itself (migrate, the seed, ensure_admin); the Change each step reports is
-read from the command's own output, so a second run shows nothing to do.
+Discover, diff, then change, as every step: what the database holds is read over SQL as its owner (the
+runbook reaches it from inside the VPC in AWS; on loopback in the sandbox), and which image last migrated
+and seeded it is kept in Parameter Store (`data/migrated-image`, `data/seeded-image`). A task runs only when
+something is to do: the image changed since the last migration, or rows are missing. So a converged run
+starts no task and writes nothing, and plan says what would run without running it.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import datetime
 import re
 
+import psycopg
 from prefect import task
 from pydantic import BaseModel
 
@@ -19,83 +23,169 @@ from golive.integrity import Expect
 from golive.resource import ensure
 from golive.retry import AWS_STEP
 from golive.run import Run
-from tasks.secrets import Secret
+from tasks.compute import ADMIN_PASSWORD_SECRET
+from tasks.one_off import OneOffTask, Placement, run_one_off
+from tasks.secrets import Parameter, Secret
 
 ADMIN_USERNAME = "admin"
 ROLES = ["chief", "district", "senior", "magistrate"]
+MIGRATED_PARAMETER = "data/migrated-image"
+SEEDED_PARAMETER = "data/seeded-image"
 
 
-def _step(run: Run, kind: str, name: str, changed: bool, note: str) -> Change:
+class DataState(BaseModel):
+    """What the database holds, read with the owner's login; reachable=False before Phase 1 made it."""
+
+    reachable: bool
+    why_unreachable: str = ""
+    migrations_applied: int = 0
+    courts: int = 0
+    judges: int = 0
+    cases: int = 0
+    admin: bool = False
+
+    def describe(self) -> str:
+        if not self.reachable:
+            return f"database not reachable yet ({self.why_unreachable})"
+        return (f"{self.migrations_applied} migrations applied; {self.courts} court, {self.judges} judges, "
+                f"{self.cases} cases; admin user {'present' if self.admin else 'absent'}")
+
+
+def _count(connection: psycopg.Connection, table: str, where: str = "") -> int:
+    if connection.execute("SELECT to_regclass(%s)", (f"public.{table}",)).fetchone()[0] is None:
+        return 0
+    return connection.execute(f"SELECT count(*) FROM public.{table} {where}").fetchone()[0]
+
+
+@task(**AWS_STEP)
+def read_data_state(run: Run) -> DataState:
+    """Read what the database holds (schema, rows, the admin user): no write, no task."""
+    try:
+        url = dataplane.owner_url(run)
+        with psycopg.connect(url, connect_timeout=10) as connection:
+            admin = (_count(connection, "auth_user", f"WHERE username = '{ADMIN_USERNAME}' AND is_superuser") > 0)
+            return DataState(reachable=True, migrations_applied=_count(connection, "django_migrations"),
+                             courts=_count(connection, "courts_court"), judges=_count(connection, "courts_judge"),
+                             cases=_count(connection, "courts_case"), admin=admin)
+    except (dataplane.DatabaseUnreachable, psycopg.OperationalError) as error:
+        if run.applying:
+            raise
+        return DataState(reachable=False, why_unreachable=str(error).splitlines()[0])
+
+
+class StepRecord(Record):
+    tasks: list[OneOffTask] = []  # the one-off tasks this step ran (none when nothing was to do)
+
+
+def _step(run: Run, kind: str, name: str, changed: bool, note: str, tasks: list[OneOffTask] = ()) -> StepRecord:
     change = Change(action=Action.CREATE if changed else Action.NOOP, kind=kind, name=name, note=note)
     if changed:
         run.report(change)
-    return change
+    return StepRecord(name=name, change=change, tasks=list(tasks))
+
+
+def _marker(run: Run, component: str) -> str | None:
+    found = Parameter(run, component).discover()
+    return found.state["value"] if found else None
+
+
+def _record_marker(run: Run, component: str, value: str) -> None:
+    ensure(Parameter(run, component, value))
 
 
 @task(**AWS_STEP)
-def run_migrations(run: Run) -> Record:
-    """python manage.py migrate: the schema, and the indexes the migrations declare."""
+def ensure_admin_password(run: Run) -> Record:
+    """The admin user's password, generated once into Secrets Manager: the one-off tasks resolve it."""
+    secret = Secret(run, ADMIN_PASSWORD_SECRET, "Django admin password for Precedentum", generate_length=32)
+    outcome = ensure(secret)
+    return Record(name=secret.secret_id, id=outcome.id, change=outcome.change)
+
+
+@task(**AWS_STEP)
+def run_migrations(run: Run, placement: Placement, image: str, state: DataState) -> StepRecord:
+    """python manage.py migrate, then migrate --check (it exits non-zero if anything is left unapplied):
+    when the image changed since the last migration, or the schema is not there."""
+    migrated = _marker(run, MIGRATED_PARAMETER)
+    if migrated == image and state.migrations_applied > 0:
+        return _step(run, "django-migrations", "migrate", False,
+                     f"{state.migrations_applied} migrations applied by {image}")
+    why = "the database has no schema yet" if not state.migrations_applied else f"the image changed (was {migrated})"
     if not run.applying:
-        plan = dataplane.run_manage(run, "migrate", "--plan")
-        pending = re.findall(r"^\s*(\w+\.\d{4}_\w+)\s*$", plan, re.M)
-        change = _step(run, "django-migrations", "migrate", bool(pending), f"{len(pending)} to apply")
-        return Record(name="migrate", change=change)
-    output = dataplane.run_manage(run, "migrate", "--noinput")
-    # Proof, not assumption: --check exits non-zero (and run_manage raises) if anything is unapplied.
-    dataplane.run_manage(run, "migrate", "--check")
-    applied = re.findall(r"Applying (\S+)\.\.\. OK", output)
-    change = _step(run, "django-migrations", "migrate", bool(applied),
-                   f"applied {len(applied)}: {', '.join(applied[:6])}{' ...' if len(applied) > 6 else ''}"
-                   if applied else "no migrations to apply")
-    return Record(name="migrate", change=change)
+        return _step(run, "django-migrations", "migrate", True,
+                     f"would run `manage.py migrate` then `migrate --check` as ECS tasks from {image}: {why}; "
+                     f"{state.migrations_applied} applied so far")
+    applied_task = run_one_off(run, placement, ["python", "manage.py", "migrate", "--noinput"], "migrate")
+    check_task = run_one_off(run, placement, ["python", "manage.py", "migrate", "--check"], "migrate-check")
+    _record_marker(run, MIGRATED_PARAMETER, image)
+    applied = re.findall(r"Applying (\S+)\.\.\. OK", applied_task.text)
+    listing = f"applied {len(applied)}: {', '.join(applied[:6])}{' ...' if len(applied) > 6 else ''}" if applied \
+        else "no migrations to apply"
+    return _step(run, "django-migrations", "migrate", True,
+                 f"{listing} ({applied_task.headline()}); migrate --check: nothing unapplied ({check_task.headline()})",
+                 [applied_task, check_task])
 
 
 @task(**AWS_STEP)
-def create_cache_table(run: Run, migrations: Record) -> Record:
-    """python manage.py createcachetable, as the plan lists (a no-op while the cache is Redis)."""
-    if run.applying:
-        dataplane.run_manage(run, "createcachetable")
-    change = Change(action=Action.NOOP, kind="django-cache-table", name="createcachetable",
-                    note="no database cache configured; the cache is Redis")
-    return Record(name="createcachetable", change=change)
+def create_cache_table(run: Run, placement: Placement, migrations: StepRecord) -> StepRecord:
+    """python manage.py createcachetable, as the plan lists, whenever the schema was just migrated (a
+    no-op while the cache is Redis; it would make the table of a database cache)."""
+    if not migrations.change.is_change:
+        return _step(run, "django-cache-table", "createcachetable", False, "schema unchanged; the cache is Redis")
+    if not run.applying:
+        return _step(run, "django-cache-table", "createcachetable", True, "would run `manage.py createcachetable` as an ECS task")
+    created = run_one_off(run, placement, ["python", "manage.py", "createcachetable"], "createcachetable")
+    return StepRecord(name="createcachetable", tasks=[created],
+                      change=Change(action=Action.NOOP, kind="django-cache-table", name="createcachetable",
+                                    note=f"no database cache configured; the cache is Redis ({created.headline()})"))
 
 
 @task(**AWS_STEP)
-def load_initial_data(run: Run, migrations: Record, cases: int = 500) -> Record:
-    """python manage.py seed_ilnd_data: the Northern District of Illinois, its judges, sample cases."""
-    # Plan runs the same command with --check: it computes what is missing, then rolls back.
-    check = [] if run.applying else ["--check"]
-    output = dataplane.run_manage(run, "seed_ilnd_data", "--cases", str(cases), *check)
-    added = sum(int(n) for n in re.findall(r"(\d+) added", output)) + ("court: created" in output)
-    change = _step(run, "initial-data", "seed_ilnd_data", added > 0, output.strip())
-    return Record(name="seed_ilnd_data", change=change)
+def load_initial_data(run: Run, placement: Placement, migrations: StepRecord, image: str, state: DataState,
+                      cases: int = 500) -> StepRecord:
+    """python manage.py seed_ilnd_data: the Northern District of Illinois, its judges, sample cases. Runs
+    when rows are missing or the image changed since the last seed (its data may have)."""
+    seeded = _marker(run, SEEDED_PARAMETER)
+    complete = state.courts >= 1 and state.judges >= 1 and state.cases >= cases
+    if complete and seeded == image:
+        return _step(run, "initial-data", "seed_ilnd_data", False,
+                     f"{state.courts} court, {state.judges} judges, {state.cases} cases present")
+    if not run.applying:
+        return _step(run, "initial-data", "seed_ilnd_data", True,
+                     f"would run `manage.py seed_ilnd_data --cases {cases}` as an ECS task: "
+                     f"{state.courts} court, {state.judges} judges, {state.cases} of {cases} cases present")
+    loaded = run_one_off(run, placement, ["python", "manage.py", "seed_ilnd_data", "--cases", str(cases)], "seed")
+    _record_marker(run, SEEDED_PARAMETER, image)
+    summary = loaded.output[-1] if loaded.output else "(no output)"
+    added = sum(int(n) for n in re.findall(r"(\d+) added", summary)) + ("court: created" in summary)
+    return _step(run, "initial-data", "seed_ilnd_data", added > 0, f"{summary} ({loaded.headline()})", [loaded])
 
 
-class AdminRecord(Record):
+class AdminRecord(StepRecord):
     username: str
     password_secret: str  # where the password is; never the password
 
 
 @task(**AWS_STEP)
-def ensure_admin_user(run: Run, migrations: Record) -> AdminRecord:
-    """The admin user, its password generated into Secrets Manager and handed to the command's
-    environment only (never an argument, a log line or a return value)."""
-    secret = Secret(run, "django-admin-password", "Django admin password for Precedentum", generate_length=32)
-    ensure(secret)
-    if not run.applying:
-        output = dataplane.run_manage(run, "ensure_admin", "--username", ADMIN_USERNAME, "--check")
-        change = _step(run, "admin-user", ADMIN_USERNAME, "absent" in output, output.strip())
-        return AdminRecord(name=ADMIN_USERNAME, change=change, username=ADMIN_USERNAME, password_secret=secret.secret_id)
-    password = run.client("secretsmanager").get_secret_value(SecretId=secret.secret_id)["SecretString"]
-    output = dataplane.run_manage(run, "ensure_admin", "--username", ADMIN_USERNAME,
-                                  "--email", run.environment.alerts_email,
-                                  secret_env={"DJANGO_SUPERUSER_PASSWORD": password})
-    change = _step(run, "admin-user", ADMIN_USERNAME, "created" in output, output.strip())
-    return AdminRecord(name=ADMIN_USERNAME, change=change, username=ADMIN_USERNAME, password_secret=secret.secret_id)
+def ensure_admin_user(run: Run, placement: Placement, migrations: StepRecord, state: DataState,
+                      password: Record) -> AdminRecord:
+    """The admin user, its password resolved by the task from Secrets Manager (never an argument, an
+    override, a log line or a return value)."""
+    secret = password.name
+    if state.admin:
+        step = _step(run, "admin-user", ADMIN_USERNAME, False, f"admin {ADMIN_USERNAME}: present")
+    elif not run.applying:
+        step = _step(run, "admin-user", ADMIN_USERNAME, True,
+                     f"would run `manage.py ensure_admin --username {ADMIN_USERNAME}` as an ECS task")
+    else:
+        made = run_one_off(run, placement, ["python", "manage.py", "ensure_admin", "--username", ADMIN_USERNAME,
+                                            "--email", run.environment.alerts_email], "admin")
+        summary = made.output[-1] if made.output else "(no output)"
+        step = _step(run, "admin-user", ADMIN_USERNAME, "created" in summary, f"{summary} ({made.headline()})", [made])
+    return AdminRecord(**step.model_dump(), username=ADMIN_USERNAME, password_secret=secret)
 
 
 class IntegrityReport(BaseModel):
-    success: bool
+    success: bool | None  # None: not run (plan mode)
     outcomes: list[dict]
 
     def failures(self) -> list[dict]:
@@ -105,8 +195,6 @@ class IntegrityReport(BaseModel):
 def precedentum_expectations(database_url: str) -> list[Expect]:
     """Row counts, unique and not-null keys, references, value ranges: what the loaded data must satisfy.
     Reference sets are read from the database itself (ids of courts and judges)."""
-    import psycopg
-
     with psycopg.connect(database_url) as connection:
         court_ids = [r[0] for r in connection.execute("SELECT id FROM courts_court")]
         judge_ids = [r[0] for r in connection.execute("SELECT id FROM courts_judge")]
@@ -132,12 +220,11 @@ def precedentum_expectations(database_url: str) -> list[Expect]:
 
 
 @task(**AWS_STEP)
-def verify_data_integrity(run: Run, seeded: Record, admin: AdminRecord) -> IntegrityReport:
-    """great-expectations over the loaded tables. In AWS this task runs inside the VPC (the ECS work pool)."""
+def verify_data_integrity(run: Run, seeded: StepRecord, admin: AdminRecord) -> IntegrityReport:
+    """great-expectations over the loaded tables, read as the owner from where the runbook runs."""
     if not run.applying:
-        return IntegrityReport(success=True, outcomes=[])
-    database_url = dataplane.app_environment(run)["DATABASE_URL"]
+        return IntegrityReport(success=None, outcomes=[])
+    database_url = dataplane.owner_url(run)
     outcomes = integrity.validate(database_url, precedentum_expectations(database_url))
     return IntegrityReport(success=all(o.success for o in outcomes),
                            outcomes=[o.__dict__ for o in outcomes])
-

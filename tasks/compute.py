@@ -14,7 +14,7 @@ from typing import Any
 
 from prefect import task
 
-from golive.changes import Record
+from golive.changes import KNOWN_AFTER_APPLY, Record
 from golive.naming import ENVIRONMENT_TAG, parameter_name, resource_name, secret_name
 from golive.resource import Found, Resource, ensure
 from golive.retry import AWS_STEP
@@ -24,8 +24,15 @@ from tasks.registry import ImageRecord
 from tasks.network import SecurityGroupRecord, SubnetRecord
 
 SERVICES = ("backend", "frontend")
-# The app's secrets, by the variable the container sees and the Secrets Manager name (tasks/secrets.py).
-APP_SECRETS = {"SECRET_KEY": "django-secret-key", "DATABASE_URL": "database-url", "REDIS_URL": "redis-url"}
+# One-off tasks (migrations, the seed, the admin user: tasks/one_off.py) run the backend's image on a task
+# definition of their own: ECS overrides cannot change a container's secrets, and these commands log in to
+# the database as its owner, where the service logs in as the app's own role.
+ONE_OFF = "manage"
+# The app's secrets, by the variable the container sees: (Secrets Manager name in tasks/secrets.py, JSON key).
+# The database login is a secret the task resolves when it starts, so a rotated password reaches every new
+# task without a new revision; host, port and name are plain parameters (DB_HOST, DB_PORT, DB_NAME).
+APP_SECRETS = {"SECRET_KEY": ("django-secret-key", None), "REDIS_URL": ("redis-url", None),
+               "DB_USER": ("database-login", "username"), "DB_PASSWORD": ("database-login", "password")}
 RELEASE_PARAMETER = "release/image-tag"
 
 
@@ -33,6 +40,9 @@ def ecs_tags(run: Run, component: str) -> list[dict]:
     from golive.naming import tags
 
     return [{"key": k, "value": v} for k, v in tags(run.env_name, component).items()]
+
+
+ADMIN_PASSWORD_SECRET = "django-admin-password"  # Phase 5 generates it (tasks/app.py)
 
 
 def log_group_name(environment: str, service: str) -> str:
@@ -143,15 +153,43 @@ def active_revisions(ecs, family: str) -> list[str]:
     return sorted(arns, key=lambda arn: int(arn.rsplit(":", 1)[1]), reverse=True)
 
 
+def secret_value_from(run: Run, name: str, json_key: str | None = None) -> str | None:
+    """A container secret's valueFrom: the secret's full ARN (ECS needs it to read a JSON key), with the
+    key when one is given; None while the secret does not exist (plan mode before Phase 1)."""
+    secrets = run.client("secretsmanager")
+    try:
+        arn = secrets.describe_secret(SecretId=secret_name(run.env_name, name))["ARN"]
+    except secrets.exceptions.ResourceNotFoundException:
+        return None
+    return f"{arn}:{json_key}::" if json_key else arn
+
+
+def app_secrets(run: Run) -> dict[str, str | None]:
+    """What the backend service's containers resolve at start: the app's secrets and its own database login."""
+    return {variable: secret_value_from(run, name, key) for variable, (name, key) in APP_SECRETS.items()}
+
+
+def one_off_secrets(run: Run, master_secret_arn: str | None, admin_secret: str) -> dict[str, str | None]:
+    """The one-off tasks' secrets: the app's, but the database login is the owner's (the RDS-managed master
+    secret, rotated by RDS and read at start), and the admin password for `ensure_admin`."""
+    return {**app_secrets(run),
+            "DB_USER": f"{master_secret_arn}:username::" if master_secret_arn else None,
+            "DB_PASSWORD": f"{master_secret_arn}:password::" if master_secret_arn else None,
+            "DJANGO_SUPERUSER_PASSWORD": secret_value_from(run, admin_secret)}
+
+
 class TaskDefinition(PerService):
-    """A family's latest ACTIVE revision. A change registers the next revision; old ones stay for rollback."""
+    """A family's latest ACTIVE revision. A change registers the next revision; old ones stay for rollback.
+    Families: the two services, and `manage` for one-off tasks (the backend's image and size)."""
 
     kind = "task-definition"
 
     def __init__(self, run: Run, component: str, image: ImageRecord | None = None,
-                 roles: dict[str, str | None] | None = None, settings: list[str] | None = None):
+                 roles: dict[str, str | None] | None = None, settings: list[str] | None = None,
+                 secrets: dict[str, str | None] | None = None):
         super().__init__(run, component)
         self.image, self.roles, self.settings = image, roles or {}, settings or []
+        self.secrets = secrets or {}
 
     @property
     def ecs(self):
@@ -159,41 +197,50 @@ class TaskDefinition(PerService):
 
     @property
     def service(self):
-        return getattr(self.run.environment.services, self.component)
+        """The service whose size, port and logs this family shares (one-off tasks: the backend's)."""
+        return getattr(self.run.environment.services, "backend" if self.component == ONE_OFF else self.component)
+
+    @property
+    def runs_backend(self) -> bool:
+        return self.component in ("backend", ONE_OFF)
 
     def _secrets(self) -> list[dict]:
-        if self.component != "backend":
+        if not self.runs_backend:
             return []
         region, account = self.run.environment.region, self.run.account_id()
-        secrets = [{"name": variable, "valueFrom": f"arn:aws:secretsmanager:{region}:{account}:secret:"
-                    f"{secret_name(self.run.env_name, name)}"} for variable, name in APP_SECRETS.items()]
+        secrets = [{"name": variable, "valueFrom": value_from or KNOWN_AFTER_APPLY}
+                   for variable, value_from in self.secrets.items()]
         prefix = parameter_name(self.run.env_name, "")
         secrets += [{"name": name.removeprefix(prefix), "valueFrom": f"arn:aws:ssm:{region}:{account}:parameter{name}"}
                     for name in self.settings]
         return sorted(secrets, key=lambda s: s["name"])
 
-    def _health_check(self) -> list[str]:
+    def _health_check(self) -> dict | None:
+        if self.component == ONE_OFF:
+            return None  # a command that runs to its end: nothing to probe
         port = self.service.port
         if self.component == "backend":  # the slim Python image has no curl
             probe = f"python -c \"import urllib.request; urllib.request.urlopen('http://localhost:{port}/health/', timeout=4)\""
         else:
             probe = f"wget -q -O /dev/null http://localhost:{port}/"
-        return ["CMD-SHELL", f"{probe} || exit 1"]
+        return {"command": ["CMD-SHELL", f"{probe} || exit 1"], "interval": 30, "timeout": 5, "retries": 3,
+                "startPeriod": 60}
 
     def _container(self) -> dict:
-        return {
+        log_source = "backend" if self.component == ONE_OFF else self.component
+        container = {
             "name": self.component, "image": self.image.uri if self.image else None, "essential": True,
-            "portMappings": [{"containerPort": self.service.port, "protocol": "tcp"}],
+            "portMappings": [] if self.component == ONE_OFF else [{"containerPort": self.service.port, "protocol": "tcp"}],
             "environment": [{"name": "WEB_CONCURRENCY", "value": str(gunicorn_workers(self.service.cpu))}]
             if self.component == "backend" else [],
             "secrets": self._secrets(),
-            "healthCheck": {"command": self._health_check(), "interval": 30, "timeout": 5, "retries": 3,
-                            "startPeriod": 60},
+            "healthCheck": self._health_check(),
             "logConfiguration": {"logDriver": "awslogs", "options": {
-                "awslogs-group": log_group_name(self.run.env_name, self.component),
+                "awslogs-group": log_group_name(self.run.env_name, log_source),
                 "awslogs-region": self.run.environment.region, "awslogs-stream-prefix": self.component}},
             "readonlyRootFilesystem": False,
         }
+        return container
 
     def desired(self) -> dict[str, Any]:
         return {"cpu": str(self.service.cpu), "memory": str(self.service.memory),
@@ -225,31 +272,29 @@ class TaskDefinition(PerService):
         return Found(id=definition["taskDefinitionArn"], component=self.component, raw=definition,
                      state=self._observe(definition))
 
+    @classmethod
+    def discover_all(cls, run: Run) -> list[Found]:
+        return [found for family in (*SERVICES, ONE_OFF) if (found := cls(run, family).discover())]
+
     def _check_secrets_exist(self) -> None:
         """ECS accepts a definition whose secrets do not exist, then every task fails to start: check first."""
-        missing = []
-        secrets = self.run.client("secretsmanager")
-        for variable, name in APP_SECRETS.items():
-            if self.component != "backend":
-                break
-            try:
-                secrets.describe_secret(SecretId=secret_name(self.run.env_name, name))
-            except secrets.exceptions.ResourceNotFoundException:
-                missing.append(f"{variable} -> secret {secret_name(self.run.env_name, name)}")
+        missing = [variable for variable, value_from in self.secrets.items() if not value_from]
         if missing:
-            raise MissingSecret(f"task definition {self.name} would read secrets that do not exist: {'; '.join(missing)}. "
-                                "Run Phase 1 (it stores them) and apply again. Nothing was registered.")
+            raise MissingSecret(f"task definition {self.name} would read secrets that do not exist: "
+                                f"{', '.join(sorted(missing))}. Run Phase 1 (it stores the app's secrets and the "
+                                "database) and apply again. Nothing was registered.")
 
     def _register(self) -> str:
         if self.image is None:
             raise RuntimeError(f"{self.name}: no image to run")
         self._check_secrets_exist()
         desired = self.desired()
+        container = {k: v for k, v in desired["container"].items() if v is not None}
         return self.ecs.register_task_definition(
             family=self.name, requiresCompatibilities=["FARGATE"], networkMode="awsvpc",
             cpu=desired["cpu"], memory=desired["memory"], executionRoleArn=desired["execution_role"],
             taskRoleArn=desired["task_role"], runtimePlatform={"cpuArchitecture": "X86_64", "operatingSystemFamily": "LINUX"},
-            containerDefinitions=[desired["container"]], tags=ecs_tags(self.run, self.component),
+            containerDefinitions=[container], tags=ecs_tags(self.run, self.component),
         )["taskDefinition"]["taskDefinitionArn"]
 
     def create(self) -> str:
@@ -470,10 +515,14 @@ class TaskDefinitionRecord(Record):
 
 
 @task(**AWS_STEP)
-def ensure_task_definition(run: Run, component: str, image: ImageRecord, roles: dict) -> TaskDefinitionRecord:
-    """The service's task definition: a new revision only when its content changed."""
-    settings = app_settings_names(run) if component == "backend" else []
-    definition = TaskDefinition(run, component, image, {k: r.arn for k, r in roles.items()}, settings)
+def ensure_task_definition(run: Run, component: str, image: ImageRecord, roles: dict,
+                           master_secret_arn: str | None = None) -> TaskDefinitionRecord:
+    """A task definition (a service's, or `manage` for one-off tasks): a new revision only when its content
+    changed. The backend's and manage's containers get the app's settings and secrets."""
+    settings = app_settings_names(run) if component in ("backend", ONE_OFF) else []
+    secrets = (one_off_secrets(run, master_secret_arn, ADMIN_PASSWORD_SECRET) if component == ONE_OFF
+               else app_secrets(run) if component == "backend" else {})
+    definition = TaskDefinition(run, component, image, {k: r.arn for k, r in roles.items()}, settings, secrets)
     outcome = ensure(definition)
     arn = getattr(definition, "registered", None) or outcome.id
     return TaskDefinitionRecord(name=definition.name, id=arn, change=outcome.change, image=image.uri,

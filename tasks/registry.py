@@ -177,20 +177,60 @@ def source_layer(context: Path) -> bytes:
     return buffer.getvalue()
 
 
-def sandbox_manifest(context: Path, component: str, tag: str) -> tuple[dict, int]:
-    """An OCI-shaped manifest over the source archive, and the size ECR would report (config + layers)."""
+def image_config(dockerfile: Path) -> dict:
+    """What `docker build` would write into the image's config from the final stage of the Dockerfile:
+    WORKDIR, ENV, ENTRYPOINT and CMD (exec form). The sandbox's ECS runs the image by it."""
+    import shlex
+
+    text = dockerfile.read_text().replace("\\\n", " ") if dockerfile.exists() else ""
+    config: dict[str, Any] = {"WorkingDir": "/", "Env": [], "Entrypoint": None, "Cmd": None}
+    for line in text.splitlines():
+        instruction, _, argument = line.strip().partition(" ")
+        instruction, argument = instruction.upper(), argument.strip()
+        if instruction == "FROM":
+            config = {"WorkingDir": "/", "Env": [], "Entrypoint": None, "Cmd": None}
+        elif instruction == "WORKDIR":
+            config["WorkingDir"] = argument
+        elif instruction == "ENV":
+            config["Env"] += [pair for pair in shlex.split(argument) if "=" in pair]
+        elif instruction in ("ENTRYPOINT", "CMD") and argument.startswith("["):
+            config["Entrypoint" if instruction == "ENTRYPOINT" else "Cmd"] = json.loads(argument)
+    return config
+
+
+def sandbox_manifest(context: Path, component: str, tag: str) -> tuple[dict, int, dict[str, bytes]]:
+    """An OCI-shaped manifest over the source archive, the size ECR would report (config + layers), and
+    the blobs to push by digest (the config and the layer), as `docker push` sends them."""
     layer = source_layer(context)
-    config = json.dumps({"architecture": "amd64", "os": "linux", "config": {"Labels": {
-        "org.opencontainers.image.title": component, "org.opencontainers.image.version": tag}}},
+    config = json.dumps({"architecture": "amd64", "os": "linux", "config": {
+        **image_config(context / "Dockerfile"),
+        "Labels": {"org.opencontainers.image.title": component, "org.opencontainers.image.version": tag}}},
         sort_keys=True).encode()
+    config_digest, layer_digest = ("sha256:" + hashlib.sha256(blob).hexdigest() for blob in (config, layer))
     manifest = {
         "schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
         "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "size": len(config),
-                   "digest": "sha256:" + hashlib.sha256(config).hexdigest()},
+                   "digest": config_digest},
         "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "size": len(layer),
-                    "digest": "sha256:" + hashlib.sha256(layer).hexdigest()}],
+                    "digest": layer_digest}],
     }
-    return manifest, len(config) + len(layer)
+    return manifest, len(config) + len(layer), {config_digest: config, layer_digest: layer}
+
+
+def push_blobs(run: Run, repository: str, blobs: dict[str, bytes]) -> None:
+    """Upload the blobs ECR does not hold yet through its layer-upload API (what `docker push` does)."""
+    ecr = run.client("ecr")
+    available = {layer["layerDigest"] for layer in ecr.batch_check_layer_availability(
+        repositoryName=repository, layerDigests=list(blobs))["layers"] if layer.get("layerAvailability") == "AVAILABLE"}
+    for digest, blob in blobs.items():
+        if digest in available:
+            continue
+        upload = ecr.initiate_layer_upload(repositoryName=repository)
+        part = upload.get("partSize") or len(blob)
+        for first in range(0, len(blob), part):
+            ecr.upload_layer_part(repositoryName=repository, uploadId=upload["uploadId"], partFirstByte=first,
+                                  partLastByte=min(first + part, len(blob)) - 1, layerPartBlob=blob[first:first + part])
+        ecr.complete_layer_upload(repositoryName=repository, uploadId=upload["uploadId"], layerDigests=[digest])
 
 
 def manifest_size(manifest: dict) -> int:
@@ -274,11 +314,12 @@ def publish_image(run: Run, component: str, repository: RepositoryRecord, tag: s
     name = f"{resource_name(run.env_name, component)}:{tag}"
     uri = f"{repository.uri}:{tag}"
     if run.target.is_sandbox:
-        manifest, size = sandbox_manifest(run.environment.app.directory / BUILD_CONTEXTS[component], component, tag)
+        manifest, size, blobs = sandbox_manifest(run.environment.app.directory / BUILD_CONTEXTS[component], component, tag)
         record = _checked_size(run, _record(run, component, tag, uri, "sandbox manifest",
                                             Change(action=Action.CREATE, kind="container-image", name=name,
                                                    note="sandbox manifest"), size=size))
         if run.applying and repository.id:
+            push_blobs(run, resource_name(run.env_name, component), blobs)
             digest = run.client("ecr").put_image(repositoryName=resource_name(run.env_name, component),
                                                  imageManifest=json.dumps(manifest), imageTag=tag)["image"]["imageId"]["imageDigest"]
             record = record.model_copy(update={"id": digest, "digest": digest,

@@ -8,12 +8,13 @@ parameter or a return value. Changes to a secret show only a digest, marked sens
 from __future__ import annotations
 
 import hashlib
+import json
 from typing import Any, Callable
 
 from prefect import task
 
 from golive import dataplane
-from golive.changes import Record
+from golive.changes import KNOWN_AFTER_APPLY, Record
 from golive.naming import parameter_name, secret_name, tag_list
 from golive.resource import Found, Resource, ensure
 from golive.retry import AWS_STEP
@@ -21,6 +22,10 @@ from golive.run import Run
 from tasks.cache import CacheRecord
 from tasks.database import DatabaseRecord
 from tasks.storage import BucketRecord
+
+
+# Characters that need quoting in a shell, a URL or a connection string are left out of generated values.
+PASSWORD_EXCLUDES = "\"'\\`$/@:?#%&=+ "
 
 
 def fingerprint(value: str) -> str:
@@ -34,11 +39,13 @@ class Secret(Resource):
     kind = "secret"
 
     def __init__(self, run: Run, component: str, description: str = "",
-                 assemble: Callable[[], str | None] | None = None, generate_length: int = 0):
+                 assemble: Callable[[], str | None] | None = None, generate_length: int = 0,
+                 wrap: Callable[[str], str] | None = None):
         super().__init__(run, component)
         self.secret_id = secret_name(run.env_name, component)
         self.name = self.secret_id
         self.description, self.assemble, self.generate_length = description, assemble, generate_length
+        self.wrap = wrap  # shapes a generated password into the stored value (a JSON login, say)
 
     @property
     def secretsmanager(self):
@@ -77,8 +84,9 @@ class Secret(Resource):
             if value is None:
                 raise RuntimeError(f"{self.secret_id}: its inputs do not exist yet")
             return value
-        return self.secretsmanager.get_random_password(
-            PasswordLength=self.generate_length, ExcludeCharacters="\"'\\`$")["RandomPassword"]
+        password = self.secretsmanager.get_random_password(
+            PasswordLength=self.generate_length, ExcludeCharacters=PASSWORD_EXCLUDES)["RandomPassword"]
+        return self.wrap(password) if self.wrap else password
 
     def create(self) -> str:
         return self.secretsmanager.create_secret(
@@ -165,8 +173,15 @@ def ensure_django_secret_key(run: Run) -> SecretRecord:
     return _record(run, secret, ensure(secret))
 
 
-def database_url_secret(run: Run, url: Callable[[], str | None]) -> Secret:
-    return Secret(run, "database-url", "DATABASE_URL for Precedentum", assemble=url)
+def database_login_secret(run: Run) -> Secret:
+    """The app's own database login, {"username", "password"}: generated once here, made a role with that
+    password by Phase 5 (tasks/database_role.py), resolved by each task when it starts (ECS valueFrom with a
+    JSON key). Rotating it is a new value plus ALTER ROLE; no task definition holds the password."""
+    from golive.dataplane import app_database_role
+
+    role = app_database_role(run)
+    return Secret(run, "database-login", f"Database login of the app's role {role}", generate_length=40,
+                  wrap=lambda password: json.dumps({"username": role, "password": password}))
 
 
 def redis_url_secret(run: Run, url: Callable[[], str | None]) -> Secret:
@@ -174,12 +189,25 @@ def redis_url_secret(run: Run, url: Callable[[], str | None]) -> Secret:
 
 
 @task(**AWS_STEP)
-def ensure_database_url(run: Run, database: DatabaseRecord) -> SecretRecord:
-    """DATABASE_URL for the app (RDS in AWS, the local PostgreSQL in the sandbox). Re-assembled each run,
-    so a rotated master password follows."""
-    secret = database_url_secret(run, lambda: dataplane.database_url(
-        run, database.endpoint, database.port, database.database_name, database.master_secret_arn))
+def ensure_database_login(run: Run) -> SecretRecord:
+    """The app's database login (role name and generated password) in Secrets Manager."""
+    secret = database_login_secret(run)
     return _record(run, secret, ensure(secret))
+
+
+@task(**AWS_STEP)
+def ensure_database_parameters(run: Run, database: DatabaseRecord) -> list[Record]:
+    """DB_HOST, DB_PORT, DB_NAME and DB_SSLMODE in Parameter Store: where the database is, which is no secret. The app
+    composes its connection from them and its login at start-up (docs/app-environment.md)."""
+    location = dataplane.database_location(run, database.endpoint, database.port)
+    values = {"DB_HOST": location.host, "DB_PORT": str(location.port) if location.port else None,
+              "DB_NAME": database.database_name, "DB_SSLMODE": location.sslmode}
+    records = []
+    for key, value in values.items():
+        parameter = Parameter(run, key, value or KNOWN_AFTER_APPLY)
+        outcome = ensure(parameter)
+        records.append(Record(name=parameter.name, id=outcome.id, change=outcome.change))
+    return records
 
 
 @task(**AWS_STEP)

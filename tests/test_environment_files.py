@@ -57,6 +57,10 @@ INVALID = {
     "missing domain": (lambda t: re.sub(r'(?m)^domain = .*$', "", t), r"domain: required"),
     "name that could prefix another": (lambda t: t.replace('name = "sandbox"', 'name = "sand-box"'),
                                        r"name: 'sand-box' is not a usable name: .*no '-'"),
+    # moto accepts it; AWS does not offer replicas of an instance whose master password RDS manages.
+    "read replica with a managed master password": (
+        lambda t: t.replace("[database]\n", "[database]\nread_replica = true\n"),
+        r"database\.read_replica: .*cannot be made of an instance whose master password RDS manages.*read_replica = false"),
 }
 
 

@@ -85,19 +85,3 @@ def test_an_address_still_in_use_after_its_nat_gateway_is_released_once_free(aws
         run.aws.off("before-send.ec2", fault)
     assert run.aws.log.attempts["ReleaseAddress"] >= 3
     assert counts(run)["addresses"] == 0
-
-
-def test_a_read_replica_is_made_and_goes_before_its_source(aws, tmp_path):
-    with_replica = write_environment(tmp_path, edit=lambda t: t.replace("[database]\n", "[database]\nread_replica = true\n"))
-    result = infrastructure(environment=str(with_replica), sandbox=True)
-    run = prepare(str(with_replica))
-    instances = {d["DBInstanceIdentifier"]: d for d in run.client("rds").describe_db_instances()["DBInstances"]}
-    replica = instances["golive-sandbox-postgres-replica"]
-    assert replica["ReadReplicaSourceDBInstanceIdentifier"] == "golive-sandbox-postgres"
-    assert replica["PubliclyAccessible"] is False
-    assert result.outputs["database"].replica.id == "golive-sandbox-postgres-replica"
-    run.aws.log.clear()
-    teardown(environment=str(with_replica), sandbox=True)
-    assert teardown_order_violations(run.aws.log.calls) == []
-    deleted = [c.params["DBInstanceIdentifier"] for c in run.aws.log.calls if c.operation == "DeleteDBInstance"]
-    assert deleted == ["golive-sandbox-postgres-replica", "golive-sandbox-postgres"]

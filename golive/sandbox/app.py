@@ -27,21 +27,41 @@ def _answers(port: int) -> bool:
         return False
 
 
+def app_environment(run) -> dict[str, str]:
+    """The app's settings as the backend's task definition hands them over: SECRET_KEY and REDIS_URL from
+    Secrets Manager, plain settings from Parameter Store. The database is the local superuser's: this app
+    starts with `sandbox up`, before Phase 1 made the database's parameters and Phase 5 the app's own role
+    (the ECS tasks of Phase 5 and of releases log in as in AWS; README, "What the sandbox emulates")."""
+    from golive.naming import parameter_name, secret_name
+
+    secrets = run.client("secretsmanager")
+    values = {variable: secrets.get_secret_value(SecretId=secret_name(run.env_name, name))["SecretString"]
+              for variable, name in (("SECRET_KEY", "django-secret-key"), ("REDIS_URL", "redis-url"))}
+    prefix = parameter_name(run.env_name, "")
+    pages = run.client("ssm").get_paginator("get_parameters_by_path").paginate(Path=prefix, Recursive=False)
+    settings = {p["Name"].removeprefix(prefix): p["Value"] for page in pages for p in page["Parameters"]
+                if "/" not in p["Name"].removeprefix(prefix)}  # moto returns deeper levels all the same
+    # The local app serves plain HTTP and keeps static files on disk (no S3 behind moto's URLs).
+    settings.update(SECURE_SSL_REDIRECT="false", AWS_STORAGE_BUCKET_NAME="", AWS_MEDIA_BUCKET_NAME="")
+    from golive.sandbox.data_plane import status
+
+    return {**settings, **values, "DATABASE_URL": status()["postgres_dsn"]}
+
+
 def wire() -> dict[str, str]:
-    """Store the local data plane in the sandbox's Secrets Manager (the same Secret steps Phase 1 runs,
-    so Phase 1 finds them converged) and read the app's environment back from there."""
+    """Store the app's secrets in the sandbox's Secrets Manager (the same Secret steps Phase 1 runs, so
+    Phase 1 finds them converged) and read the app's environment back from there."""
     from golive import dataplane
     from golive.run import Run
     from golive.resource import ensure
-    from tasks.secrets import database_url_secret, django_secret_key, redis_url_secret
+    from tasks.secrets import django_secret_key, redis_url_secret
 
     run = Run.prepare(ENVIRONMENT, sandbox=True)
-    for secret in (django_secret_key(run), database_url_secret(run, lambda: dataplane.database_url(run)),
-                   redis_url_secret(run, lambda: dataplane.redis_url(run))):
+    for secret in (django_secret_key(run), redis_url_secret(run, lambda: dataplane.redis_url(run))):
         ensure(secret)
     return {
         "DJANGO_SETTINGS_MODULE": "config.settings.production",
-        **dataplane.app_environment(run),  # what Phase 5's commands get too
+        **app_environment(run),
         "ALLOWED_HOSTS": f"{HOST},localhost",  # the local app answers on loopback, not the domain
         "STATIC_ROOT": str(state_dir() / "app-static"),
         "WEB_CONCURRENCY": "3",  # measured: 3 sync workers hold p95 <= 50 ms at 50 users on 2 cores, 2 do not

