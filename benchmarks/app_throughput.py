@@ -145,8 +145,12 @@ def main() -> None:
     control_plane.up()
     data_plane.up(app=True)  # the app exactly as `golive sandbox up` runs it
     run = Run.prepare("sandbox", sandbox=True)
-    dataplane.run_manage(run, "migrate", "--noinput")
-    dataplane.run_manage(run, "seed_ilnd_data", "--cases", str(args.cases))
+    # The local app's own environment (its superuser login): the benchmark measures the app, not Phase 5.
+    from golive.sandbox.app import wire
+
+    local = wire()
+    dataplane.run_manage_here(run, "migrate", "--noinput", environment=local)
+    dataplane.run_manage_here(run, "seed_ilnd_data", "--cases", str(args.cases), environment=local)
     endpoint = dataplane.public_endpoint(run)
     print(f"sandbox up, app migrated and seeded ({args.cases} cases): {time.monotonic() - started:.1f} s, "
           f"{endpoint.url}; {os.cpu_count()} cores, idle machine {machine_busy(1):.0%} busy")

@@ -29,16 +29,16 @@ def main() -> None:
     control_plane.up()
     data_plane.up(app=False)
     try:
-        app.wire()  # the sandbox's secrets: where the database is
+        local = app.wire()  # the local app's environment: the sandbox's superuser login on the local database
         run = Run.prepare("sandbox", sandbox=True)
-        dataplane.run_manage(run, "migrate", "--noinput")
-        dataplane.run_manage(run, "seed_ilnd_data", "--cases", "0")
-        source = backups.source_url(run)
+        dataplane.run_manage_here(run, "migrate", "--noinput", environment=local)
+        dataplane.run_manage_here(run, "seed_ilnd_data", "--cases", "0", environment=local)
+        source = local["DATABASE_URL"]
         started = time.monotonic()
         import great_expectations  # noqa: F401  (its ~3 s import is paid once, not per size)
         print(f"great-expectations import: {time.monotonic() - started:.2f} s")
 
-        store = backups.SandboxBackups(run)
+        store = backups.SandboxBackups(run, url=source)
         print(f"{'rows':>9} | {'backup':>7} {'size':>8} | {'restore':>7} | {'facts':>6} | {'validate':>8} | "
               f"{'cleanup':>7} | {'verification':>12}")
         for size in args.sizes:

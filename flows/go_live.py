@@ -200,8 +200,11 @@ def go_live_report(run: Run, phases: dict[int, PhaseResult | None], gate: PhaseR
             continue
         passed = sum(1 for d in result.deliverables if d.ok)
         pending = sum(1 for d in result.deliverables if d.ok is None)
-        lines.append(f"| {phase.number} {phase.title} | done | {result.summary.brief()} | "
-                     f"{passed} passed" + (f", {pending} pending" if pending else "") + " |")
+        from tasks.one_off import describe_tasks_run
+
+        one_offs = describe_tasks_run(result.outputs)
+        lines.append(f"| {phase.number} {phase.title} | done{'; ' + one_offs if one_offs else ''} | "
+                     f"{result.summary.brief()} | {passed} passed" + (f", {pending} pending" if pending else "") + " |")
     lines += ["", "## Load test (8.1)", "",
               f"{load.users} users for {load.duration_seconds:g} s: {load.requests} requests, {load.rps:.1f} req/s, "
               f"p50 {load.p50_ms:.0f} ms, p95 {load.p95_ms:.0f} ms, p99 {load.p99_ms:.0f} ms, "

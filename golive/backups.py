@@ -65,9 +65,9 @@ def _replace_database(url: str, database: str) -> str:
 class SandboxBackups:
     """pg_dump / pg_restore against the sandbox's PostgreSQL."""
 
-    def __init__(self, run: Run):
+    def __init__(self, run: Run, url: str | None = None):
         self.run = run
-        self.url = source_url(run)
+        self.url = url or source_url(run)
         from golive.sandbox.services import state_dir
 
         self.directory = state_dir() / "backups"

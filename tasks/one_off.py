@@ -148,3 +148,24 @@ def run_one_off(run: Run, placement: Placement, command: list[str], purpose: str
                            f"last log lines:\n{tail}")
     logger().info(f"{purpose}: {result.headline()}")
     return result
+
+
+def tasks_in(value) -> list[OneOffTask]:
+    """Every one-off task recorded anywhere in a phase's outputs (records, lists, dicts, nested)."""
+    if isinstance(value, OneOffTask):
+        return [value]
+    if isinstance(value, BaseModel):
+        return [t for name in type(value).model_fields for t in tasks_in(getattr(value, name))]
+    if isinstance(value, (list, tuple)):
+        return [t for item in value for t in tasks_in(item)]
+    if isinstance(value, dict):
+        return [t for item in value.values() for t in tasks_in(item)]
+    return []
+
+
+def describe_tasks_run(value) -> str:
+    """For reports: which commands ran as ECS tasks, or that none was needed."""
+    ran = tasks_in(value)
+    if not ran:
+        return ""
+    return f"{len(ran)} ran as ECS tasks: " + ", ".join(" ".join(t.command[2:4]) for t in ran)

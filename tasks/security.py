@@ -58,6 +58,14 @@ class ArnScope:
         self.roles = f"arn:aws:iam::{account_id}:role{role_path(env)}*"
         self.own_role = f"arn:aws:iam::{account_id}:role{role_path(env)}{resource_name(env, 'deploy')}"
         self.buckets = [f"arn:aws:s3:::{PREFIX}-{env}-*", f"arn:aws:s3:::{PREFIX}-{env}-*/*"]
+        self.database = f"arn:aws:rds:{region}:{account_id}:db:{resource_name(env, 'postgres')}"
+
+    def master_secret_read(self, region: str, account_id: str) -> dict:
+        """Reading the RDS-managed master secret of this environment's instance, and no other: RDS names
+        it rds!db-<uuid> and tags it with the instance's ARN, so the tag scopes it."""
+        return {**_statement(["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"],
+                             [f"arn:aws:secretsmanager:{region}:{account_id}:secret:rds!db-*"]),
+                "Condition": {"StringEquals": {"secretsmanager:ResourceTag/aws:rds:primaryDBInstanceArn": self.database}}}
 
 
 def role_specs(run: Run, account_id: str) -> dict[str, tuple[str, dict, dict[str, dict]]]:
@@ -79,6 +87,8 @@ def role_specs(run: Run, account_id: str) -> dict[str, tuple[str, dict, dict[str
         ]), "Condition": region_only},
         # Names this environment owns, and nothing else.
         _statement(["secretsmanager:*"], [scope.secrets]),
+        # The owner's login, for Phase 5's role step, integrity checks and backup verification.
+        scope.master_secret_read(run.environment.region, account_id),
         _statement(["ssm:GetParameter*", "ssm:PutParameter", "ssm:DeleteParameter*", "ssm:AddTagsToResource",
                     "ssm:ListTagsForResource"], [scope.parameters]),
         _statement(["logs:*"], [scope.log_groups, scope.log_groups.removesuffix("*") + "*:*"]),
@@ -106,6 +116,8 @@ def role_specs(run: Run, account_id: str) -> dict[str, tuple[str, dict, dict[str
                    [scope.repositories]),
         _statement(["logs:CreateLogStream", "logs:PutLogEvents"], [scope.log_groups.removesuffix("*") + "*:*"]),
         _statement(["secretsmanager:GetSecretValue"], [scope.secrets]),
+        # One-off tasks (migrations) log in as the database's owner (tasks/compute.py, `manage`).
+        scope.master_secret_read(run.environment.region, account_id),
         _statement(["ssm:GetParameters"], [scope.parameters]),
     )
     return {

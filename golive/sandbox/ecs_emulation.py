@@ -243,7 +243,8 @@ def execute(backend, task) -> None:
         cwd = image.local_path(container.get("workingDirectory") or image.working_dir)
         process = subprocess.Popen(argv, cwd=cwd if Path(cwd).is_dir() else image.root, env=environment,
                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                   text=True, errors="replace", start_new_session=True)
+                                   # In moto's process group: `sandbox down` stops running tasks with it.
+                                   text=True, errors="replace")
     except TaskCannotStart as error:
         _stopped(task, stop_code="TaskFailedToStart", reason=str(error), exit_code=None)
         return
@@ -270,11 +271,11 @@ def _stop_process(task_arn: str) -> None:
     process = _processes.get(task_arn)
     if process is None or process.poll() is not None:
         return
-    os.killpg(process.pid, signal.SIGTERM)
+    process.send_signal(signal.SIGTERM)  # the entrypoint execs the command: one process to signal
     try:
         process.wait(STOP_TIMEOUT_SECONDS)
     except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
+        process.kill()
 
 
 # ---- installing it into moto -------------------------------------------------------------------------
