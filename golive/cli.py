@@ -150,6 +150,8 @@ def plan(environment: str = EnvArg, phase: Optional[str] = PhaseOpt, sandbox: Op
         changes = [c for r in results for c in r.changes]
     summary = Summary.of(changes)
     console.print(f"\n[bold]Plan:[/] {summary.sentence(planned=True)}. ({_call_counts(run)}, {seconds:.1f} s)")
+    if not destroy:
+        _print_cost(results)
     if not summary.has_changes:
         console.print("No changes. The environment matches its file.")
     raise typer.Exit(summary.exit_code)
@@ -168,6 +170,17 @@ def apply(environment: str = EnvArg, phase: Optional[str] = PhaseOpt, sandbox: O
     summary = Summary.of(c for r in results for c in r.changes)
     console.print(f"\n[bold green]Apply complete:[/] {summary.sentence(planned=False)}. "
                   f"({_call_counts(run)}, {seconds:.1f} s)")
+
+
+def _print_cost(results) -> None:
+    """How the plan moves the monthly estimate (Phase 1 keeps the applied one), and the budget."""
+    for result in results:
+        record = result.outputs.get("cost")
+        if record is None or not hasattr(record, "change_sentence"):
+            continue
+        console.print(f"[bold]Cost:[/] {escape(record.change_sentence)} (`golive cost {result.environment}` itemizes it)")
+        if record.budget_warning:
+            console.print(f"[yellow]warning:[/] {escape(record.budget_warning)}")
 
 
 def _print_deliverables(result) -> None:

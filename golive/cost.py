@@ -107,6 +107,7 @@ class ServiceCost(_Frozen):
     cpu: int
     memory: int
     desired_tasks: int
+    min_tasks: int
 
 
 class CostInputs(_Frozen):
@@ -135,7 +136,8 @@ class CostInputs(_Frozen):
                       "backup_retention_days": db.backup_retention_days},
             cache={"node_type": env.cache.node_type, "multi_az": env.cache.multi_az},
             services={**{s: ServiceCost(cpu=getattr(services, s).cpu, memory=getattr(services, s).memory,
-                                        desired_tasks=getattr(services, s).desired_tasks).model_dump()
+                                        desired_tasks=getattr(services, s).desired_tasks,
+                                        min_tasks=getattr(services, s).min_tasks).model_dump()
                          for s in ("backend", "frontend")},
                       "schedule": services.schedule.model_dump() if services.schedule else None},
             app={"log_retention_days": env.app.log_retention_days},
@@ -228,8 +230,13 @@ def _task_hours(service: ServiceCost, schedule: ScheduleSettings | None, hours: 
     if schedule is None:
         return service.desired_tasks * hours, 0.0
     on = schedule.business_hours_per_week / HOURS_PER_WEEK
-    off_tasks = min(schedule.off_hours_tasks, service.desired_tasks)
-    return service.desired_tasks * on * hours, off_tasks * (1 - on) * hours
+    return service.desired_tasks * on * hours, off_hours_tasks(service, schedule) * (1 - on) * hours
+
+
+def off_hours_tasks(service: ServiceCost, schedule: ScheduleSettings) -> int:
+    """The off-hours minimum the scheduled action sets (never above the file's min_tasks), which an idle
+    service scales in to (tasks/scaling_schedule.py)."""
+    return min(schedule.off_hours_tasks, service.min_tasks)
 
 
 @dataclass(frozen=True)
@@ -257,7 +264,7 @@ def fargate(inputs: CostInputs, prices: Prices, schedule: ScheduleSettings | Non
         spot_hours = 0.0
         if spot_frontend and name == "frontend":
             on = schedule.business_hours_per_week / HOURS_PER_WEEK if schedule else 1.0
-            off_tasks = min(schedule.off_hours_tasks, service.desired_tasks) if schedule else 0
+            off_tasks = off_hours_tasks(service, schedule) if schedule else 0
             spot_hours = (max(0, service.desired_tasks - 1) * on + max(0, off_tasks - 1) * (1 - on)) * prices.hours
         on_demand += (task_hours - spot_hours) * per_task_hour(service)
         spot += spot_hours * per_task_hour(service) * (1 - prices("fargate", "spot_discount"))
