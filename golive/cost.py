@@ -358,7 +358,7 @@ def estimate(inputs: CostInputs, prices: Prices | None = None) -> Estimate:
                   + ALARMS_MADE * p("cloudwatch", "alarm_month") + u.custom_metrics * p("cloudwatch", "custom_metric_month"))
     add("CloudWatch Logs", f"{u.log_ingest_gb:g} GB logs ({retention}-day retention), {ALARMS_MADE} alarms, "
         f"{u.log_insights_scanned_gb:g} GB scanned, {u.custom_metrics} custom metrics", cloudwatch, "cloudwatch",
-        note="" if u.custom_metrics else "Container Insights' metrics not counted (cost.usage.custom_metrics)")
+        note="" if u.custom_metrics else "Container Insights' metrics not counted: give cost.usage.custom_metrics")
 
     data_gb = db["allocated_storage_gb"] if u.database_gb is None else u.database_gb
     kept = data_gb + db["backup_retention_days"] * u.database_changed_gb_per_day
@@ -371,7 +371,7 @@ def estimate(inputs: CostInputs, prices: Prices | None = None) -> Estimate:
         note="the runbook keeps 4 secrets; the plan counted 10")
     add("ECR", f"{u.ecr_gb:g} GB of images", u.ecr_gb * p("ecr", "gb_month"), "ecr", note="not in the plan's table")
 
-    not_made = "planned: the runbook does not make it yet (Phase 7)"
+    not_made = "planned: the runbook does not make it yet, Phase 7"
     if planned.waf_rules:
         add("WAF", f"1 web ACL, {planned.waf_rules} rules, {u.requests_millions:g}M requests",
             p("waf", "web_acl_month") + planned.waf_rules * p("waf", "rule_month")
@@ -598,7 +598,7 @@ def markdown(result: Estimate, optimized: Optimized | None = None, budget_usd: f
     if optimized is not None:
         applied = [s for s in optimized.savings if s.applied and s.usd > 0]
         text += (f" Optimized: USD {optimized.total:.2f}/month with "
-                 + ", ".join(f"{s.name.lower()} (-{s.usd:.2f})" for s in applied) + ".")
+                 + ", ".join(f"{s.name} (-{s.usd:.2f})" for s in applied) + ".")
     text += (f"\n\nPrices: {result.prices.path.name}, list prices believed valid as of {result.prices.valid_as_of} "
              "(from AWS's public pricing pages; not fetched by this run).")
     return text

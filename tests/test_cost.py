@@ -218,3 +218,18 @@ def test_actual_cost_against_the_pro_rated_estimate(aws):
     billed(120.0, 110.0)  # a different period: the next answers in the queue
     near = cost_so_far(run, today=datetime.date(2025, 3, 12))  # 11 days: 111.58 expected
     assert near.ok is True and "-1% against the estimate" in near.evidence
+
+
+def test_the_go_live_report_has_a_cost_section():
+    from flows.go_live import cost_section
+    from golive.report import PhaseResult
+    from golive.run import Run
+    from tasks.cutover import Check
+
+    run = Run.prepare("production", sandbox=False, mode="plan")  # no AWS call: the section is arithmetic
+    monitoring = PhaseResult(phase="post-launch-monitoring", environment="production", mode="apply", target="aws",
+                             changes=[], outputs={"cost": Check(name="cost", ok=None, evidence="pending: no data")})
+    text = "\n".join(cost_section(run, monitoring))
+    assert text.startswith("## Cost estimate\n\n| service |")
+    assert "| **Total** | | **314.46** | 316 |" in text and "Budget: USD 400.00/month" in text
+    assert "Optimized: USD 252.58/month" in text and "Actual so far (cost: pending): pending: no data" in text
