@@ -380,8 +380,9 @@ def cost(environment: str = EnvArg) -> None:
     low, high = PLAN_OPTIMIZED
     where = ("within" if low <= optimized.total <= high else
              f"USD {optimized.total - high:.2f} above" if optimized.total > high else f"USD {low - optimized.total:.2f} below")
-    console.print(f"Optimized: USD {optimized.total:.2f}/month ({where} the plan's {low:.0f}-{high:.0f} for production; "
-                  "each line above says what it saves)")
+    against = (f"{where} the plan's {low:.0f}-{high:.0f} for production; " if env.name != "staging"
+               else "the plan gives no optimized figure for staging; ")
+    console.print(f"Optimized: USD {optimized.total:.2f}/month ({against}each line above says what it saves)")
     prices = result.prices
     console.print(f"\nPrices: {prices.path} (list prices believed valid as of {prices.valid_as_of}, written from "
                   "AWS's public pricing pages, not fetched by this command; the Price List API is not consulted). Pages:")
