@@ -16,6 +16,7 @@ from tasks.compute import SERVICES, current_release_tag, ensure_cluster, ensure_
 from tasks.foundation import read_foundation
 from tasks.load_balancer import ensure_load_balancer, ensure_target_groups
 from tasks.registry import read_image
+from tasks.scaling_schedule import ensure_scaling_schedule
 
 
 @flow(name="phase-3-ecs")
@@ -37,9 +38,12 @@ def ecs(environment: str = "sandbox", sandbox: bool | None = None, mode: Mode = 
         label = (f"{alb_record.full_name}/{group.id.split(':')[-1]}" if alb_record.id and group.id else None)
         services[service] = ensure_service.submit(run, service, cluster, definitions[service], base.private_subnets,
                                                   base.security_groups, group, label)
+    # Off-hours scaling acts on each service's scalable target, so it waits for the service.
+    schedules = {s: ensure_scaling_schedule.submit(run, s, wait_for=[services[s]]) for s in SERVICES}
     outputs = {"cluster": cluster.result(), "load_balancer": alb_record,
                "task_definitions": {s: f.result() for s, f in definitions.items()},
-               "services": {s: f.result() for s, f in services.items()}, "image_tag": tag}
+               "services": {s: f.result() for s, f in services.items()}, "image_tag": tag,
+               "scaling_schedules": {s: f.result() for s, f in schedules.items()}}
     return finish_phase(run, "phase-3-ecs", outputs, ecs_deliverables(run, outputs))
 
 

@@ -23,6 +23,7 @@ from prefect.cache_policies import NONE
 from prefect.input import RunInput
 from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 
+from golive.cost import check_budget
 from golive.phases import PHASES, Phase
 from golive.report import PhaseResult, artifact_key
 from golive.run import Run, logger
@@ -127,6 +128,7 @@ def approve(run: Run) -> dict[str, str]:
 def go_live(environment: str = "sandbox", sandbox: bool | None = None) -> dict:
     """Take the environment live: every phase, the launch gate, approval, DNS cutover, monitoring."""
     run = Run.prepare(environment, sandbox=sandbox)  # a bad file stops here, before any AWS call
+    check_budget(run.environment)  # so does an estimate above budget that the file does not acknowledge
     # The go-live's own heartbeat tells the server this process is alive; the child runs in the same
     # process skip theirs (joining a heartbeat thread costs up to a second at the end of every child).
     with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
@@ -217,4 +219,23 @@ def go_live_report(run: Run, phases: dict[int, PhaseResult | None], gate: PhaseR
     lines += [f"| {d.text} | {d.mark} | {d.evidence.replace('|', '/')} |" for d in cutover.deliverables]
     lines += ["", "## Post-launch monitoring (8.3)", "", "| check | result | evidence |", "|---|---|---|"]
     lines += [f"| {d.text} | {d.mark} | {d.evidence.replace('|', '/')} |" for d in monitoring.deliverables]
+    lines += ["", *cost_section(run, monitoring)]
     return "\n".join(lines)
+
+
+def cost_section(run: Run, monitoring: PhaseResult) -> list[str]:
+    """The file's monthly estimate (golive/cost.py), the budget, and what the monitoring saw billed."""
+    from golive.cost import CostInputs, budget_problem, estimate, markdown, optimizations
+
+    env = run.environment
+    inputs = CostInputs.of(env)
+    result = estimate(inputs)
+    lines = ["## Cost estimate", "", markdown(result, optimizations(inputs), env.budget.monthly_limit_usd)]
+    problem = budget_problem(env, result.total)
+    if problem:
+        lines += ["", f"**Over budget:** {problem}."]
+    actual = monitoring.outputs.get("cost")
+    if actual is not None:
+        lines += ["", f"Actual so far ({actual.name}: {'pending' if actual.ok is None else 'ok' if actual.ok else 'GAP'}): "
+                      f"{actual.evidence}"]
+    return lines

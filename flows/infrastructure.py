@@ -30,6 +30,7 @@ from tasks.network import (
     zone_letter,
 )
 from tasks.cache import ensure_cache
+from tasks.cost_estimate import ensure_cost_estimate
 from tasks.database import database_alarms, ensure_db_instance, ensure_db_parameter_group, ensure_db_subnet_group
 from tasks.dns import ensure_certificate, ensure_hosted_zone, wait_certificate_issued
 from tasks.observability import ensure_alarms, ensure_alerts_topic, ensure_budget
@@ -52,6 +53,7 @@ def infrastructure(
     roles = ensure_iam_roles.submit(run)
     topic = ensure_alerts_topic.submit(run)
     budget = ensure_budget.submit(run, topic)
+    cost = ensure_cost_estimate.submit(run)  # beside the budget: what the file should cost, recorded
     buckets = ensure_buckets.submit(run)
     zone = ensure_hosted_zone.submit(run)
     certificate = wait_certificate_issued.submit(run, ensure_certificate.submit(run, zone))
@@ -93,7 +95,7 @@ def infrastructure(
         network_acls=[f.result() for f in acls],
     )
     account = {"identity": identity, "roles": roles.result(), "alerts_topic": topic.result(),
-               "budget": budget.result()}
+               "budget": budget.result(), "cost": cost.result()}
     data = {"database": database.result(), "database_alarms": db_alarms.result(), "cache": cache.result(),
             "buckets": buckets.result(), "zone": zone.result(), "certificate": certificate.result()}
     app = {"secrets": {"SECRET_KEY": secret_key.result(), "DB_LOGIN": database_login.result(),

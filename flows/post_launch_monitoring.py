@@ -9,7 +9,8 @@ the states of the environment's CloudWatch alarms. A poll fails when a check doe
 figure is over its limit, or an alarm is in ALARM. After launch.monitoring.failures_before_rollback
 failed polls in a row, the flow rolls the DNS cutover back (tasks/cutover.py) and fails with the reason.
 At the end of the window it checks that backups ran (RDS automated snapshots) and the cost so far (Cost
-Explorer); the sandbox has neither, and says so instead of inventing figures.
+Explorer) against the estimate pro-rated to the days elapsed; the sandbox has no billing data (moto's Cost
+Explorer returns none) and says so instead of inventing figures.
 
 What a person sees in the Prefect UI: a progress bar, an issue log (a markdown artifact with a fixed key,
 a new version each poll), and the phase's deliverables. Each new issue is also published to the
@@ -18,6 +19,7 @@ environment's alerts topic (golive-<env>-alerts, Phase 1), which mails the on-ca
 
 from __future__ import annotations
 
+import calendar
 import datetime
 import math
 import time
@@ -207,29 +209,65 @@ def backups_running(run: Run) -> Check:
         f"restorable to {restorable.isoformat(timespec='minutes') if restorable else 'unknown'}"))
 
 
-@task(**AWS_STEP)
-def cost_so_far(run: Run) -> Check:
-    """Month-to-date cost from Cost Explorer: the account's, and the part tagged with this environment,
-    against the monthly budget."""
-    limit = run.environment.budget.monthly_limit_usd
-    if run.target.is_sandbox:
-        return Check(name="cost", ok=None, evidence=(
-            f"sandbox: no billing data (moto's Budgets reports a spend of 0 and there is no Cost Explorer); "
-            f"budget ${limit:.0f}/month"))
-    today = datetime.datetime.now(datetime.timezone.utc).date()
-    period = {"Start": today.replace(day=1).isoformat(), "End": (today + datetime.timedelta(days=1)).isoformat()}
-    ce = run.client("ce")
+def spending_began(run: Run) -> datetime.date | None:
+    """When the environment started to cost: its database's creation (Phase 1's first big line)."""
+    rds = run.client("rds")
+    try:
+        instance = rds.describe_db_instances(DBInstanceIdentifier=resource_name(run.env_name, "postgres"))["DBInstances"][0]
+    except rds.exceptions.DBInstanceNotFoundFault:
+        return None
+    created = instance.get("InstanceCreateTime")
+    return created.date() if created else None
 
-    def total(**extra) -> float:
-        pages = ce.get_cost_and_usage(TimePeriod=period, Granularity="MONTHLY", Metrics=["UnblendedCost"], **extra)
-        return sum(float(r["Total"]["UnblendedCost"]["Amount"]) for r in pages["ResultsByTime"])
+
+def cost_gap(expected: float, actual: float, gap_percent: float) -> tuple[bool, str]:
+    """Is the actual cost within gap_percent of the pro-rated estimate, either way; and by how much."""
+    gap = actual / expected - 1 if expected else math.inf
+    return abs(gap) * 100 <= gap_percent, f"{gap:+.0%} against the estimate (limit +/-{gap_percent:g}%)"
+
+
+@task(**AWS_STEP)
+def cost_so_far(run: Run, today: datetime.date | None = None) -> Check:
+    """What AWS has billed this environment since it began costing this month (Cost Explorer, tagged
+    golive:environment), against the monthly estimate (golive/cost.py) pro-rated to those full days. A gap
+    beyond cost.gap_percent either way fails; no billing data yet is pending, with why."""
+    from golive.cost import estimate_environment, pro_rated
+
+    env = run.environment
+    monthly = estimate_environment(env).total
+    today = today or datetime.datetime.now(datetime.timezone.utc).date()
+    month_start = today.replace(day=1)
+    began = spending_began(run)
+    start = max(month_start, began) if began else month_start
+    days = (today - start).days  # full days only: today's figures are partial (Cost Explorer lags up to 24 h)
+    expected = pro_rated(monthly, days, calendar.monthrange(today.year, today.month)[1])
+    basis = (f"estimate ${monthly:.2f}/month (`golive cost {env.name}`), ${expected:.2f} pro-rated to {days} full "
+             f"day(s) from {start}; budget ${env.budget.monthly_limit_usd:.0f}/month")
+    if days < 1:
+        return Check(name="cost", ok=None, evidence=f"pending: less than a full day billed since {start}, nothing "
+                                                     f"to compare yet; {basis}")
+    ce = run.client("ce")
+    period = {"Start": start.isoformat(), "End": today.isoformat()}
+
+    def total(**extra) -> float | None:
+        results = ce.get_cost_and_usage(TimePeriod=period, Granularity="MONTHLY", Metrics=["UnblendedCost"],
+                                        **extra)["ResultsByTime"]
+        return sum(float(r["Total"]["UnblendedCost"]["Amount"]) for r in results) if results else None
 
     account = total()
+    if account is None:
+        return Check(name="cost", ok=None, evidence=(
+            f"pending: Cost Explorer returned no billing data for {start} to {today} (moto's Cost Explorer holds "
+            f"none; in AWS, enable Cost Explorer once in the Billing console); {basis}"))
     tagged = total(Filter={"Tags": {"Key": ENVIRONMENT_TAG, "Values": [run.env_name]}})
-    return Check(name="cost", ok=account <= limit, evidence=(
-        f"month to date (Cost Explorer, up to 24 h behind): ${account:.2f} for the account, ${tagged:.2f} tagged "
-        f"{ENVIRONMENT_TAG}={run.env_name} (counted once the tag is activated for cost allocation); "
-        f"budget ${limit:.0f}/month"))
+    if not tagged:
+        return Check(name="cost", ok=None, evidence=(
+            f"pending: ${account:.2f} billed to the account, none of it tagged {ENVIRONMENT_TAG}={run.env_name}: "
+            f"activate the tag in Billing > Cost allocation tags to compare this environment's own cost; {basis}"))
+    ok, gap = cost_gap(expected, tagged, env.cost.gap_percent)
+    return Check(name="cost", ok=ok, evidence=(
+        f"${tagged:.2f} tagged {ENVIRONMENT_TAG}={run.env_name} from {start} to {today} (Cost Explorer), {gap}; "
+        f"${account:.2f} for the account; {basis}"))
 
 
 def issue_log_markdown(run: Run, issues: list[Issue], polls: list[Poll], total: int, window: float,

@@ -14,15 +14,17 @@ from golive.resource import Resource, remove_all
 from golive.retry import TEARDOWN_STEP
 from golive.run import Mode, Run
 from tasks import (cache, cdn, compute, cutover, database, dns, load_balancer, network, observability, registry,
-                   secrets, security, storage)
+                   scaling_schedule, secrets, security, storage)
 
 # Each chain is deleted in order, after the chains it names (whose resources hold interfaces in its
 # subnets and security groups); otherwise chains run at once.
 CHAINS: dict[str, tuple[list[type[Resource]], list[str]]] = {
     # CloudFront first: it holds the certificate and fronts the ALB and the static bucket.
     "cdn": (cdn.TEARDOWN_ORDER, []),
+    # Scheduled actions before their scalable targets (moto keeps them after a target goes; AWS does not).
+    "scaling_schedule": (scaling_schedule.TEARDOWN_ORDER, []),
     # Services scaled to 0 and gone before the cluster; listeners before target groups.
-    "compute": (compute.TEARDOWN_ORDER, []),
+    "compute": (compute.TEARDOWN_ORDER, ["scaling_schedule"]),
     "load_balancer": (load_balancer.TEARDOWN_ORDER, ["compute", "cdn"]),
     "registry": (registry.TEARDOWN_ORDER, ["compute"]),
     "database": (database.TEARDOWN_ORDER, []),

@@ -25,6 +25,7 @@ from rich.table import Table
 from golive import progress
 from golive.changes import Action, Change, Summary
 from golive.config import EnvironmentError as BadEnvironment
+from golive.cost import PLAN_OPTIMIZED
 from golive.phases import PHASES, automated, find_phase
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
@@ -149,6 +150,8 @@ def plan(environment: str = EnvArg, phase: Optional[str] = PhaseOpt, sandbox: Op
         changes = [c for r in results for c in r.changes]
     summary = Summary.of(changes)
     console.print(f"\n[bold]Plan:[/] {summary.sentence(planned=True)}. ({_call_counts(run)}, {seconds:.1f} s)")
+    if not destroy:
+        _print_cost(results)
     if not summary.has_changes:
         console.print("No changes. The environment matches its file.")
     raise typer.Exit(summary.exit_code)
@@ -167,6 +170,17 @@ def apply(environment: str = EnvArg, phase: Optional[str] = PhaseOpt, sandbox: O
     summary = Summary.of(c for r in results for c in r.changes)
     console.print(f"\n[bold green]Apply complete:[/] {summary.sentence(planned=False)}. "
                   f"({_call_counts(run)}, {seconds:.1f} s)")
+
+
+def _print_cost(results) -> None:
+    """How the plan moves the monthly estimate (Phase 1 keeps the applied one), and the budget."""
+    for result in results:
+        record = result.outputs.get("cost")
+        if record is None or not hasattr(record, "change_sentence"):
+            continue
+        console.print(f"[bold]Cost:[/] {escape(record.change_sentence)} (`golive cost {result.environment}` itemizes it)")
+        if record.budget_warning:
+            console.print(f"[yellow]warning:[/] {escape(record.budget_warning)}")
 
 
 def _print_deliverables(result) -> None:
@@ -320,6 +334,63 @@ def go_live(environment: str = EnvArg,
     console.print(f"\nPrefect UI: {prefect['ui_url']}/runs/flow-run/{outcome.flow_run_id}")
     if not outcome.completed:
         raise Failure(f"go-live/{run.env_name} ended {outcome.state}: {outcome.message}")
+
+
+@app.command()
+def cost(environment: str = EnvArg) -> None:
+    """The monthly estimate of the file, line by line against the plan's table; the budget; what each of
+    the plan's optimizations would save. Pure arithmetic on pinned, dated prices: no AWS call."""
+    from golive.config import load_environment
+    from golive.cost import CostError, CostInputs, budget_problem, estimate, optimizations
+
+    try:
+        env = load_environment(environment)
+        inputs = CostInputs.of(env)
+        result, optimized = estimate(inputs), optimizations(inputs)
+    except (BadEnvironment, CostError) as error:
+        raise Failure(str(error)) from None
+    table = Table(title=f"{env.name}: monthly estimate, USD ({env.region})", title_justify="left")
+    for column, justify in (("service", "left"), ("specification", "left"), ("USD/month", "right"),
+                            ("plan", "right"), ("vs plan", "right")):
+        table.add_column(column, justify=justify, overflow="fold")
+    for line in result.lines:
+        delta = line.plan_delta
+        mark = "" if delta is None else f"[{'green' if line.within_plan else 'yellow'}]{delta:+.0%}[/]"
+        spec = escape(line.spec) + (f" [dim]({escape(line.note)})[/]" if line.note else "")
+        table.add_row(line.service, spec, f"{line.usd:.2f}", f"{line.plan_usd:.0f}" if line.plan_usd else "", mark)
+    table.add_section()
+    table.add_row("[bold]Total[/]", "", f"[bold]{result.total:.2f}[/]", f"{result.plan_total:.0f}",
+                  f"{result.total / result.plan_total - 1:+.0%}")
+    console.print(table)
+    console.print(f"Budget: USD {env.budget.monthly_limit_usd:.2f}/month (budget.monthly_limit_usd). "
+                  f"Plan: USD {result.plan_total:.0f}/month ({result.plan_label}).")
+    off = [line for line in result.lines if line.within_plan is False]
+    if off:
+        console.print(f"[yellow]{len(off)} line(s) more than 15% from the plan's figure[/] (list prices for the "
+                      "plan's own specification; the plan rounded): " + "; ".join(
+                          f"{line.service} {line.usd:.2f} vs {line.plan_usd:.0f}" for line in off))
+
+    savings = Table(title="Optimizations (each on what the ones above it leave)", title_justify="left")
+    for column in ("option", "saves USD/month", "in the optimized total", "how", "the plan says"):
+        savings.add_column(column, overflow="fold")
+    for saving in optimized.savings:
+        savings.add_row(saving.name, f"{saving.usd:.2f}", "yes" if saving.applied else "no", escape(saving.how),
+                        saving.plan_says)
+    console.print(savings)
+    low, high = PLAN_OPTIMIZED
+    where = ("within" if low <= optimized.total <= high else
+             f"USD {optimized.total - high:.2f} above" if optimized.total > high else f"USD {low - optimized.total:.2f} below")
+    against = (f"{where} the plan's {low:.0f}-{high:.0f} for production; " if env.name != "staging"
+               else "the plan gives no optimized figure for staging; ")
+    console.print(f"Optimized: USD {optimized.total:.2f}/month ({against}each line above says what it saves)")
+    prices = result.prices
+    console.print(f"\nPrices: {prices.path} (list prices believed valid as of {prices.valid_as_of}, written from "
+                  "AWS's public pricing pages, not fetched by this command; the Price List API is not consulted). Pages:")
+    for section in sorted({line.source for line in result.lines}):
+        console.print(f"  {section}: {prices.source(section)}")
+    problem = budget_problem(env, result.total)
+    if problem:
+        (console if env.cost.accept_over_budget else errors).print(f"[yellow]warning:[/] {problem}")
 
 
 @app.command()

@@ -228,9 +228,96 @@ class ServiceSettings(Strict):
         return self
 
 
+WEEKDAYS = ("MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN")
+
+
+def weekdays(spec: str) -> list[str]:
+    """"MON-FRI" or "MON,WED,FRI" (or both: "MON-WED,SAT") as the days it names, in week order."""
+    days: set[str] = set()
+    for part in spec.upper().replace(" ", "").split(","):
+        first, _, last = part.partition("-")
+        if first not in WEEKDAYS or (last and last not in WEEKDAYS):
+            raise ValueError(f"{spec!r} is not a list of days; write e.g. \"MON-FRI\" or \"MON,WED,FRI\"")
+        start, end = WEEKDAYS.index(first), WEEKDAYS.index(last or first)
+        if end < start:
+            raise ValueError(f"{part!r} runs backwards; write the days in week order, e.g. \"MON-FRI\"")
+        days.update(WEEKDAYS[start:end + 1])
+    return [d for d in WEEKDAYS if d in days]
+
+
+class ScheduleSettings(Strict):
+    """Off-hours scaling (the plan's "scale down during off-hours"): Application Auto Scaling scheduled
+    actions lower each service's capacity outside business hours and restore the file's bounds at the
+    start of each business day."""
+
+    days: str = Field("MON-FRI", description="the business days, e.g. \"MON-FRI\" or \"MON,WED,FRI\"")
+    hours: str = Field("07:00-20:00", pattern=r"^\d\d:\d\d-\d\d:\d\d$", description="business hours, HH:MM-HH:MM")
+    timezone: str = Field("UTC", description="an IANA time zone the hours are in, e.g. America/Chicago")
+    off_hours_tasks: int = Field(1, ge=1, description="min (and desired) tasks per service outside business hours")
+
+    @field_validator("days")
+    @classmethod
+    def _days(cls, value: str) -> str:
+        weekdays(value)
+        return value
+
+    @field_validator("hours")
+    @classmethod
+    def _hours(cls, value: str) -> str:
+        start, end = value.split("-")
+        for moment in (start, end):
+            hour, minute = map(int, moment.split(":"))
+            if hour > 23 or minute > 59:
+                raise ValueError(f"{moment} is not a time of day; use 00:00 to 23:59")
+        if end <= start:
+            raise ValueError(f"{value} ends before it starts; business hours are within one day, e.g. 07:00-20:00")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        import zoneinfo
+
+        if value not in zoneinfo.available_timezones():
+            raise ValueError(f"{value!r} is not an IANA time zone; e.g. UTC, America/Chicago, Europe/Dublin")
+        return value
+
+    @property
+    def business_days(self) -> list[str]:
+        return weekdays(self.days)
+
+    @property
+    def start(self) -> tuple[int, int]:
+        hour, minute = self.hours.split("-")[0].split(":")
+        return int(hour), int(minute)
+
+    @property
+    def end(self) -> tuple[int, int]:
+        hour, minute = self.hours.split("-")[1].split(":")
+        return int(hour), int(minute)
+
+    @property
+    def business_hours_per_week(self) -> float:
+        (h1, m1), (h2, m2) = self.start, self.end
+        return len(self.business_days) * ((h2 * 60 + m2) - (h1 * 60 + m1)) / 60
+
+
 class ServicesSettings(Strict):
     backend: ServiceSettings = ServiceSettings(cpu=512, memory=1024, port=8000)
     frontend: ServiceSettings = ServiceSettings(cpu=256, memory=512, port=8080)
+    schedule: ScheduleSettings | None = Field(None, description="off-hours scaling; none: the same capacity around the clock")
+
+    @model_validator(mode="after")
+    def _off_hours_below_bounds(self) -> "ServicesSettings":
+        if self.schedule is None:
+            return self
+        for name in ("backend", "frontend"):
+            service = getattr(self, name)
+            if self.schedule.off_hours_tasks > service.max_tasks:
+                raise ValueError(
+                    f"schedule.off_hours_tasks {self.schedule.off_hours_tasks} is above {name}.max_tasks "
+                    f"{service.max_tasks}; lower it (it is the off-hours capacity, below the daytime one)")
+        return self
 
 
 class BudgetSettings(Strict):
@@ -245,6 +332,54 @@ class BudgetSettings(Strict):
         if len(set(values)) != len(values):
             raise ValueError(f"{values} repeats a threshold")
         return sorted(values)
+
+
+class UsageSettings(Strict):
+    """What the estimate cannot read from the rest of the file: traffic and data volumes. The defaults
+    are the plan's figures (its cost table), or what its dollar figure implies at list price."""
+
+    s3_storage_gb: float = Field(50, ge=0, description="static and media files stored (plan: 50 GB)")
+    s3_requests_thousands: float = Field(100, ge=0, description="S3 requests a month (plan: 100K), 10% of them writes")
+    cdn_gb: float = Field(100, ge=0, description="GB CloudFront serves a month (plan: 100 GB)")
+    requests_millions: float = Field(1, ge=0, description="requests a month through CloudFront (and WAF)")
+    dns_queries_millions: float = Field(1, ge=0, description="Route 53 queries a month")
+    data_transfer_out_gb: float = Field(
+        220, ge=0, description="GB leaving AWS other than through CloudFront, cross-AZ included (plan: $20)")
+    nat_processed_gb: float = Field(50, ge=0, description="GB through the NAT gateways (image pulls, AWS APIs)")
+    alb_lcu: float = Field(0.5, ge=0, description="average load balancer capacity units (plan: $20 for the ALB)")
+    log_ingest_gb: float = Field(25, ge=0, description="CloudWatch Logs ingested a month (plan: $15 for logs)")
+    log_insights_scanned_gb: float = Field(50, ge=0, description="GB Logs Insights queries scan a month")
+    custom_metrics: int = Field(
+        0, ge=0, description="CloudWatch custom metrics (Container Insights' are billed as these); not counted unless given")
+    database_gb: float | None = Field(None, ge=0, description="data in the database; default: the allocated storage")
+    database_changed_gb_per_day: float = Field(
+        7.5, ge=0, description="GB the database changes a day, kept by each day's backup (plan: $5 for 7 days)")
+    secret_api_calls_thousands: float = Field(100, ge=0, description="Secrets Manager API calls a month")
+    ecr_gb: float = Field(2, ge=0, description="image storage in ECR")
+
+
+class PlannedServices(Strict):
+    """Services the plan prices that the runbook does not make yet (Phase 7 is not automated): counted
+    in the estimate so it covers the plan's table, and named as not yet made wherever it is shown."""
+
+    waf_rules: int = Field(5, ge=0, le=100, description="WAF rules on one web ACL (plan: 'basic rules', $10); 0: no WAF")
+    shield_advanced: bool = Field(False, description="AWS Shield Advanced ($3,000 a month, one-year commitment)")
+    flow_logs_gb: float = Field(0, ge=0, description="VPC flow logs a month into CloudWatch Logs; 0: off")
+    config_items: int = Field(0, ge=0, description="AWS Config configuration items recorded a month; 0: off")
+    config_rule_evaluations: int = Field(0, ge=0, description="AWS Config rule evaluations a month")
+
+
+class CostSettings(Strict):
+    """The monthly estimate (`golive cost ENV`): usage assumptions, planned services, and the go-live's
+    acknowledgement of an estimate above budget.monthly_limit_usd."""
+
+    usage: UsageSettings = UsageSettings()
+    planned: PlannedServices = PlannedServices()
+    accept_over_budget: str | None = Field(
+        None, min_length=10,
+        description="why going live above the budget is accepted; without it the go-live refuses such a file")
+    gap_percent: float = Field(
+        25, gt=0, le=1000, description="post-launch: flag actual cost further than this from the pro-rated estimate")
 
 
 REPOSITORY_ROOT = Path(__file__).resolve().parent.parent
@@ -334,6 +469,7 @@ class Environment(Strict):
     cache: CacheSettings = CacheSettings()
     services: ServicesSettings = ServicesSettings()
     budget: BudgetSettings = BudgetSettings()
+    cost: CostSettings = CostSettings()
     storage: StorageSettings = StorageSettings()
     dns: DnsSettings = DnsSettings()
     app: AppSettings = AppSettings()
