@@ -447,8 +447,14 @@ class ServiceScaling(PerService):
             observed[policy["PolicyName"].removeprefix(f"{self.name}-")] = {
                 "PredefinedMetricType": spec.get("PredefinedMetricType"), "TargetValue": config.get("TargetValue"),
                 **({"ResourceLabel": spec["ResourceLabel"]} if spec.get("ResourceLabel") else {})}
+        minimum = targets[0]["MinCapacity"]
+        schedule = self.run.environment.services.schedule
+        settings = getattr(self.run.environment.services, self.component)
+        if schedule is not None and minimum == min(schedule.off_hours_tasks, settings.min_tasks):
+            # Off hours: the scheduled action (tasks/scaling_schedule.py) lowered it; a run must not undo that.
+            minimum = settings.min_tasks
         return Found(id=self.resource_id, component=self.component, raw=targets[0],
-                     state={"min": targets[0]["MinCapacity"], "max": targets[0]["MaxCapacity"], "policies": observed})
+                     state={"min": minimum, "max": targets[0]["MaxCapacity"], "policies": observed})
 
     def _apply(self, current: dict[str, dict]) -> None:
         desired = self.desired()
