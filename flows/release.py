@@ -20,7 +20,8 @@ from golive.retry import AWS_STEP
 from golive.run import Run
 from flows.ecs import ecs
 from tasks.cdn import Distribution, invalidate_cache
-from tasks.compute import SERVICES, Service, active_revisions, current_release_tag, record_release_tag
+from tasks.compute import (SERVICES, Service, active_revisions, confirm_primary_deployments, current_release_tag,
+                           record_release_tag)
 from tasks.registry import ensure_image, ensure_repositories
 
 
@@ -45,6 +46,8 @@ def release(environment: str = "sandbox", image_tag: str = "", sandbox: bool | N
     for future in images.values():
         future.result()
     deployed = ecs(environment=environment, sandbox=sandbox, image_tag=image_tag)
+    # A rolled-back deployment fails the release here, before its tag is recorded as deployed.
+    confirm_primary_deployments(run, deployed.outputs["task_definitions"])
     record_release_tag(run, image_tag)
     invalidation = invalidate_cache(run, distribution_id(run), f"release {image_tag}")
     services = deployed.outputs["services"]

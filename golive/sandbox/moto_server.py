@@ -24,6 +24,9 @@ def main(argv: list[str]) -> None:
         os.environ.setdefault(key, value)
     # werkzeug logs every request; keep the log for errors.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    from golive.sandbox import ecs_deployments
+
+    ecs_deployments.install()
     from moto.server import main as moto_main
 
     moto_main(argv)
