@@ -19,7 +19,7 @@ from golive.report import PhaseResult, deliverable, finish_phase
 from golive.retry import AWS_STEP
 from golive.run import Mode, Run
 from tasks.app_files import ensure_ci_files
-from tasks.ci_identity import ensure_ci_identity
+from tasks.ci_identity import ensure_ci_identity, repository_of
 from tasks.compute import APP_SECRETS, Service, TaskDefinition, app_settings_names
 
 ENVIRONMENT_DOC = REPOSITORY_ROOT / "docs" / "app-environment.md"
@@ -65,6 +65,7 @@ def cicd(environment: str = "sandbox", sandbox: bool | None = None, mode: Mode =
          allow_replace: bool = False, force: bool = False) -> PhaseResult:
     """The CI/CD pipeline: workflows and scripts in the app repository, the CI role GitHub assumes."""
     run = Run.prepare(environment, sandbox=sandbox, mode=mode, allow_replace=allow_replace)
+    repository_of(run)  # ci.repository is required here: refused before any AWS call or file write
     files = ensure_ci_files.submit(run, force)
     identity = ensure_ci_identity.submit(run)
     app_environment = read_app_environment(run)

@@ -518,11 +518,16 @@ def confirm_primary_deployments(run: Run, task_definitions: dict[str, TaskDefini
         elif primary.get("taskDefinition") != definition.id or primary.get("rolloutState") == "FAILED":
             problems.append(f"{resource_name(run.env_name, component)} runs {primary.get('taskDefinition')} "
                             f"({primary.get('rolloutState')}: {primary.get('rolloutStateReason', '')}), not {definition.id}")
+            if primary.get("taskDefinition") != definition.id:
+                # Retire the revision that failed: `golive rollback` must never return to it, and the next
+                # apply must see the running revision as the family's latest.
+                run.client("ecs").deregister_task_definition(taskDefinition=definition.id)
         else:
             confirmed[component] = primary["id"]
     if problems:
         raise RolledBack("the release is not running: " + "; ".join(problems) + ". ECS rolled it back (see the "
-                         "service's events and the new tasks' logs); the previous release still serves.")
+                         "service's events and the new tasks' logs); the previous release still serves, and the "
+                         "failed revision is deregistered.")
     return confirmed
 
 
