@@ -19,7 +19,7 @@ from prefect import task
 
 from golive.changes import Record
 from golive.config import EnvironmentError, resolve_path
-from golive.naming import MANAGED_BY, MANAGED_BY_TAG, parameter_name, resource_name, tag_list, tag_value
+from golive.naming import ENVIRONMENT_TAG, MANAGED_BY, MANAGED_BY_TAG, parameter_name, resource_name, tag_list, tag_value
 from golive.resource import Found, Resource, ensure
 from golive.retry import AWS_STEP
 from golive.run import Run
@@ -98,7 +98,7 @@ class OidcProvider(Resource):
             return []
         arn, provider = found
         tags = provider.get("Tags", [])
-        if tag_value(tags, MANAGED_BY_TAG) != MANAGED_BY or tag_value(tags, "golive:environment") != run.env_name:
+        if tag_value(tags, MANAGED_BY_TAG) != MANAGED_BY or tag_value(tags, ENVIRONMENT_TAG) != run.env_name:
             return []
         own_path = role_path(run.env_name)
         for page in run.client("iam").get_paginator("list_roles").paginate():
