@@ -26,8 +26,9 @@ from golive.retry import AWS_STEP
 from golive.run import Run
 from flows.ecs import ecs
 from tasks.cdn import Distribution, invalidate_cache
-from tasks.compute import SERVICES, Service, active_revisions, current_release_tag, record_release_tag
 from tasks.app import read_data_state, run_migrations
+from tasks.compute import (SERVICES, Service, active_revisions, confirm_primary_deployments, current_release_tag,
+                           record_release_tag)
 from tasks.registry import ensure_image, ensure_repositories
 
 
@@ -57,6 +58,8 @@ def release(environment: str = "sandbox", image_tag: str = "", sandbox: bool | N
     one_offs = prepare_one_off_tasks(run, image_tag)
     migrations = run_migrations(run, one_offs["placement"], one_offs["image"], read_data_state(run))
     deployed = ecs(environment=environment, sandbox=sandbox, image_tag=image_tag)
+    # A rolled-back deployment fails the release here, before its tag is recorded as deployed.
+    confirm_primary_deployments(run, deployed.outputs["task_definitions"])
     record_release_tag(run, image_tag)
     invalidation = invalidate_cache(run, distribution_id(run), f"release {image_tag}")
     services = deployed.outputs["services"]

@@ -13,8 +13,8 @@ from golive.report import PhaseResult, publish
 from golive.resource import Resource, remove_all
 from golive.retry import TEARDOWN_STEP
 from golive.run import Mode, Run
-from tasks import (cache, cdn, compute, cutover, database, dns, load_balancer, network, observability, registry,
-                   scaling_schedule, secrets, security, storage)
+from tasks import (cache, cdn, ci_identity, compute, cutover, database, dns, load_balancer, network, observability,
+                   registry, scaling_schedule, secrets, security, storage)
 
 # Each chain is deleted in order, after the chains it names (whose resources hold interfaces in its
 # subnets and security groups); otherwise chains run at once.
@@ -34,7 +34,8 @@ CHAINS: dict[str, tuple[list[type[Resource]], list[str]]] = {
     "dns": (dns.TEARDOWN_ORDER, ["cdn", "load_balancer", "cutover"]),  # the certificate is in use until both are gone
     "secrets": (secrets.TEARDOWN_ORDER, ["database"]),
     "network": (network.TEARDOWN_ORDER, ["database", "cache", "compute", "load_balancer"]),
-    "account": (observability.TEARDOWN_ORDER + security.TEARDOWN_ORDER, []),
+    # The CI role is an IamRole under the environment's path; GitHub's OIDC provider goes after it.
+    "account": (observability.TEARDOWN_ORDER + security.TEARDOWN_ORDER + ci_identity.TEARDOWN_ORDER, []),
 }
 KINDS: dict[str, type[Resource]] = {kind.kind: kind for chain, _ in CHAINS.values() for kind in chain}
 

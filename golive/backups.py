@@ -72,10 +72,10 @@ class SandboxBackups:
 
         self.directory = state_dir() / "backups"
 
-    def take(self) -> Backup:
+    def take(self, label: str = "") -> Backup:
         self.directory.mkdir(parents=True, exist_ok=True)
         taken_at = datetime.datetime.now(datetime.timezone.utc)
-        path = self.directory / f"{self.run.env_name}-{taken_at:%Y%m%dT%H%M%S%f}.dump"
+        path = self.directory / f"{self.run.env_name}-{label}{taken_at:%Y%m%dT%H%M%S%f}.dump"
         started = time.monotonic()
         _run([_pg("pg_dump"), "-Fc", "-Z", "1", *_connection_args(self.url), "-f", str(path),
               urlparse(self.url).path.lstrip("/")], self.url)
@@ -102,6 +102,14 @@ class SandboxBackups:
     def discard(self, backup: Backup) -> None:
         Path(backup.id).unlink(missing_ok=True)
 
+    def expired(self, label: str, before: datetime.datetime) -> list[Backup]:
+        found = []
+        for path in self.directory.glob(f"{self.run.env_name}-{label}*.dump"):
+            taken_at = datetime.datetime.fromtimestamp(path.stat().st_mtime, datetime.timezone.utc)
+            if taken_at < before:
+                found.append(Backup(id=str(path), taken_at=taken_at, seconds=0))
+        return found
+
 
 class AwsBackups:
     """An RDS snapshot restored to a temporary instance, then deleted."""
@@ -116,12 +124,12 @@ class AwsBackups:
         attempts = max(1, int(self.run.environment.database.wait_minutes * 60 / delay))
         self.rds.get_waiter(waiter).wait(**kwargs, WaiterConfig={"Delay": delay, "MaxAttempts": attempts})
 
-    def take(self) -> Backup:
+    def take(self, label: str = "verify-", component: str = "backup-verification") -> Backup:
         taken_at = datetime.datetime.now(datetime.timezone.utc)
-        snapshot = f"{self.instance}-verify-{taken_at:%Y%m%d%H%M%S}"
+        snapshot = f"{self.instance}-{label}{taken_at:%Y%m%d%H%M%S}"
         started = time.monotonic()
         self.rds.create_db_snapshot(DBSnapshotIdentifier=snapshot, DBInstanceIdentifier=self.instance,
-                                    Tags=tag_list(self.run.env_name, "backup-verification"))
+                                    Tags=tag_list(self.run.env_name, component))
         self._wait("db_snapshot_available", DBSnapshotIdentifier=snapshot)
         return Backup(id=snapshot, taken_at=taken_at, seconds=time.monotonic() - started)
 
@@ -159,10 +167,39 @@ class AwsBackups:
     def discard(self, backup: Backup) -> None:
         self.rds.delete_db_snapshot(DBSnapshotIdentifier=backup.id)
 
+    def expired(self, label: str, before: datetime.datetime) -> list[Backup]:
+        pages = self.rds.get_paginator("describe_db_snapshots").paginate(DBInstanceIdentifier=self.instance,
+                                                                          SnapshotType="manual")
+        return [Backup(id=s["DBSnapshotIdentifier"], taken_at=s["SnapshotCreateTime"], seconds=0)
+                for page in pages for s in page["DBSnapshots"]
+                if s["DBSnapshotIdentifier"].startswith(f"{self.instance}-{label}") and s.get("SnapshotCreateTime")
+                and s["SnapshotCreateTime"] < before]
+
     def latest_automated(self) -> datetime.datetime | None:
         snapshots = self.rds.describe_db_snapshots(DBInstanceIdentifier=self.instance, SnapshotType="automated")
         times = [s["SnapshotCreateTime"] for s in snapshots["DBSnapshots"] if s.get("SnapshotCreateTime")]
         return max(times) if times else None
+
+
+ON_DEMAND_LABEL = "ondemand-"
+
+
+def take_on_demand(run: Run, name: str, *, aws_in_sandbox: bool = False) -> tuple[Backup, list[str]]:
+    """A named backup taken now (`golive backup-db`, scripts/backup-db.sh): an RDS snapshot in AWS, a
+    pg_dump in the sandbox. Manual snapshots never expire by themselves, so on-demand ones older than the
+    environment's retention (database.backup_retention_days) are deleted. Returns it and what was pruned."""
+    backups = for_run(run, aws_in_sandbox=aws_in_sandbox)
+    label = f"{ON_DEMAND_LABEL}{name}-"
+    if isinstance(backups, AwsBackups):
+        backup = backups.take(label, component="on-demand-backup")
+    else:
+        backup = backups.take(label)
+    cutoff = backup.taken_at - datetime.timedelta(days=run.environment.database.backup_retention_days)
+    pruned = []
+    for old in backups.expired(ON_DEMAND_LABEL, cutoff):
+        backups.discard(old)
+        pruned.append(old.id)
+    return backup, pruned
 
 
 def for_run(run: Run, *, aws_in_sandbox: bool = False) -> SandboxBackups | AwsBackups:

@@ -276,6 +276,21 @@ def rollback(environment: str = EnvArg, sandbox: Optional[bool] = SandboxOpt, ve
     console.print(f"\n[bold green]Rolled back[/] to {result.outputs['tag']}")
 
 
+@app.command("backup-db")
+def backup_db(environment: str = EnvArg,
+              name: str = typer.Option("manual", "--name", help="a label for the backup: a-z, 0-9 and '-'"),
+              sandbox: Optional[bool] = SandboxOpt, verbose: bool = VerboseOpt) -> None:
+    """Back the database up now: a named RDS snapshot kept for the file's retention (pg_dump in the sandbox)."""
+    from flows.backup_db import BACKUP_NAME
+
+    if not BACKUP_NAME.match(name):
+        raise Failure(f"--name {name!r}: lower-case letters, digits and '-', at most 31 characters")
+    result = _run_flow("flows.backup_db:backup_db", environment, sandbox, verbose, "Backing up",
+                       environment=str(environment), name=name, sandbox=sandbox)
+    _print_deliverables(result)
+    console.print(f"\n[bold green]Backup taken:[/] {result.outputs['backup']}")
+
+
 @app.command()
 def cutover(environment: str = EnvArg, rollback: bool = typer.Option(False, "--rollback", help="send every name back to the previous target"),
             sandbox: Optional[bool] = SandboxOpt, verbose: bool = VerboseOpt) -> None:

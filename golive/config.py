@@ -456,6 +456,41 @@ class LaunchSettings(Strict):
     monitoring: MonitoringSettings = MonitoringSettings()
 
 
+GITHUB_OWNER = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38}")
+GITHUB_NAME = re.compile(r"[A-Za-z0-9._-]{1,100}")
+
+
+class CiSettings(Strict):
+    """Plan 6: the GitHub repository whose workflows deploy this environment (trusted by its CI role)."""
+
+    repository: str | None = Field(
+        None, description="the app's GitHub repository as owner/name; its workflows may assume this environment's "
+        "CI role, from the GitHub environment of the same name only")
+    promote_from: str | None = Field(
+        None, description="the environment whose tested images this one deploys by digest (production: staging); "
+        "the CI role may read that environment's image repositories and nothing else of it")
+
+    @field_validator("repository")
+    @classmethod
+    def _owner_and_name(cls, value: str | None) -> str | None:
+        # GitHub's own rules: owners are letters, digits and single '-'; names add '.' and '_'. A '*' or a
+        # missing part would widen the role's trust to other repositories.
+        if value is None:
+            return value
+        owner, _, name = value.partition("/")
+        if not (GITHUB_OWNER.fullmatch(owner) and GITHUB_NAME.fullmatch(name) and name not in (".", "..")):
+            raise ValueError(f"{value!r} is not a GitHub repository; write it as owner/name, e.g. "
+                             'repository = "precedentum/precedentum" under [ci]')
+        return value
+
+    @field_validator("promote_from")
+    @classmethod
+    def _environment_name(cls, value: str | None) -> str | None:
+        if value is not None and not ENV_NAME.match(value):
+            raise ValueError(f"{value!r} is not an environment name (lower-case letters and digits, e.g. \"staging\")")
+        return value
+
+
 class Environment(Strict):
     """One environment file, validated."""
 
@@ -474,6 +509,7 @@ class Environment(Strict):
     dns: DnsSettings = DnsSettings()
     app: AppSettings = AppSettings()
     launch: LaunchSettings = LaunchSettings()
+    ci: CiSettings = CiSettings()
 
     @field_validator("name")
     @classmethod

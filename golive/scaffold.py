@@ -36,6 +36,32 @@ EXECUTABLES = frozenset({"docker/entrypoint.sh"})
 
 
 @dataclass(frozen=True)
+class FileSet:
+    """A group of files rendered into the app repository from golive/templates/app/, under one rule."""
+
+    templates: dict[str, str]  # path in the app repository -> template
+    executables: frozenset[str] = frozenset()
+    # GitHub workflows are full of ${{ ... }}: their templates mark golive's own values <%= ... %> instead.
+    variable_delimiters: tuple[str, str] = ("{{", "}}")
+
+
+CONTAINER_FILES = FileSet(TEMPLATES, EXECUTABLES)
+# Plan 6.1 and 6.3: the CI workflows and the scripts around the runbook.
+CI_FILES = FileSet(
+    templates={
+        ".github/workflows/test.yml": "github/workflows/test.yml.j2",
+        ".github/workflows/deploy-staging.yml": "github/workflows/deploy-staging.yml.j2",
+        ".github/workflows/deploy-production.yml": "github/workflows/deploy-production.yml.j2",
+        "scripts/deploy.sh": "scripts/deploy.sh.j2",
+        "scripts/rollback.sh": "scripts/rollback.sh.j2",
+        "scripts/backup-db.sh": "scripts/backup-db.sh.j2",
+    },
+    executables=frozenset({"scripts/deploy.sh", "scripts/rollback.sh", "scripts/backup-db.sh"}),
+    variable_delimiters=("<%=", "%>"),
+)
+
+
+@dataclass(frozen=True)
 class ScaffoldFile:
     path: str  # relative to the app directory, e.g. "frontend/nginx.conf"
     status: str  # "create" (missing), "same" (identical), "differs" (exists, not ours), "overwrite" (differs, force)
@@ -62,19 +88,24 @@ def template_context(env: Environment) -> dict:
         "gunicorn_workers": gunicorn_workers(env.services.backend.cpu),
         "database_name": env.database.database_name,
         "database_user": env.database.master_username,
+        "postgres_version": env.database.major,
+        "redis_version": env.cache.engine_version.split(".")[0],
     }
 
 
-def render(env: Environment) -> dict[str, str]:
-    """Every container file of the app repository: path -> content."""
+def render(env: Environment, files: FileSet = CONTAINER_FILES) -> dict[str, str]:
+    """Every file of the set (the container files by default): path -> content."""
+    start, end = files.variable_delimiters
     templates = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
         autoescape=False,  # Dockerfiles and configuration, not HTML
+        variable_start_string=start,
+        variable_end_string=end,
     )
     context = template_context(env)
-    return {path: templates.get_template(name).render(context) for path, name in TEMPLATES.items()}
+    return {path: templates.get_template(name).render(context) for path, name in files.templates.items()}
 
 
 def app_directory(env: Environment, app_dir: Path | None = None) -> Path:
@@ -117,9 +148,9 @@ def _plan(directory: Path, rendered: dict[str, str]) -> list[ScaffoldFile]:
     return [_compare(path, _read(_target(directory, path)), ours) for path, ours in rendered.items()]
 
 
-def plan_files(env: Environment, app_dir: Path | None = None) -> list[ScaffoldFile]:
+def plan_files(env: Environment, app_dir: Path | None = None, files: FileSet = CONTAINER_FILES) -> list[ScaffoldFile]:
     """What write_files would do to each file, without writing anything."""
-    return _plan(app_directory(env, app_dir), render(env))
+    return _plan(app_directory(env, app_dir), render(env, files))
 
 
 def _write_atomically(target: Path, content: str, executable: bool) -> None:
@@ -134,16 +165,17 @@ def _write_atomically(target: Path, content: str, executable: bool) -> None:
     os.replace(partial, target)
 
 
-def write_files(env: Environment, app_dir: Path | None = None, force: bool = False) -> list[ScaffoldFile]:
+def write_files(env: Environment, app_dir: Path | None = None, force: bool = False,
+                files: FileSet = CONTAINER_FILES) -> list[ScaffoldFile]:
     """Create the missing files; overwrite differing ones only with force=True, else report their diff."""
     directory = app_directory(env, app_dir)
-    rendered = render(env)
+    rendered = render(env, files)
     results = []
     for planned in _plan(directory, rendered):
         if planned.status == "differs" and force:
             planned = ScaffoldFile(planned.path, "overwrite", planned.diff)
         if planned.status in ("create", "overwrite"):
             _write_atomically(_target(directory, planned.path), rendered[planned.path],
-                              executable=planned.path in EXECUTABLES)
+                              executable=planned.path in files.executables)
         results.append(planned)
     return results

@@ -1,4 +1,5 @@
-"""Plan sections 2.1, 2.2 and 2.4: the app repository's container files (golive/scaffold.py renders them).
+"""Files golive renders into the app repository (golive/scaffold.py): plan 2.1, 2.2 and 2.4's container
+files, and plan 6's CI workflows and deploy scripts.
 
 A missing file is written; a file that matches ours is left alone; a file that differs is someone's
 work: it is shown as a diff and kept, unless the run says --force.
@@ -34,11 +35,11 @@ def _change(run: Run, item: scaffold.ScaffoldFile) -> Change:
                   note="yours differs from ours and is kept; see the diff in the log, or apply with --force")
 
 
-@task(cache_policy=NONE)
-def ensure_app_files(run: Run, force: bool = False) -> list[AppFileRecord]:
-    """Render the Dockerfiles, entrypoint, nginx config, .dockerignore, .env.production and compose file."""
+def render_into_app(run: Run, force: bool, files: scaffold.FileSet) -> list[AppFileRecord]:
+    """One set of files, each created, kept (differs: its diff logged) or, with force, overwritten."""
     env = run.environment
-    items = scaffold.write_files(env, force=force) if run.applying else scaffold.plan_files(env)
+    items = (scaffold.write_files(env, force=force, files=files) if run.applying
+             else scaffold.plan_files(env, files=files))
     if not run.applying and force:
         items = [scaffold.ScaffoldFile(i.path, "overwrite", i.diff) if i.status == "differs" else i for i in items]
     records = []
@@ -51,3 +52,15 @@ def ensure_app_files(run: Run, force: bool = False) -> list[AppFileRecord]:
         records.append(AppFileRecord(name=item.path, id=item.path, change=change, path=item.path,
                                      status=item.status, diff=item.diff))
     return records
+
+
+@task(cache_policy=NONE)
+def ensure_app_files(run: Run, force: bool = False) -> list[AppFileRecord]:
+    """Render the Dockerfiles, entrypoint, nginx config, .dockerignore, .env.production and compose file."""
+    return render_into_app(run, force, scaffold.CONTAINER_FILES)
+
+
+@task(cache_policy=NONE)
+def ensure_ci_files(run: Run, force: bool = False) -> list[AppFileRecord]:
+    """Render the GitHub Actions workflows and the deploy, rollback and backup scripts."""
+    return render_into_app(run, force, scaffold.CI_FILES)

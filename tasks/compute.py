@@ -555,6 +555,37 @@ def ensure_service(run: Run, component: str, cluster: ComputeRecord, task_defini
                        change=scaling.change))
 
 
+class RolledBack(RuntimeError):
+    """A release the services do not run once stable: the circuit breaker rolled it back."""
+
+
+@task(**AWS_STEP)
+def confirm_primary_deployments(run: Run, task_definitions: dict[str, TaskDefinitionRecord]) -> dict[str, str]:
+    """After the rollout is stable: each service's PRIMARY deployment must be the revision just released.
+    ECS's circuit breaker rolls a failing deployment back and the service is then stable again, on the old
+    revision: without this check such a release would look like a success. Returns service -> deployment id."""
+    confirmed, problems = {}, []
+    for component, definition in task_definitions.items():
+        service = Service(run, component)._describe() or {}
+        primary = next((d for d in service.get("deployments", []) if d.get("status") == "PRIMARY"), None)
+        if primary is None:
+            problems.append(f"{resource_name(run.env_name, component)} has no PRIMARY deployment")
+        elif primary.get("taskDefinition") != definition.id or primary.get("rolloutState") == "FAILED":
+            problems.append(f"{resource_name(run.env_name, component)} runs {primary.get('taskDefinition')} "
+                            f"({primary.get('rolloutState')}: {primary.get('rolloutStateReason', '')}), not {definition.id}")
+            if primary.get("taskDefinition") != definition.id:
+                # Retire the revision that failed: `golive rollback` must never return to it, and the next
+                # apply must see the running revision as the family's latest.
+                run.client("ecs").deregister_task_definition(taskDefinition=definition.id)
+        else:
+            confirmed[component] = primary["id"]
+    if problems:
+        raise RolledBack("the release is not running: " + "; ".join(problems) + ". ECS rolled it back (see the "
+                         "service's events and the new tasks' logs); the previous release still serves, and the "
+                         "failed revision is deregistered.")
+    return confirmed
+
+
 def current_release_tag(run: Run) -> str:
     """The image tag deployed by the last `golive release` (kept in Parameter Store), else the file's."""
     ssm = run.client("ssm")

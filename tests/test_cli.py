@@ -32,7 +32,7 @@ def test_plan_exits_2_with_changes_then_0_after_apply(aws, prefect_api):
 def test_unknown_and_unautomated_phases_are_clear_errors(aws, prefect_api):
     unknown = golive(prefect_api, "plan", "sandbox", "--phase", "networking")
     assert unknown.returncode == 1 and "unknown phase 'networking'" in unknown.stderr
-    later = golive(prefect_api, "apply", "sandbox", "--phase", "cicd")
+    later = golive(prefect_api, "apply", "sandbox", "--phase", "monitoring")
     assert later.returncode == 1 and "not automated yet" in later.stderr
 
 
