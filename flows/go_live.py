@@ -1,7 +1,8 @@
 """The go-live: every phase of the deployment plan, then the launch (Phase 8).
 
 1. Phases 1-7 in dependency order (golive/phases.py), each as soon as the phases it stands on are done:
-   infrastructure and containers at once; ECS after both; data after the infrastructure, beside ECS;
+   infrastructure and containers at once; data (one-off ECS tasks on the backend's image) after both; ECS
+   after data, so the services never serve before the schema and their login exist;
    the CDN after ECS. Phases not automated yet are shown as such and slot in by giving them a flow.
 2. The launch gate (8.1): load test, smoke and security checks, restore verification, failover.
 3. Approval: production pauses until someone approves in the Prefect UI (who and when go in the report);

@@ -54,5 +54,23 @@ def find_phase(ref: str) -> Phase:
     raise LookupError(f"unknown phase {ref!r}; use a number or name: {choices}")
 
 
+def dependency_order(phases: list[Phase]) -> list[Phase]:
+    """The phases so that each comes after those it stands on (by number among equals): the order a
+    one-phase-at-a-time run (`golive apply ENV`) takes. Phase 5 comes before Phase 3."""
+    done: set[int] = set()
+    ordered: list[Phase] = []
+    remaining = sorted(phases, key=lambda p: p.number)
+    while remaining:
+        ready = next((p for p in remaining if all(n in done or n not in {r.number for r in remaining} for n in p.after)),
+                     None)
+        if ready is None:
+            raise ValueError(f"phases {[p.number for p in remaining]} depend on each other in a circle")
+        ordered.append(ready)
+        done.add(ready.number)
+        remaining.remove(ready)
+    return ordered
+
+
 def automated() -> list[Phase]:
-    return [phase for phase in PHASES if phase.automated]
+    """The automated phases, in dependency order."""
+    return dependency_order([phase for phase in PHASES if phase.automated])

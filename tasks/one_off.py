@@ -146,7 +146,8 @@ def run_one_off(run: Run, placement: Placement, command: list[str], purpose: str
         how = f"exit {result.exit_code}" if result.exit_code is not None else "it did not start"
         raise OneOffFailed(f"`{' '.join(command)}` failed in ECS task {task_arn}: {how} ({result.stopped_reason}); "
                            f"last log lines:\n{tail}")
-    logger().info(f"{purpose}: {result.headline()}")
+    tail = "\n".join(f"    {line}" for line in result.output[-TAIL_LINES // 2:])
+    logger().info(f"{purpose}: {result.headline()}" + (f"; last log lines:\n{tail}" if tail else ""))
     return result
 
 

@@ -35,7 +35,7 @@ def _services(run) -> dict[str, str]:
     return {s["serviceName"]: s["taskDefinition"].rsplit(":", 1)[1] for s in described}
 
 
-def test_phases_2_to_4_apply_converge_release_roll_back_and_tear_down(aws):
+def test_phases_2_to_4_apply_converge_release_roll_back_and_tear_down(empty_database, aws):
     infrastructure(environment="sandbox", sandbox=True)
     results = [phase(environment="sandbox", sandbox=True) for phase in PHASES]
     for result in results:
