@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from prefect import flow
 
+from golive.changes import KNOWN_AFTER_APPLY
 from golive.report import PhaseResult, deliverable, finish_phase
 from golive.run import Mode, Run
 from tasks.compute import SERVICES, current_release_tag, ensure_cluster, ensure_service, ensure_task_definition
@@ -34,7 +35,8 @@ def ecs(environment: str = "sandbox", sandbox: bool | None = None, mode: Mode = 
     services = {}
     for service in SERVICES:
         group = target_groups.result()[service]
-        label = (f"{alb_record.full_name}/{group.id.split(':')[-1]}" if alb_record.id and group.id else None)
+        label = (f"{alb_record.full_name}/{group.id.split(':')[-1]}" if alb_record.id and group.id
+                 else KNOWN_AFTER_APPLY)  # the ALB and its target group are made by this very plan
         services[service] = ensure_service.submit(run, service, cluster, definitions[service], base.private_subnets,
                                                   base.security_groups, group, label)
     outputs = {"cluster": cluster.result(), "load_balancer": alb_record,

@@ -14,7 +14,7 @@ from typing import Any
 
 from prefect import task
 
-from golive.changes import Record
+from golive.changes import Record, known_after_apply
 from golive.naming import ENVIRONMENT_TAG, parameter_name, resource_name, secret_name
 from golive.resource import Found, Resource, ensure
 from golive.retry import AWS_STEP
@@ -288,19 +288,20 @@ class Service(PerService):
         return getattr(self.run.environment.services, self.component)
 
     def _network(self) -> dict:
-        return {"awsvpcConfiguration": {"subnets": sorted(s.id for s in self.subnets),
-                                        "securityGroups": [self.security_group], "assignPublicIp": "DISABLED"}}
+        return {"awsvpcConfiguration": {"subnets": sorted(known_after_apply(s.id) for s in self.subnets),
+                                        "securityGroups": [known_after_apply(self.security_group)],
+                                        "assignPublicIp": "DISABLED"}}
 
     def _deployment(self) -> dict:
         return {"deploymentCircuitBreaker": {"enable": True, "rollback": True},
                 "maximumPercent": 200, "minimumHealthyPercent": 100}
 
     def _load_balancers(self) -> list[dict]:
-        return [{"targetGroupArn": self.target_group, "containerName": self.component,
+        return [{"targetGroupArn": known_after_apply(self.target_group), "containerName": self.component,
                  "containerPort": self.settings.port}]
 
     def desired(self) -> dict[str, Any]:
-        return {"task_definition": self.task_definition, "network": self._network(),
+        return {"task_definition": known_after_apply(self.task_definition), "network": self._network(),
                 "load_balancers": self._load_balancers(), "deployment": self._deployment(),
                 "health_check_grace_seconds": 60}
 
@@ -473,7 +474,7 @@ class TaskDefinitionRecord(Record):
 def ensure_task_definition(run: Run, component: str, image: ImageRecord, roles: dict) -> TaskDefinitionRecord:
     """The service's task definition: a new revision only when its content changed."""
     settings = app_settings_names(run) if component == "backend" else []
-    definition = TaskDefinition(run, component, image, {k: r.arn for k, r in roles.items()}, settings)
+    definition = TaskDefinition(run, component, image, {k: known_after_apply(r.arn) for k, r in roles.items()}, settings)
     outcome = ensure(definition)
     arn = getattr(definition, "registered", None) or outcome.id
     return TaskDefinitionRecord(name=definition.name, id=arn, change=outcome.change, image=image.uri,
