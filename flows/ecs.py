@@ -14,7 +14,7 @@ from golive.changes import KNOWN_AFTER_APPLY
 from golive.report import PhaseResult, deliverable, finish_phase
 from golive.run import Mode, Run
 from tasks.compute import SERVICES, current_release_tag, ensure_cluster, ensure_service, ensure_task_definition
-from tasks.foundation import read_foundation
+from tasks.foundation import missing_pieces, read_foundation
 from tasks.load_balancer import ensure_load_balancer, ensure_target_groups
 from tasks.registry import read_image
 
@@ -42,7 +42,9 @@ def ecs(environment: str = "sandbox", sandbox: bool | None = None, mode: Mode = 
     outputs = {"cluster": cluster.result(), "load_balancer": alb_record,
                "task_definitions": {s: f.result() for s, f in definitions.items()},
                "services": {s: f.result() for s, f in services.items()}, "image_tag": tag}
-    return finish_phase(run, "phase-3-ecs", outputs, ecs_deliverables(run, outputs))
+    waiting_for = {1: missing_pieces(base),
+                   2: [f"image {i.name}" for i in (f.result() for f in images.values()) if not i.id]}
+    return finish_phase(run, "phase-3-ecs", outputs, ecs_deliverables(run, outputs), waiting_for=waiting_for)
 
 
 def ecs_deliverables(run: Run, outputs: dict) -> list:
