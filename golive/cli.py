@@ -63,8 +63,18 @@ def _flow_settings():
 def _quiet_prefect(verbose: bool) -> None:
     # Our progress lines and a failure's one line are the terminal view; Prefect's own lines (its
     # tracebacks included) still reach the run log in the UI, and the terminal with --verbose.
-    if not verbose:
-        os.environ["PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL"] = "CRITICAL"
+    if verbose:
+        return
+    os.environ["PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL"] = "CRITICAL"
+    if "prefect.logging.handlers" in sys.modules:  # Prefect configured its logging before the CLI ran
+        import logging
+
+        from prefect.logging.handlers import PrefectConsoleHandler
+
+        for logger in [logging.getLogger(), *map(logging.getLogger, list(logging.root.manager.loggerDict))]:
+            for handler in logger.handlers:
+                if isinstance(handler, PrefectConsoleHandler):
+                    handler.setLevel(logging.CRITICAL)
 
 
 def _prepare(environment: str, sandbox: Optional[bool], mode: str):
