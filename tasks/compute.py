@@ -477,6 +477,8 @@ def ensure_task_definition(run: Run, component: str, image: ImageRecord, roles: 
     definition = TaskDefinition(run, component, image, {k: known_after_apply(r.arn) for k, r in roles.items()}, settings)
     outcome = ensure(definition)
     arn = getattr(definition, "registered", None) or outcome.id
+    if not run.applying and outcome.change.is_change:
+        arn = None  # a plan: the new revision's ARN is known after apply (the service is planned onto it)
     return TaskDefinitionRecord(name=definition.name, id=arn, change=outcome.change, image=image.uri,
                                 revision=int(arn.rsplit(":", 1)[1]) if arn else None)
 

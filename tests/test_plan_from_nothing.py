@@ -18,6 +18,7 @@ from flows.cdn import cdn
 from flows.containers import containers
 from flows.ecs import ecs
 from flows.infrastructure import infrastructure
+from golive.changes import Action, KnownAfterApply
 from golive.cli import Failure, app
 from tasks.cdn import Distribution
 from tasks.compute import Cluster
@@ -86,6 +87,14 @@ def test_every_phase_plans_from_nothing_then_after_each_apply(aws, prefect_api):
         assert all(not (c["create"] or c["update"] or c["replace"] or c["delete"]) for c in done.values()), (name, counts)
         assert all(counts[n]["create"] > 0 for n in planning if n > applied), (name, counts)
         assert planned.exit_code == (0 if last else 2), (name, planned.stdout[-600:])
+
+    # A new image: the task definition's next revision is known after apply, and the services that run it
+    # are planned onto it (not compared with the revision they run now and left alone).
+    released = ecs(environment="sandbox", sandbox=True, mode="plan", image_tag="v2")
+    moves = {c.name: c for c in released.changes if c.kind == "ecs-service"}
+    assert {c.action for c in moves.values()} == {Action.UPDATE}, [c.headline() for c in released.changes]
+    planned_onto = {name: {f.field: f.after for f in c.fields}.get("task_definition") for name, c in moves.items()}
+    assert len(planned_onto) == 2 and all(isinstance(arn, KnownAfterApply) for arn in planned_onto.values()), planned_onto
 
 
 def test_a_phase_planned_alone_names_the_phase_to_apply_first(aws, prefect_api):
