@@ -136,6 +136,8 @@ def _run_phases(environment: str, sandbox: Optional[bool], mode: str, phase: Opt
                 with _flow_settings():
                     result = flow(**kwargs)
             except Exception as error:
+                if mode == "plan" and results:  # what was planned before the failure still stands
+                    _print_plan_by_phase(list(zip(phases, results)))
                 raise Failure(_explain(error, f"phase {selected.number} {selected.name}", verbose)) from None
             results.append(result)
             _print_waiting(run, selected, result, phases)
