@@ -172,10 +172,11 @@ def _explain(error: Exception, where: str, verbose: bool) -> str:
         message = f"{type(error).__name__}: {error}"
     step, origin = _failed_step(error)
     if verbose:
-        errors.print("".join(traceback.format_exception(error)), markup=False)
-    hint = "" if verbose else "; --verbose for the trace"
+        errors.print("".join(traceback.format_exception(error)), markup=False, soft_wrap=True)
+    notes = [f"at {origin}"] if origin else []
+    notes += [] if verbose else ["--verbose for the trace"]
     return (f"{where}, {f'step {step}' if step else 'in the flow'}: {' '.join(message.split())}"
-            + (f" (at {origin}{hint})" if origin else ""))
+            + (f" ({'; '.join(notes)})" if notes else ""))
 
 
 def _failed_step(error: BaseException) -> tuple[Optional[str], Optional[str]]:
