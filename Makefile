@@ -41,8 +41,8 @@ go-live: install
 go-live-down: install
 	$(BIN)/golive sandbox down
 
-plan: install
-	$(BIN)/golive plan $(ENV)
+plan: install  # exit 2 (changes planned) is a plan, not a failure of make
+	$(BIN)/golive plan $(ENV) || [ $$? -eq 2 ]
 
 destroy: install
 	$(BIN)/golive destroy $(ENV)

@@ -12,7 +12,7 @@ from prefect import flow
 from golive.report import PhaseResult, deliverable, finish_phase
 from golive.run import Mode, Run
 from tasks.cdn import ensure_distribution
-from tasks.foundation import read_foundation
+from tasks.foundation import missing_pieces, read_foundation
 from tasks.load_balancer import read_load_balancer
 from tasks.static_files import publish_static_files
 
@@ -24,10 +24,12 @@ def cdn(environment: str = "sandbox", sandbox: bool | None = None, mode: Mode = 
     run = Run.prepare(environment, sandbox=sandbox, mode=mode, allow_replace=allow_replace)
     base = read_foundation(run)
     static = publish_static_files.submit(run, base.buckets)
-    distribution = ensure_distribution.submit(run, read_load_balancer(run), base.buckets, base.certificate)
+    alb = read_load_balancer(run)
+    distribution = ensure_distribution.submit(run, alb, base.buckets, base.certificate)
     outputs = {"distribution": distribution.result(), "static_files": static.result(),
                "media_bucket": base.buckets["media"].name}
-    return finish_phase(run, "phase-4-cdn", outputs, cdn_deliverables(run, outputs))
+    waiting_for = {1: missing_pieces(base), 3: [] if alb.id else [f"the load balancer {alb.name}"]}
+    return finish_phase(run, "phase-4-cdn", outputs, cdn_deliverables(run, outputs), waiting_for=waiting_for)
 
 
 def static_file_served(run: Run, bucket: str, path: str = "static/errors/503.html") -> tuple[bool, str]:

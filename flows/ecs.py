@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from prefect import flow
 
+from golive.changes import KNOWN_AFTER_APPLY
 from golive.report import PhaseResult, deliverable, finish_phase
 from golive.run import Mode, Run
 from tasks.compute import SERVICES, current_release_tag, ensure_cluster, ensure_service, ensure_task_definition
-from tasks.foundation import read_foundation
+from tasks.foundation import missing_pieces, read_foundation
 from tasks.load_balancer import ensure_load_balancer, ensure_target_groups
 from tasks.registry import read_image
 from tasks.scaling_schedule import ensure_scaling_schedule
@@ -35,7 +36,8 @@ def ecs(environment: str = "sandbox", sandbox: bool | None = None, mode: Mode = 
     services = {}
     for service in SERVICES:
         group = target_groups.result()[service]
-        label = (f"{alb_record.full_name}/{group.id.split(':')[-1]}" if alb_record.id and group.id else None)
+        label = (f"{alb_record.full_name}/{group.id.split(':')[-1]}" if alb_record.id and group.id
+                 else KNOWN_AFTER_APPLY)  # the ALB and its target group are made by this very plan
         services[service] = ensure_service.submit(run, service, cluster, definitions[service], base.private_subnets,
                                                   base.security_groups, group, label)
     # Off-hours scaling acts on each service's scalable target, so it waits for the service.
@@ -44,7 +46,9 @@ def ecs(environment: str = "sandbox", sandbox: bool | None = None, mode: Mode = 
                "task_definitions": {s: f.result() for s, f in definitions.items()},
                "services": {s: f.result() for s, f in services.items()}, "image_tag": tag,
                "scaling_schedules": {s: f.result() for s, f in schedules.items()}}
-    return finish_phase(run, "phase-3-ecs", outputs, ecs_deliverables(run, outputs))
+    waiting_for = {1: missing_pieces(base),
+                   2: [f"image {i.name}" for i in (f.result() for f in images.values()) if not i.id]}
+    return finish_phase(run, "phase-3-ecs", outputs, ecs_deliverables(run, outputs), waiting_for=waiting_for)
 
 
 def ecs_deliverables(run: Run, outputs: dict) -> list:

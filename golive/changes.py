@@ -14,8 +14,36 @@ from typing import Any, Iterable
 from pydantic import BaseModel, ConfigDict
 
 
-# What plan mode shows for a value that exists only once an earlier step is applied (an id, an ARN).
-KNOWN_AFTER_APPLY = "(known after apply)"
+class KnownAfterApply(str):
+    """A value that exists only once an earlier step is applied (an id, an ARN, an endpoint), as a plan
+    shows it. It is a string so a plan can sort and compare it like the real value (a None cannot be
+    sorted); its own type so that apply refuses to send it to AWS (golive.resource.ensure)."""
+
+    def __new__(cls, text: str = "(known after apply)"):  # the argument: pickle and copy pass it back
+        return super().__new__(cls, text)
+
+
+KNOWN_AFTER_APPLY = KnownAfterApply()
+
+
+def known_after_apply(value: Any) -> Any:
+    """The value, or KNOWN_AFTER_APPLY where an earlier step has not made it yet (None). Every desired()
+    that takes another resource's id goes through this: records carry None, plans compare this."""
+    return KNOWN_AFTER_APPLY if value is None else value
+
+
+def unknown_fields(values: dict[str, Any]) -> list[str]:
+    """The fields that hold (anywhere inside them) a value known only after apply."""
+    def unknown(value: Any) -> bool:
+        if isinstance(value, KnownAfterApply):
+            return True
+        if isinstance(value, dict):
+            return any(unknown(v) for v in value.values())
+        if isinstance(value, (list, tuple, set, frozenset)):
+            return any(unknown(v) for v in value)
+        return False
+
+    return sorted(key for key, value in values.items() if unknown(value))
 
 
 class Action(StrEnum):
@@ -154,7 +182,7 @@ def table_rows(changes: Iterable[Change]) -> list[dict[str, str]]:
         {
             "resource": change.kind,
             "name": change.name,
-            "id": change.id or "(known after apply)",
+            "id": change.id or KNOWN_AFTER_APPLY,
             "change": change.action.value,
             "details": "; ".join(f.render() for f in change.fields) or change.note,
         }
@@ -163,8 +191,8 @@ def table_rows(changes: Iterable[Change]) -> list[dict[str, str]]:
 
 
 def _show(value: Any) -> str:
-    if value is None:
-        return "(known after apply)"
+    if value is None:  # not set (what an earlier step has yet to make is KNOWN_AFTER_APPLY, not None)
+        return "null"
     if isinstance(value, dict) and "Statement" in value:
         return _policy_summary(value)
     if isinstance(value, dict) and value and all(isinstance(v, dict) and "Statement" in v for v in value.values()):

@@ -10,7 +10,9 @@ import json
 import os
 import sys
 import time
-from typing import Optional
+import traceback
+from pathlib import Path
+from typing import List, Optional
 
 # Before Prefect or great-expectations is imported anywhere: no telemetry leaves this machine.
 for _key, _value in {"PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1",
@@ -37,8 +39,10 @@ errors = Console(stderr=True, highlight=False, emoji=False)
 
 EnvArg = typer.Argument(..., help="environment name (deployments/environments/NAME.toml) or a path")
 SandboxOpt = typer.Option(None, "--sandbox/--aws", help="force the local sandbox or real AWS (default: the file's aws.target)")
-PhaseOpt = typer.Option(None, "--phase", "-p", help="one phase by number or name: " + ", ".join(p.name for p in PHASES))
-VerboseOpt = typer.Option(False, "--verbose", "-v", help="also show Prefect's own log lines")
+PhaseOpt = typer.Option(None, "--phase", "-p", help="a phase by number or name (repeat for several): "
+                        + ", ".join(p.name for p in PHASES))
+VerboseOpt = typer.Option(False, "--verbose", "-v", help="also show Prefect's own log lines, and a failure's trace")
+PROJECT = Path(__file__).resolve().parent.parent
 
 
 class Failure(Exception):
@@ -58,9 +62,20 @@ def _flow_settings():
 
 
 def _quiet_prefect(verbose: bool) -> None:
-    # Our progress lines are the terminal view; Prefect's still reach the run log in the UI.
-    if not verbose:
-        os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
+    # Our progress lines and a failure's one line are the terminal view; Prefect's own lines (its
+    # tracebacks included) still reach the run log in the UI, and the terminal with --verbose.
+    if verbose:
+        return
+    os.environ["PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL"] = "CRITICAL"
+    if "prefect.logging.handlers" in sys.modules:  # Prefect configured its logging before the CLI ran
+        import logging
+
+        from prefect.logging.handlers import PrefectConsoleHandler
+
+        for logger in [logging.getLogger(), *map(logging.getLogger, list(logging.root.manager.loggerDict))]:
+            for handler in logger.handlers:
+                if isinstance(handler, PrefectConsoleHandler):
+                    handler.setLevel(logging.CRITICAL)
 
 
 def _prepare(environment: str, sandbox: Optional[bool], mode: str):
@@ -82,20 +97,24 @@ def _print_change(change: Change) -> None:
     console.print("\n".join(lines))
 
 
-def _selected_phases(phase: Optional[str]):
-    if phase is None:
+def _selected_phases(refs: Optional[List[str]]):
+    """The phases asked for (all automated ones by default), in dependency order, each once."""
+    if not refs:
         return automated()
-    try:
-        selected = find_phase(phase)
-    except LookupError as error:
-        raise Failure(str(error)) from None
-    if not selected.automated:
-        raise Failure(f"phase {selected.number} ({selected.name}) is not automated yet; "
-                      f"automated: {', '.join(p.name for p in automated())}")
-    return [selected]
+    selected = []
+    for ref in refs:
+        try:
+            phase = find_phase(ref)
+        except LookupError as error:
+            raise Failure(str(error)) from None
+        if not phase.automated:
+            raise Failure(f"phase {phase.number} ({phase.name}) is not automated yet; "
+                          f"automated: {', '.join(p.name for p in automated())}")
+        selected.append(phase)
+    return sorted(set(selected), key=lambda p: p.number)
 
 
-def _run_phases(environment: str, sandbox: Optional[bool], mode: str, phase: Optional[str],
+def _run_phases(environment: str, sandbox: Optional[bool], mode: str, phase: Optional[List[str]],
                 verbose: bool, allow_replace: bool = False, force: bool = False):
     _quiet_prefect(verbose)
     run = _prepare(environment, sandbox, mode)
@@ -114,22 +133,67 @@ def _run_phases(environment: str, sandbox: Optional[bool], mode: str, phase: Opt
                 kwargs["allow_replace"] = allow_replace
             if force and "force" in flow.parameters.properties:
                 kwargs["force"] = force
-            with _flow_settings():
-                results.append(flow(**kwargs))
-    except Exception as error:  # a failed flow: show AWS's or our own message, not a traceback
-        raise Failure(_explain(error)) from None
+            try:
+                with _flow_settings():
+                    result = flow(**kwargs)
+            except Exception as error:
+                if mode == "plan" and results:  # what was planned before the failure still stands
+                    _print_plan_by_phase(list(zip(phases, results)))
+                raise Failure(_explain(error, f"phase {selected.number} {selected.name}", verbose)) from None
+            results.append(result)
+            _print_waiting(run, selected, result, phases)
     finally:
         progress.unsubscribe(_print_change)
-    return run, results, time.monotonic() - started
+    return run, list(zip(phases, results)), time.monotonic() - started
 
 
-def _explain(error: Exception) -> str:
+def _print_waiting(run, phase, result, planned) -> None:
+    """What this phase stands on that an earlier phase, not part of this run, has yet to make: its values
+    were planned as known after apply, and that phase is the one to apply first."""
+    numbers = {p.number for p in planned}
+    for number, missing in sorted(result.waiting_for.items()):
+        if number in numbers:
+            continue  # planned in this same run: its creates are above
+        earlier = find_phase(str(number))
+        shown = ", ".join(missing[:4]) + (f" and {len(missing) - 4} more" if len(missing) > 4 else "")
+        console.print(f"[yellow]  phase {earlier.number} ({earlier.name}) is not applied: {escape(shown)} missing, "
+                      f"planned as known after apply. Apply it first: golive apply {run.env_name} "
+                      f"--phase {earlier.number}[/]")
+
+
+def _explain(error: Exception, where: str, verbose: bool) -> str:
+    """One line for a failed flow: where (the phase or flow), the step (the task it failed in), the error
+    and the line of ours that raised it. The whole trace only with --verbose."""
     from botocore.exceptions import ClientError
 
     if isinstance(error, ClientError):
         info = error.response.get("Error", {})
-        return f"AWS refused {error.operation_name}: {info.get('Code')}: {info.get('Message')}"
-    return f"{type(error).__name__}: {error}"
+        message = f"AWS refused {error.operation_name}: {info.get('Code')}: {info.get('Message')}"
+    else:
+        message = f"{type(error).__name__}: {error}"
+    step, origin = _failed_step(error)
+    if verbose:
+        errors.print("".join(traceback.format_exception(error)), markup=False, soft_wrap=True)
+    notes = [f"at {origin}"] if origin else []
+    notes += [] if verbose else ["--verbose for the trace"]
+    return (f"{where}, {f'step {step}' if step else 'in the flow'}: {' '.join(message.split())}"
+            + (f" ({'; '.join(notes)})" if notes else ""))
+
+
+def _failed_step(error: BaseException) -> tuple[Optional[str], Optional[str]]:
+    """The Prefect task the error was raised in (None: the flow itself), and the innermost line of this
+    project's code it passed through, read from the traceback (a task's exception keeps its frames)."""
+    from prefect import Task
+
+    step = origin = None
+    for frame, line in traceback.walk_tb(error.__traceback__):
+        code = frame.f_code
+        if isinstance(frame.f_globals.get(code.co_name), Task):
+            step = code.co_name
+        path = Path(code.co_filename).resolve()
+        if PROJECT in path.parents and ".venv" not in path.parts:
+            origin = f"{path.relative_to(PROJECT)}:{line} in {code.co_name}"
+    return step, origin
 
 
 def _call_counts(run) -> str:
@@ -138,7 +202,7 @@ def _call_counts(run) -> str:
 
 
 @app.command()
-def plan(environment: str = EnvArg, phase: Optional[str] = PhaseOpt, sandbox: Optional[bool] = SandboxOpt,
+def plan(environment: str = EnvArg, phase: Optional[List[str]] = PhaseOpt, sandbox: Optional[bool] = SandboxOpt,
          destroy: bool = typer.Option(False, "--destroy", help="plan the teardown instead"),
          verbose: bool = VerboseOpt) -> None:
     """Show what apply would change. Exit 0: nothing to do; 2: changes; 1: error."""
@@ -147,7 +211,8 @@ def plan(environment: str = EnvArg, phase: Optional[str] = PhaseOpt, sandbox: Op
         changes = result.changes
     else:
         run, results, seconds = _run_phases(environment, sandbox, "plan", phase, verbose)
-        changes = [c for r in results for c in r.changes]
+        changes = [c for _, r in results for c in r.changes]
+        _print_plan_by_phase(results)
     summary = Summary.of(changes)
     console.print(f"\n[bold]Plan:[/] {summary.sentence(planned=True)}. ({_call_counts(run)}, {seconds:.1f} s)")
     if not destroy:
@@ -158,29 +223,42 @@ def plan(environment: str = EnvArg, phase: Optional[str] = PhaseOpt, sandbox: Op
 
 
 @app.command()
-def apply(environment: str = EnvArg, phase: Optional[str] = PhaseOpt, sandbox: Optional[bool] = SandboxOpt,
+def apply(environment: str = EnvArg, phase: Optional[List[str]] = PhaseOpt, sandbox: Optional[bool] = SandboxOpt,
           allow_replace: bool = typer.Option(False, "--allow-replace",
                                              help="delete and recreate resources whose changed fields force it"),
           force: bool = typer.Option(False, "--force", help="overwrite app container files that differ from golive's"),
           verbose: bool = VerboseOpt) -> None:
     """Run the phase flows: discover, diff, change."""
     run, results, seconds = _run_phases(environment, sandbox, "apply", phase, verbose, allow_replace, force)
-    for result in results:
+    for _, result in results:
         _print_deliverables(result)
-    summary = Summary.of(c for r in results for c in r.changes)
+    summary = Summary.of(c for _, r in results for c in r.changes)
     console.print(f"\n[bold green]Apply complete:[/] {summary.sentence(planned=False)}. "
                   f"({_call_counts(run)}, {seconds:.1f} s)")
 
 
 def _print_cost(results) -> None:
     """How the plan moves the monthly estimate (Phase 1 keeps the applied one), and the budget."""
-    for result in results:
+    for _, result in results:
         record = result.outputs.get("cost")
         if record is None or not hasattr(record, "change_sentence"):
             continue
         console.print(f"[bold]Cost:[/] {escape(record.change_sentence)} (`golive cost {result.environment}` itemizes it)")
         if record.budget_warning:
             console.print(f"[yellow]warning:[/] {escape(record.budget_warning)}")
+
+
+def _print_plan_by_phase(results) -> None:
+    """Per phase, what it would create, change and delete (the total follows)."""
+    table = Table(title="Plan by phase", title_justify="left")
+    for column in ("phase", "create", "update", "replace", "delete", "unchanged", "skipped"):
+        table.add_column(column, justify="left" if column == "phase" else "right")
+    for phase, result in results:
+        s = result.summary
+        table.add_row(f"{phase.number} {phase.name}", *(str(n) for n in (s.create, s.update, s.replace, s.delete,
+                                                                            s.unchanged, s.skipped)))
+    console.print()
+    console.print(table)
 
 
 def _print_deliverables(result) -> None:
@@ -212,7 +290,7 @@ def _teardown(environment: str, sandbox: Optional[bool], mode: str, confirm: Opt
         with _flow_settings():
             result = teardown(environment=str(environment), sandbox=sandbox, mode=mode, confirm=confirm)
     except Exception as error:
-        raise Failure(_explain(error)) from None
+        raise Failure(_explain(error, "teardown", verbose)) from None
     finally:
         progress.unsubscribe(_print_change)
     return run, result, time.monotonic() - started
@@ -243,7 +321,7 @@ def verify_backup(environment: str = EnvArg, sandbox: Optional[bool] = SandboxOp
         with _flow_settings():
             result = backup_verification(environment=str(environment), sandbox=sandbox)
     except Exception as error:
-        raise Failure(_explain(error)) from None
+        raise Failure(_explain(error, "backup-verification", verbose)) from None
     _print_deliverables(result)
     outputs = result.outputs
     console.print(f"\n[bold green]Restore verified:[/] recovery time {outputs['recovery_time_seconds']:.2f} s, "
@@ -315,7 +393,7 @@ def _run_flow(path: str, ref: str, target: Optional[bool], verbose: bool, verb: 
         with _flow_settings():
             return flow(**parameters)
     except Exception as error:
-        raise Failure(_explain(error)) from None
+        raise Failure(_explain(error, flow.name, verbose)) from None
     finally:
         progress.unsubscribe(_print_change)
 
@@ -472,7 +550,7 @@ def main() -> None:
     try:
         app()
     except Failure as error:
-        errors.print(f"[red]error:[/] {error}")
+        errors.print(f"[red]error:[/] {escape(str(error))}", soft_wrap=True)  # one line, however narrow the terminal
         sys.exit(1)
 
 

@@ -33,6 +33,9 @@ class PhaseResult(BaseModel):
     changes: list[Change]
     deliverables: list[Deliverable] = []
     outputs: dict[str, Any] = {}
+    # Plan mode: earlier phase number -> what this phase stands on that it has not made yet (planned
+    # against as known after apply).
+    waiting_for: dict[int, list[str]] = {}
 
     @property
     def summary(self) -> Summary:
@@ -90,14 +93,15 @@ class DeliverablesNotMet(RuntimeError):
 
 
 def finish_phase(run, phase: str, outputs: dict[str, Any], deliverables: list[Deliverable],
-                 changes: list[Change] | None = None) -> PhaseResult:
+                 changes: list[Change] | None = None, waiting_for: dict[int, list[str]] | None = None) -> PhaseResult:
     """Collect the phase's changes from its outputs, publish its artifacts, and fail it on any deliverable
     that is not met (a phase that reports success without them is the worst bug a runbook can have)."""
     from golive.changes import collect_changes
 
     result = PhaseResult(phase=phase, environment=run.env_name, mode=run.mode, target=run.target.describe(),
                          changes=collect_changes(outputs) if changes is None else changes,
-                         deliverables=deliverables, outputs=outputs)
+                         deliverables=deliverables, outputs=outputs,
+                         waiting_for={n: missing for n, missing in (waiting_for or {}).items() if missing})
     publish(result)
     if result.failed_deliverables:
         raise DeliverablesNotMet(f"{phase}: deliverables not met: "

@@ -14,7 +14,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from golive.changes import Action, Change, FieldChange
+from golive.changes import Action, Change, FieldChange, unknown_fields
 from golive.naming import (
     COMPONENT_TAG,
     ENVIRONMENT_TAG,
@@ -29,6 +29,20 @@ from golive.run import Run
 
 class ReplacementRefused(RuntimeError):
     """A change AWS can only make by deleting the resource; refused unless the run allows it."""
+
+
+class DependencyNotApplied(RuntimeError):
+    """Apply was asked to send a value that only an earlier, unapplied step can make (KNOWN_AFTER_APPLY)."""
+
+
+def _refuse_unknown(resource: "Resource", values: dict[str, Any]) -> None:
+    """Apply never sends a placeholder to AWS: a step whose input is still known only after apply stops,
+    naming the fields, before any write. (Phases check their foundation first; this is the last guard.)"""
+    unknown = unknown_fields(values)
+    if unknown:
+        raise DependencyNotApplied(
+            f"{resource.kind} {resource.name}: {', '.join(unknown)} depend on something not made yet "
+            "(known after apply). Apply the earlier phase or step first. Nothing was changed.")
 
 
 class AmbiguousResource(RuntimeError):
@@ -154,6 +168,8 @@ def ensure(resource: Resource) -> Ensured:
             note=(f"sandbox: {', '.join(sorted(lacking))} not set, moto has no "
                   f"{', '.join(sorted(set(lacking.values())))}; applied against AWS") if lacking else "",
         )
+        if run.applying:
+            _refuse_unknown(resource, desired)
         new_id = resource.create() if run.applying else None
         change = change.model_copy(update={"id": new_id})
         run.report(change)
@@ -181,6 +197,7 @@ def ensure(resource: Resource) -> Ensured:
                     f"({'; '.join(c.render() for c in changes.values() if c.field in forcing)}). "
                     "Nothing was changed. Re-run with --allow-replace to delete and recreate it."
                 )
+            _refuse_unknown(resource, desired)
             resource.delete(found)
             new_id = resource.create()
             change = change.model_copy(update={"id": new_id})
@@ -205,6 +222,7 @@ def ensure(resource: Resource) -> Ensured:
         note=skipped.note if lacking else "",
     )
     if run.applying:
+        _refuse_unknown(resource, {f: c.after for f, c in changes.items()})
         resource.update(found, changes)
     run.report(change)
     return Ensured(id=found.id, change=change, found=found)

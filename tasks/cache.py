@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 
 from prefect import task
 
-from golive.changes import Record
+from golive.changes import Record, known_after_apply
 from golive.naming import resource_name, tag_list
 from golive.resource import Found, NamedResource, Resource, ensure
 from golive.retry import AWS_STEP
@@ -47,7 +47,7 @@ class CacheSubnetGroup(CacheResource):
         self.subnet_ids = list(subnet_ids)
 
     def desired(self) -> dict[str, Any]:
-        return {"subnets": sorted(self.subnet_ids, key=str)}
+        return {"subnets": sorted(known_after_apply(s) for s in self.subnet_ids)}
 
     def discover(self) -> Found | None:
         item = self._describe_one()
@@ -126,7 +126,7 @@ class ReplicationGroup(CacheResource):
             "engine_version": cache.engine_version, "node_type": cache.node_type,
             "nodes": 2 if cache.multi_az else 1, "multi_az": cache.multi_az,
             "at_rest_encryption": True, "transit_encryption": True,
-            "subnet_group": self.subnet_group, "security_groups": [self.security_group_id],
+            "subnet_group": self.subnet_group, "security_groups": [known_after_apply(self.security_group_id)],
         }
 
     def discover(self) -> Found | None:

@@ -22,7 +22,7 @@ from typing import Any
 
 from prefect import task
 
-from golive.changes import Action, Change, Record
+from golive.changes import Action, Change, Record, known_after_apply
 from golive.naming import ENVIRONMENT_TAG, resource_name, tag_list
 from golive.resource import Found, Resource, ensure
 from golive.retry import AWS_STEP
@@ -130,7 +130,7 @@ class Distribution(Resource):
             "CallerReference": caller_reference, "Comment": self.name, "Enabled": True,
             "Aliases": _items(env.certificate_names),
             "Origins": _items([
-                {"Id": "alb", "DomainName": self.alb.dns_name if self.alb else None, "CustomOriginConfig": {
+                {"Id": "alb", "DomainName": known_after_apply(self.alb.dns_name if self.alb else None), "CustomOriginConfig": {
                     "HTTPPort": 80, "HTTPSPort": 443, "OriginProtocolPolicy": "https-only",
                     "OriginSslProtocols": _items(["TLSv1.2"]), "OriginReadTimeout": 30, "OriginKeepaliveTimeout": 5}},
                 {"Id": "static", "DomainName": self._static_domain(), "S3OriginConfig": {"OriginAccessIdentity": ""},
@@ -142,7 +142,7 @@ class Distribution(Resource):
                 {"ErrorCode": code, "ResponsePagePath": f"/static/errors/{code}.html", "ResponseCode": str(code),
                  "ErrorCachingMinTTL": 10} for code in ERROR_PAGES]),
             "PriceClass": "PriceClass_100", "HttpVersion": "http2and3", "IsIPV6Enabled": True,
-            "ViewerCertificate": {"ACMCertificateArn": self.certificate.id if self.certificate else None,
+            "ViewerCertificate": {"ACMCertificateArn": known_after_apply(self.certificate.id if self.certificate else None),
                                   "SSLSupportMethod": "sni-only", "MinimumProtocolVersion": "TLSv1.2_2021"},
         }
 
@@ -249,12 +249,14 @@ class StaticSiteAccess(Resource):
     def _statement(self) -> dict:
         return {"Sid": self.sid, "Effect": "Allow", "Principal": {"Service": "cloudfront.amazonaws.com"},
                 "Action": "s3:GetObject", "Resource": f"{self.bucket.arn}/static/*",
-                "Condition": {"StringEquals": {"AWS:SourceArn": self.distribution_arn}}}
+                "Condition": {"StringEquals": {"AWS:SourceArn": known_after_apply(self.distribution_arn)}}}
 
     def desired(self) -> dict[str, Any]:
         return {"statement": self._statement()}
 
     def discover(self) -> Found | None:
+        if self.bucket.id is None:  # Phase 1 has not made the bucket yet: nor, then, its policy
+            return None
         mine = own_statements(bucket_policy(self.run.client("s3"), self.bucket.name), {self.sid})
         if mine is None:
             return None

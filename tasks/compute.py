@@ -14,7 +14,7 @@ from typing import Any
 
 from prefect import task
 
-from golive.changes import KNOWN_AFTER_APPLY, Record
+from golive.changes import KNOWN_AFTER_APPLY, Record, known_after_apply
 from golive.naming import ENVIRONMENT_TAG, parameter_name, resource_name, secret_name
 from golive.resource import Found, Resource, ensure
 from golive.retry import AWS_STEP
@@ -333,19 +333,20 @@ class Service(PerService):
         return getattr(self.run.environment.services, self.component)
 
     def _network(self) -> dict:
-        return {"awsvpcConfiguration": {"subnets": sorted(s.id for s in self.subnets),
-                                        "securityGroups": [self.security_group], "assignPublicIp": "DISABLED"}}
+        return {"awsvpcConfiguration": {"subnets": sorted(known_after_apply(s.id) for s in self.subnets),
+                                        "securityGroups": [known_after_apply(self.security_group)],
+                                        "assignPublicIp": "DISABLED"}}
 
     def _deployment(self) -> dict:
         return {"deploymentCircuitBreaker": {"enable": True, "rollback": True},
                 "maximumPercent": 200, "minimumHealthyPercent": 100}
 
     def _load_balancers(self) -> list[dict]:
-        return [{"targetGroupArn": self.target_group, "containerName": self.component,
+        return [{"targetGroupArn": known_after_apply(self.target_group), "containerName": self.component,
                  "containerPort": self.settings.port}]
 
     def desired(self) -> dict[str, Any]:
-        return {"task_definition": self.task_definition, "network": self._network(),
+        return {"task_definition": known_after_apply(self.task_definition), "network": self._network(),
                 "load_balancers": self._load_balancers(), "deployment": self._deployment(),
                 "health_check_grace_seconds": 60}
 
@@ -528,9 +529,11 @@ def ensure_task_definition(run: Run, component: str, image: ImageRecord, roles: 
     settings = app_settings_names(run) if component in ("backend", ONE_OFF) else []
     secrets = (one_off_secrets(run, master_secret_arn, ADMIN_PASSWORD_SECRET) if component == ONE_OFF
                else app_secrets(run) if component == "backend" else {})
-    definition = TaskDefinition(run, component, image, {k: r.arn for k, r in roles.items()}, settings, secrets)
+    definition = TaskDefinition(run, component, image, {k: known_after_apply(r.arn) for k, r in roles.items()}, settings, secrets)
     outcome = ensure(definition)
     arn = getattr(definition, "registered", None) or outcome.id
+    if not run.applying and outcome.change.is_change:
+        arn = None  # a plan: the new revision's ARN is known after apply (the service is planned onto it)
     return TaskDefinitionRecord(name=definition.name, id=arn, change=outcome.change, image=image.uri,
                                 revision=int(arn.rsplit(":", 1)[1]) if arn else None)
 

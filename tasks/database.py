@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 from prefect import task
 
-from golive.changes import Record
+from golive.changes import Record, known_after_apply
 from golive.naming import ENVIRONMENT_TAG, resource_name, tag_list
 from golive.resource import Found, NamedResource, Resource, ensure
 from golive.retry import AWS_STEP
@@ -53,7 +53,7 @@ class DbSubnetGroup(RdsResource):
         self.subnet_ids = list(subnet_ids)
 
     def desired(self) -> dict[str, Any]:
-        return {"subnets": sorted(self.subnet_ids, key=str)}
+        return {"subnets": sorted(known_after_apply(s) for s in self.subnet_ids)}
 
     def discover(self) -> Found | None:
         item = self._describe_one()
@@ -153,7 +153,7 @@ class DbInstance(RdsResource):
         spec = {
             "engine": "postgres", "engine_major": db.major, "instance_class": db.instance_class,
             "storage_type": "gp3", "storage_encrypted": True, "publicly_accessible": False,
-            "deletion_protection": db.deletion_protection, "security_groups": [self.security_group_id],
+            "deletion_protection": db.deletion_protection, "security_groups": [known_after_apply(self.security_group_id)],
             "parameter_group": self.parameter_group,
         }
         if self.replica_of:

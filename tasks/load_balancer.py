@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 from prefect import task
 
-from golive.changes import Record
+from golive.changes import Record, known_after_apply
 from golive.naming import ENVIRONMENT_TAG, resource_name, tag_list
 from golive.resource import Found, Resource, ensure
 from golive.retry import AWS_STEP
@@ -69,8 +69,8 @@ class LoadBalancer(ElbResource):
         self.subnets, self.security_group = subnets or [], security_group
 
     def desired(self) -> dict[str, Any]:
-        return {"scheme": "internet-facing", "subnets": sorted(s.id for s in self.subnets),
-                "security_groups": [self.security_group],
+        return {"scheme": "internet-facing", "subnets": sorted(known_after_apply(s.id) for s in self.subnets),
+                "security_groups": [known_after_apply(self.security_group)],
                 "deletion_protection": "true" if self.run.environment.is_production else "false",
                 "drop_invalid_header_fields": "true"}
 
@@ -151,7 +151,7 @@ class TargetGroup(ElbResource):
     def desired(self) -> dict[str, Any]:
         backend = self.component == "backend"
         return {
-            "port": self.settings.port, "protocol": "HTTP", "target_type": "ip", "vpc": self.vpc_id,
+            "port": self.settings.port, "protocol": "HTTP", "target_type": "ip", "vpc": known_after_apply(self.vpc_id),
             "health_check": {"path": "/health/" if backend else "/", "interval": 15, "timeout": 5,
                              "healthy": 2, "unhealthy": 3, "matcher": "200"},
             # Sticky sessions for the backend (the plan's 3.2); the static frontend needs none.
@@ -212,7 +212,7 @@ class TargetGroup(ElbResource):
 
 
 def _forward(target_group_arn: str | None) -> list[dict]:
-    return [{"Type": "forward", "TargetGroupArn": target_group_arn}]
+    return [{"Type": "forward", "TargetGroupArn": known_after_apply(target_group_arn)}]
 
 
 REDIRECT_TO_HTTPS = [{"Type": "redirect", "RedirectConfig": {
@@ -235,7 +235,8 @@ class Listener(ElbResource):
 
     def desired(self) -> dict[str, Any]:
         if self.component == "https":
-            return {"port": 443, "protocol": "HTTPS", "certificate": self.certificate.id if self.certificate else None,
+            return {"port": 443, "protocol": "HTTPS",
+                    "certificate": known_after_apply(self.certificate.id if self.certificate else None),
                     "ssl_policy": SSL_POLICY, "actions": _forward(self.default_target_group)}
         return {"port": 80, "protocol": "HTTP", "certificate": None, "ssl_policy": None,
                 "actions": REDIRECT_TO_HTTPS}

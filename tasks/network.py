@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 from botocore.exceptions import ClientError
 from prefect import task
 
-from golive.changes import Change, Record
+from golive.changes import Change, Record, known_after_apply
 from golive.naming import ec2_filters, resource_name
 from golive.resource import Ec2Resource, Found, ensure, owned_by, prune
 from golive.retry import AWS_STEP, error_code
@@ -132,7 +132,7 @@ class Subnet(Ec2Resource):
 
     def desired(self) -> dict[str, Any]:
         # Nothing gets a public IP by itself: the ALB and NAT gateways bring their own addresses.
-        return {"vpc_id": self.vpc_id, "cidr_block": self.cidr, "availability_zone": self.az,
+        return {"vpc_id": known_after_apply(self.vpc_id), "cidr_block": self.cidr, "availability_zone": self.az,
                 "map_public_ip_on_launch": False}
 
     def observe(self, item: dict) -> dict[str, Any]:
@@ -180,7 +180,7 @@ class InternetGateway(Ec2Resource):
         self.vpc_id = vpc_id
 
     def desired(self) -> dict[str, Any]:
-        return {"attached_to": self.vpc_id}
+        return {"attached_to": known_after_apply(self.vpc_id)}
 
     def observe(self, item: dict) -> dict[str, Any]:
         attached = [a["VpcId"] for a in item.get("Attachments", []) if a.get("State") in ("attached", "available")]
@@ -278,7 +278,7 @@ class NatGateway(Ec2Resource):
         return [item for item in items if owned_by(item, run.env_name, component)]
 
     def desired(self) -> dict[str, Any]:
-        return {"subnet_id": self.subnet_id, "allocation_id": self.allocation_id}
+        return {"subnet_id": known_after_apply(self.subnet_id), "allocation_id": known_after_apply(self.allocation_id)}
 
     def observe(self, item: dict) -> dict[str, Any]:
         addresses = item.get("NatGatewayAddresses", [])
@@ -347,8 +347,8 @@ class RouteTable(Ec2Resource):
         self.vpc_id, self.via, self.subnet_ids = vpc_id, default_route_via, list(subnet_ids)
 
     def desired(self) -> dict[str, Any]:
-        return {"vpc_id": self.vpc_id, "routes": [f"{ANYWHERE} via {self.via}"], "subnets": sorted(
-            self.subnet_ids, key=str)}
+        return {"vpc_id": known_after_apply(self.vpc_id), "routes": [f"{ANYWHERE} via {known_after_apply(self.via)}"],
+                "subnets": sorted(known_after_apply(s) for s in self.subnet_ids)}
 
     def observe(self, item: dict) -> dict[str, Any]:
         # Only the default route is ours: routes others add (peering, VPN propagation) are left alone,
@@ -456,7 +456,7 @@ class SecurityGroup(Ec2Resource):
         self.known_ids = known_ids
 
     def desired(self) -> dict[str, Any]:
-        return {"vpc_id": self.vpc_id, "description": self.description,
+        return {"vpc_id": known_after_apply(self.vpc_id), "description": self.description,
                 "ingress": sorted(str(r) for r in self.ingress), "egress": sorted(str(r) for r in self.egress)}
 
     def _group_ids(self) -> dict[str, str]:
@@ -624,8 +624,8 @@ class NetworkAcl(Ec2Resource):
         self.vpc_id, self.entries, self.subnet_ids = vpc_id, list(entries), list(subnet_ids)
 
     def desired(self) -> dict[str, Any]:
-        return {"vpc_id": self.vpc_id, "entries": sorted(str(e) for e in self.entries),
-                "subnets": sorted(self.subnet_ids, key=str)}
+        return {"vpc_id": known_after_apply(self.vpc_id), "entries": sorted(str(e) for e in self.entries),
+                "subnets": sorted(known_after_apply(s) for s in self.subnet_ids)}
 
     def observe(self, item: dict) -> dict[str, Any]:
         return {"vpc_id": item["VpcId"], "entries": sorted(str(e) for e in _acl_entries(item)),

@@ -11,7 +11,7 @@ from typing import Any
 
 from prefect import task
 
-from golive.changes import Record
+from golive.changes import Record, known_after_apply
 from golive.naming import ENVIRONMENT_TAG, resource_name, tag_list
 from golive.resource import Found, Resource, ensure
 from golive.retry import AWS_STEP
@@ -213,7 +213,7 @@ class MetricAlarm(Resource):
         return self.run.client("cloudwatch")
 
     def desired(self) -> dict[str, Any]:
-        return {**self.spec, "actions": [self.topic_arn]}
+        return {**self.spec, "actions": [known_after_apply(self.topic_arn)]}
 
     @staticmethod
     def _state(alarm: dict) -> dict[str, Any]:
