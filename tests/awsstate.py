@@ -62,7 +62,8 @@ def counts(run: Run) -> dict[str, int]:
         .get("golive:environment") == env)
     result["secrets"] = sum(1 for x in run.client("secretsmanager").list_secrets()["SecretList"]
                             if x["Name"].startswith(f"golive/{env}/"))
-    result["parameters"] = len(run.client("ssm").get_parameters_by_path(Path=f"/golive/{env}/", Recursive=True)["Parameters"])
+    result["parameters"] = sum(len(page["Parameters"]) for page in run.client("ssm").get_paginator(
+        "get_parameters_by_path").paginate(Path=f"/golive/{env}/", Recursive=True))
     result["alarms"] = len(run.client("cloudwatch").describe_alarms(AlarmNamePrefix=prefix)["MetricAlarms"])
     return result
 
@@ -76,7 +77,7 @@ EXPECTED_SINGLE_NAT = {
     "security_groups": 5, "network_acls": 2, "iam_roles": 3, "sns_topics": 1, "budgets": 1,
     "db_instances": 1, "db_subnet_groups": 1, "db_parameter_groups": 1, "replication_groups": 1,
     "cache_subnet_groups": 1, "buckets": 2, "hosted_zones": 1, "validation_records": 3, "certificates": 1,
-    "secrets": 3, "parameters": 8, "alarms": 3,  # parameters: the app's 7 and the cost estimate's inputs
+    "secrets": 3, "parameters": 12, "alarms": 3,  # parameters: the app's 7, DB_HOST/PORT/NAME/SSLMODE, the cost inputs
 }
 # What moto 5.2.5 cannot delete (notes/moto-5.2.5.md): left after a sandbox teardown, deleted in AWS.
 SANDBOX_UNDELETABLE = {"cache_subnet_groups"}

@@ -101,7 +101,8 @@ def test_a_modifiable_field_is_an_update_in_place(aws, tmp_path):
         "[database]\n", '[database]\ninstance_class = "db.t4g.large"\nallocated_storage_gb = 200\n'))
     plan = infrastructure(environment=str(bigger), sandbox=True, mode="plan")
     changes = {c.kind: c for c in plan.changes if c.is_change}
-    assert set(changes) == {"rds-instance", "cloudwatch-alarm"}  # the free-storage alarm follows the size
+    # The free-storage alarm follows the size; the applied cost estimate follows the class and the size.
+    assert set(changes) == {"rds-instance", "cloudwatch-alarm", "cost-estimate"}
     assert changes["rds-instance"].action is Action.UPDATE
     assert {f.field for f in changes["rds-instance"].fields} == {"instance_class", "allocated_storage_gb"}
     assert changes["cloudwatch-alarm"].name == "golive-sandbox-postgres-free-storage"

@@ -102,7 +102,13 @@ def test_iam_roles_are_scoped_to_the_environment(aws):
     for statement in execution["Statement"]:
         actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
         assert not any(a.endswith(":*") or a == "*" for a in actions), statement
-        if statement["Resource"] != "*":
+        if statement.get("Condition", {}).get("StringEquals", {}).get(
+                "secretsmanager:ResourceTag/aws:rds:primaryDBInstanceArn"):
+            # The RDS-managed master secret (named by RDS, rds!db-<uuid>): scoped by the instance's tag.
+            assert statement["Condition"]["StringEquals"]["secretsmanager:ResourceTag/aws:rds:primaryDBInstanceArn"] \
+                == "arn:aws:rds:us-east-1:123456789012:db:golive-sandbox-postgres", statement
+            assert actions == ["secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue"], statement
+        elif statement["Resource"] != "*":
             assert all("golive/sandbox" in r or "golive-sandbox-" in r for r in statement["Resource"]), statement
         else:  # only the call AWS offers no resource scoping for
             assert actions == ["ecr:GetAuthorizationToken"]

@@ -17,7 +17,7 @@ from golive.config import EnvironmentError as BadEnvironment
 from golive.config import load_environment
 from golive.naming import resource_name
 from tasks.cdn import Distribution
-from tasks.compute import TaskDefinition
+from tasks.compute import TaskDefinition, app_secrets
 from tasks.dns import CertificateRecord
 from tasks.foundation import read_foundation
 from tasks.load_balancer import LoadBalancer, RefusedByAws, TargetGroup
@@ -150,8 +150,8 @@ def test_refused_before_any_call_where_aws_would_refuse(aws, tmp_path):
     run.aws.log.clear()
     image = ImageRecord(name="x", component="backend", uri="example/backend:1", tag="1", source="prebuilt reference",
                         change=Change(action=Action.NOOP, kind="container-image", name="x"))
-    with pytest.raises(MissingSecret, match="REDIS_URL -> secret golive/sandbox/redis-url"):
-        TaskDefinition(run, "backend", image, {}, []).create()
+    with pytest.raises(MissingSecret, match="secrets that do not exist: REDIS_URL\. Run Phase 1"):
+        TaskDefinition(run, "backend", image, {}, [], app_secrets(run)).create()
     assert [c.operation for c in run.aws.log.writes()] == [], "nothing was sent"
 
 

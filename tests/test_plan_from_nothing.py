@@ -2,8 +2,7 @@
 an earlier step has yet to make are "known after apply"), per phase and in total, with no write; then
 again after each phase is applied. An unexpected error is one line naming the phase and the step.
 
-Phases 1-4 only: Phase 5 (data) plans from nothing once its ECS one-off-task rewrite lands; then the
-`--phase` flags below can go and the plan covers every automated phase.
+Every automated phase, in the order a one-phase-at-a-time run takes (golive.phases.automated()).
 """
 
 from __future__ import annotations
@@ -14,12 +13,10 @@ from unittest import mock
 
 from typer.testing import CliRunner
 
-from flows.cdn import cdn
-from flows.containers import containers
 from flows.ecs import ecs
-from flows.infrastructure import infrastructure
 from golive.changes import Action, KnownAfterApply
 from golive.cli import Failure, app
+from golive.phases import automated
 from tasks.cdn import Distribution
 from tasks.compute import Cluster
 from tasks.load_balancer import LoadBalancer
@@ -27,8 +24,8 @@ from tasks.network import Vpc
 from tasks.registry import Repository
 from tests.conftest import GOLIVE, REPO, cli_env, prepare
 
-PHASES = {1: ("infrastructure", infrastructure), 2: ("containers", containers), 3: ("ecs", ecs), 4: ("cdn", cdn)}
-PLAN_1_TO_4 = ["plan", "sandbox", *(arg for n in PHASES for arg in ("--phase", str(n)))]
+ORDER = [phase.number for phase in automated()]  # 1, 2, 5, 3, 4, 6
+PHASES = {phase.number: (phase.name, phase.flow()) for phase in automated()}
 
 
 def plan_in_process(*args: str):
@@ -53,12 +50,12 @@ def by_phase(stdout: str) -> dict[int, dict[str, int]]:
     return rows
 
 
-def test_every_phase_plans_from_nothing_then_after_each_apply(aws, prefect_api):
-    fresh = golive(prefect_api, *PLAN_1_TO_4)
+def test_every_phase_plans_from_nothing_then_after_each_apply(aws, empty_database, prefect_api):
+    fresh = golive(prefect_api, "plan", "sandbox")
     output = fresh.stdout + fresh.stderr
     assert fresh.returncode == 2, output
     counts = by_phase(fresh.stdout)
-    assert sorted(counts) == [1, 2, 3, 4], output
+    assert sorted(counts) == sorted(ORDER), output
     assert all(counts[n]["create"] > 0 and counts[n]["delete"] == 0 for n in PHASES), counts
     # What an earlier step makes is planned as known after apply, never compared as None.
     assert "+ load-balancer golive-sandbox-alb" in fresh.stdout
@@ -74,18 +71,19 @@ def test_every_phase_plans_from_nothing_then_after_each_apply(aws, prefect_api):
     # After each phase is applied: it plans no change, the later ones still plan creates (the phases before
     # it were shown converged already; the last plan covers all four again). In process, so the call log
     # itself shows that planning wrote nothing.
-    for applied, (name, flow) in PHASES.items():
+    for index, applied in enumerate(ORDER):
+        name, flow = PHASES[applied]
         flow(environment="sandbox", sandbox=True)
         run.aws.log.clear()
-        last = applied == len(PHASES)
-        planning = [n for n in PHASES if last or n >= applied]
+        last = index == len(ORDER) - 1
+        planning = ORDER if last else ORDER[index:]
         planned = plan_in_process("plan", "sandbox", *(arg for n in planning for arg in ("--phase", str(n))))
         assert [c.operation for c in run.aws.log.writes()] == [], name
         counts = by_phase(planned.stdout)
-        assert sorted(counts) == planning, (planned.stdout, planned.exception)
-        done = {n: c for n, c in counts.items() if n <= applied}
+        assert sorted(counts) == sorted(planning), (planned.stdout, planned.exception)
+        done = {n: c for n, c in counts.items() if n in ORDER[:index + 1]}
         assert all(not (c["create"] or c["update"] or c["replace"] or c["delete"]) for c in done.values()), (name, counts)
-        assert all(counts[n]["create"] > 0 for n in planning if n > applied), (name, counts)
+        assert all(counts[n]["create"] > 0 for n in planning if n not in done), (name, counts)
         assert planned.exit_code == (0 if last else 2), (name, planned.stdout[-600:])
 
     # A new image: the task definition's next revision is known after apply, and the services that run it
