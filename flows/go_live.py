@@ -21,6 +21,7 @@ from typing import Any
 from prefect import flow, pause_flow_run, task
 from prefect.artifacts import create_markdown_artifact, create_progress_artifact, update_progress_artifact
 from prefect.cache_policies import NONE
+from prefect.futures import as_completed
 from prefect.input import RunInput
 from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 
@@ -43,10 +44,9 @@ class LaunchNotApproved(RuntimeError):
 
 
 @task(cache_policy=NONE, task_run_name="phase-{number}")
-def run_phase(number: int, environment: str, sandbox: bool | None) -> PhaseResult:
+def run_phase(flow_path: str, number: int, environment: str, sandbox: bool | None) -> PhaseResult:
     """One phase flow, as a child of the go-live (its own run in the UI, its own artifacts)."""
-    phase = next(p for p in PHASES if p.number == number)
-    return phase.flow()(environment=environment, sandbox=sandbox)
+    return Phase(number, "", "", flow_path).flow()(environment=environment, sandbox=sandbox)
 
 
 class Progress:
@@ -74,14 +74,14 @@ def verify_restore(environment: str, sandbox: bool | None):
 
 
 def run_phases(environment: str, sandbox: bool | None, progress: Progress,
-               after: dict[int, Any] | None = None) -> dict[int, PhaseResult | None]:
+               after: dict[int, Any] | None = None, phases: list[Phase] | None = None) -> dict[int, PhaseResult | None]:
     """Start each automated phase once its dependencies are done; wait for all; any failure raises.
     after: phase number -> a callable started (not awaited) as soon as that phase is done."""
-    phases = [p for p in PHASES if p.number != 8]
+    phases = [p for p in (phases or PHASES) if p.number != 8]
     futures: dict[int, Any] = {}
     results: dict[int, PhaseResult | None] = {}
     pending = list(phases)
-    while pending:
+    while True:
         ready = [p for p in pending if all(d in results for d in p.after)]
         for phase in ready:
             pending.remove(phase)
@@ -89,22 +89,22 @@ def run_phases(environment: str, sandbox: bool | None, progress: Progress,
                 results[phase.number] = None
                 progress.step(f"phase {phase.number} {phase.name}: not automated yet")
                 continue
-            futures[phase.number] = run_phase.submit(phase.number, environment, sandbox)
-        # Wait for the earliest started phase still running, then look again for newly ready ones.
-        running = [n for n in futures if n not in results]
-        if running:
-            number = running[0]
-            results[number] = futures[number].result()  # raises if the phase failed
-            if after and number in after:
-                after[number]()
-            progress.step(f"phase {number} {_phase(number).name}: {results[number].summary.brief()}")
-        elif pending and not ready:
-            raise RuntimeError(f"phases {[p.number for p in pending]} wait on phases that never run")
-    return results
-
-
-def _phase(number: int) -> Phase:
-    return next(p for p in PHASES if p.number == number)
+            futures[phase.number] = run_phase.submit(phase.flow_path, phase.number, environment, sandbox)
+        if ready and any(p.automated is False for p in ready):
+            continue  # a phase marked done may have made others ready
+        # Wait for whichever running phase finishes first, then look again for newly ready ones: a phase
+        # whose dependencies are done never waits behind an unrelated slower one.
+        running = {futures[n]: n for n in futures if n not in results}
+        if not running:
+            if pending:
+                raise RuntimeError(f"phases {[p.number for p in pending]} wait on phases that never run")
+            return results
+        number = running[next(as_completed(list(running)))]
+        results[number] = futures[number].result()  # raises if the phase failed
+        if after and number in after:
+            after[number]()
+        name = next(p.name for p in phases if p.number == number)
+        progress.step(f"phase {number} {name}: {results[number].summary.brief()}")
 
 
 def approve(run: Run) -> dict[str, str]:

@@ -82,3 +82,23 @@ def test_production_pauses_for_approval_and_resumes_with_the_approver(aws, tmp_p
         resumer.join()
     assert found.get("id"), "the flow paused and waited for the approval"
     assert set(Approval.model_fields) == {"approved", "approver", "note"}  # the form the UI shows
+
+
+def test_a_phase_starts_as_soon_as_its_own_dependencies_are_done(prefect_api):
+    """Scheduling on first completion: a phase whose dependency finished does not wait behind an unrelated
+    slower phase that started earlier."""
+    from prefect import flow
+
+    from flows.go_live import Progress, run_phases
+    from golive.phases import Phase
+
+    phases = [Phase(1, "slow", "", "tests.timed_phases:slow"), Phase(2, "fast", "", "tests.timed_phases:fast"),
+              Phase(3, "after-fast", "", "tests.timed_phases:after_fast", after=(2,))]
+
+    @flow(name="scheduling-test")
+    def schedule():
+        return run_phases("sandbox", True, Progress(len(phases)), phases=phases)
+
+    results = schedule()
+    assert results[3].outputs["started"] < results[1].outputs["finished"] - 1, \
+        "phase 3 waited for phase 1, which it does not depend on"
