@@ -14,13 +14,12 @@ from pathlib import Path
 from prefect import flow, task
 
 from golive.config import REPOSITORY_ROOT
-from golive.naming import secret_name
 from golive.report import PhaseResult, deliverable, finish_phase
 from golive.retry import AWS_STEP
 from golive.run import Mode, Run
 from tasks.app_files import ensure_ci_files
 from tasks.ci_identity import ensure_ci_identity, repository_of
-from tasks.compute import APP_SECRETS, Service, TaskDefinition, app_settings_names
+from tasks.compute import Service, TaskDefinition, app_secrets, app_settings_names
 
 ENVIRONMENT_DOC = REPOSITORY_ROOT / "docs" / "app-environment.md"
 WORKFLOWS = (".github/workflows/test.yml", ".github/workflows/deploy-staging.yml",
@@ -31,14 +30,7 @@ SCRIPTS = ("scripts/deploy.sh", "scripts/rollback.sh", "scripts/backup-db.sh")
 @task(**AWS_STEP)
 def read_app_environment(run: Run) -> dict:
     """Phase 1's secrets and parameters and Phase 3's backend task definition and service, read back."""
-    secrets_client = run.client("secretsmanager")
-    secrets = {}
-    for variable, name in APP_SECRETS.items():
-        try:
-            described = secrets_client.describe_secret(SecretId=secret_name(run.env_name, name))
-            secrets[variable] = described["ARN"]
-        except secrets_client.exceptions.ResourceNotFoundException:
-            secrets[variable] = None
+    secrets = app_secrets(run)  # variable -> where the task reads it (None: the secret does not exist)
     definition = TaskDefinition(run, "backend").discover()
     container = definition.raw["containerDefinitions"][0] if definition else {}
     passed = sorted([e["name"] for e in container.get("environment", [])]
