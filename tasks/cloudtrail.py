@@ -60,7 +60,7 @@ class Trail(Resource):
             self.cloudtrail.start_logging(Name=found.id)
 
     def delete(self, found: Found) -> None:
-        self.cloudtrail.delete_trail(Name=found.id)
+        self.cloudtrail.delete_trail(Name=found.raw["Name"])
 
     @classmethod
     def discover_all(cls, run: Run) -> list[Found]:
