@@ -396,7 +396,7 @@ def cost(environment: str = EnvArg) -> None:
 @app.command()
 def audit(environment: str = EnvArg, sandbox: Optional[bool] = SandboxOpt, verbose: bool = VerboseOpt) -> None:
     """Read the live environment and list security findings (severity, resource, evidence, fix, control).
-    Exit 1 when a critical or high finding is not accepted in the file ([[audit.accept]])."""
+    Exit 1 when a critical or high finding is not accepted in the file (its audit.accept entries)."""
     _quiet_prefect(verbose)
     run = _prepare(environment, sandbox, "plan")
     from flows.monitoring import security_audit
@@ -422,8 +422,8 @@ def audit(environment: str = EnvArg, sandbox: Optional[bool] = SandboxOpt, verbo
         console.print(f"[yellow]accepted in the file but not found:[/] {stale}")
     console.print(f"\n{result.summary()}")
     if result.blocking:
-        errors.print(f"{len(result.blocking)} blocking finding(s): {', '.join(f.id for f in result.blocking)}. "
-                     "Fix them, or accept each in the file: [[audit.accept]] id = \"...\", reason = \"...\"")
+        errors.print(escape(f"{len(result.blocking)} blocking finding(s): {', '.join(f.id for f in result.blocking)}. "
+                            "Fix them, or accept each in the file: [[audit.accept]] id = \"...\", reason = \"...\""))
         raise typer.Exit(1)
 
 
