@@ -142,13 +142,22 @@ def _go_live(run: Run, environment: str, sandbox: bool | None) -> dict:
     from flows.pre_launch import pre_launch_tests
 
     started = time.monotonic()
-    progress = Progress(steps=len(PHASES) - 1 + 4)
+    progress = Progress(steps=len(PHASES) - 1 + 5)
     timings: dict[str, float] = {}
 
     restore: dict[str, Any] = {}
     phases = run_phases(environment, sandbox, progress,
                         after={5: lambda: restore.update(future=verify_restore.submit(environment, sandbox))})
     timings["phases"] = time.monotonic() - started
+
+    # The audit gate: every phase is done, so it reads all of them; a critical or high finding the file
+    # does not accept stops the go-live here, before the load test, the approval and the cutover.
+    from flows.monitoring import security_audit
+
+    mark = time.monotonic()
+    audit = security_audit(environment=environment, sandbox=sandbox)
+    timings["audit"] = time.monotonic() - mark
+    progress.step(f"security audit passed: {audit.summary()}")
 
     mark = time.monotonic()
     verified = restore["future"].result() if "future" in restore else None
@@ -170,14 +179,14 @@ def _go_live(run: Run, environment: str, sandbox: bool | None) -> dict:
     progress.step("8.3 monitoring window passed")
     timings["total"] = time.monotonic() - started
 
-    report = go_live_report(run, phases, gate, approval, cutover, monitoring, timings)
+    report = go_live_report(run, phases, gate, approval, cutover, monitoring, timings, audit)
     create_markdown_artifact(key=artifact_key(run.env_name, "go-live-report"), markdown=report,
                              description=f"go-live report for {run.env_name}")
     return {"environment": run.env_name, "timings": timings, "approval": approval, "report": report}
 
 
 def go_live_report(run: Run, phases: dict[int, PhaseResult | None], gate: PhaseResult, approval: dict,
-                   cutover: PhaseResult, monitoring: PhaseResult, timings: dict[str, float]) -> str:
+                   cutover: PhaseResult, monitoring: PhaseResult, timings: dict[str, float], audit=None) -> str:
     from flows.pre_launch import latency_chart
     from golive.loadtest import LoadTestResult
 
@@ -220,8 +229,20 @@ def go_live_report(run: Run, phases: dict[int, PhaseResult | None], gate: PhaseR
     lines += [f"| {d.text} | {d.mark} | {d.evidence.replace('|', '/')} |" for d in cutover.deliverables]
     lines += ["", "## Post-launch monitoring (8.3)", "", "| check | result | evidence |", "|---|---|---|"]
     lines += [f"| {d.text} | {d.mark} | {d.evidence.replace('|', '/')} |" for d in monitoring.deliverables]
+    lines += ["", *audit_section(audit)]
     lines += ["", *cost_section(run, monitoring)]
     return "\n".join(lines)
+
+
+def audit_section(audit) -> list[str]:
+    """The security audit the go-live passed before the cutover: its findings and accepted exceptions."""
+    if audit is None:
+        return ["## Security audit", "", "Not run."]
+    lines = ["## Security audit (before the cutover)", "", audit.markdown()]
+    if audit.accepted:
+        lines += ["", "Accepted exceptions (environment file, [[audit.accept]]):", ""]
+        lines += [f"- {f.id} ({f.severity}, {f.title}): {f.accepted}" for f in audit.accepted]
+    return lines
 
 
 def cost_section(run: Run, monitoring: PhaseResult) -> list[str]:

@@ -13,8 +13,9 @@ from golive.report import PhaseResult, publish
 from golive.resource import Resource, remove_all
 from golive.retry import TEARDOWN_STEP
 from golive.run import Mode, Run
-from tasks import (cache, cdn, ci_identity, compute, cutover, database, dns, load_balancer, network, observability,
-                   registry, scaling_schedule, secrets, security, storage)
+from tasks import (alarms, cache, cdn, ci_identity, cloudtrail, compute, config_rules, cutover, dashboard, database,
+                   dns, flow_logs, load_balancer, log_archive, network, observability, registry, scaling_schedule,
+                   secrets, security, storage, waf)
 
 # Each chain is deleted in order, after the chains it names (whose resources hold interfaces in its
 # subnets and security groups); otherwise chains run at once.
@@ -33,9 +34,16 @@ CHAINS: dict[str, tuple[list[type[Resource]], list[str]]] = {
     "cutover": (cutover.TEARDOWN_ORDER, []),  # the new target's Route 53 health check
     "dns": (dns.TEARDOWN_ORDER, ["cdn", "load_balancer", "cutover"]),  # the certificate is in use until both are gone
     "secrets": (secrets.TEARDOWN_ORDER, ["database"]),
-    "network": (network.TEARDOWN_ORDER, ["database", "cache", "compute", "load_balancer"]),
+    # Phase 7. The WAF after CloudFront (a web ACL in use cannot be deleted); the composite alarm before
+    # the alarms it names (account); the logs bucket once nothing writes to it any more.
+    "monitoring": (dashboard.TEARDOWN_ORDER + alarms.TEARDOWN_ORDER + config_rules.TEARDOWN_ORDER
+                   + cloudtrail.TEARDOWN_ORDER, []),
+    "waf": (waf.TEARDOWN_ORDER, ["cdn"]),
+    "flow_logs": (flow_logs.TEARDOWN_ORDER, []),
+    "log_archive": (log_archive.TEARDOWN_ORDER, ["monitoring", "flow_logs", "cdn", "load_balancer"]),
+    "network": (network.TEARDOWN_ORDER, ["database", "cache", "compute", "load_balancer", "flow_logs"]),
     # The CI role is an IamRole under the environment's path; GitHub's OIDC provider goes after it.
-    "account": (observability.TEARDOWN_ORDER + security.TEARDOWN_ORDER + ci_identity.TEARDOWN_ORDER, []),
+    "account": (observability.TEARDOWN_ORDER + security.TEARDOWN_ORDER + ci_identity.TEARDOWN_ORDER, ["monitoring"]),
 }
 KINDS: dict[str, type[Resource]] = {kind.kind: kind for chain, _ in CHAINS.values() for kind in chain}
 

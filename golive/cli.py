@@ -487,6 +487,40 @@ def cost(environment: str = EnvArg) -> None:
 
 
 @app.command()
+def audit(environment: str = EnvArg, sandbox: Optional[bool] = SandboxOpt, verbose: bool = VerboseOpt) -> None:
+    """Read the live environment and list security findings (severity, resource, evidence, fix, control).
+    Exit 1 when a critical or high finding is not accepted in the file (its audit.accept entries)."""
+    _quiet_prefect(verbose)
+    run = _prepare(environment, sandbox, "plan")
+    from flows.monitoring import security_audit
+
+    console.print(f"[bold]Auditing {run.env_name}[/] in {run.target.describe()}")
+    try:
+        with _flow_settings():
+            result = security_audit(environment=str(environment), sandbox=sandbox, gate=False)
+    except Exception as error:
+        raise Failure(_explain(error)) from None
+    table = Table(title=f"security audit: {run.env_name}", title_justify="left")
+    for column in ("id", "severity", "status", "resource", "evidence", "fix", "control"):
+        table.add_column(column, overflow="fold")
+    for row in result.rows():
+        style = {"BLOCKS": "red", "accepted": "yellow", "open": "dim"}[row["status"]]
+        status = row["status"] + (f": {row['accepted because']}" if row["accepted because"] else "")
+        table.add_row(row["id"], row["severity"], f"[{style}]{escape(status)}[/]", row["resource"],
+                      escape(row["evidence"]), escape(row["fix"]), row["control"])
+    console.print(table)
+    for pending in result.pending:
+        console.print(f"[yellow]pending:[/] {pending.check}: {escape(pending.why)}")
+    for stale in result.unused_acceptances:
+        console.print(f"[yellow]accepted in the file but not found:[/] {stale}")
+    console.print(f"\n{result.summary()}")
+    if result.blocking:
+        errors.print(escape(f"{len(result.blocking)} blocking finding(s): {', '.join(f.id for f in result.blocking)}. "
+                            "Fix them, or accept each in the file: [[audit.accept]] id = \"...\", reason = \"...\""))
+        raise typer.Exit(1)
+
+
+@app.command()
 def doctor(environment: str = EnvArg, sandbox: Optional[bool] = SandboxOpt) -> None:
     """Check the environment file, credentials and region; list what a person must set up by hand."""
     from golive.doctor import diagnose

@@ -491,6 +491,59 @@ class CiSettings(Strict):
         return value
 
 
+
+class AlarmSettings(Strict):
+    """Plan 7.1: thresholds of the Phase 7 alarms; every alarm notifies the alerts topic."""
+
+    ecs_cpu_percent: float = Field(80, gt=0, le=100, description="a service's average CPU over the period")
+    ecs_memory_percent: float = Field(80, gt=0, le=100, description="a service's average memory over the period")
+    alb_5xx_percent: float = Field(1, gt=0, le=100, description="5xx answers (target and ALB) as a share of requests")
+    alb_p95_seconds: float = Field(1.0, gt=0, description="the targets' p95 response time")
+    unhealthy_hosts: int = Field(0, ge=0, description="alarm when a target group has more unhealthy targets than this")
+    redis_memory_percent: float = Field(80, gt=0, le=100, description="Redis DatabaseMemoryUsagePercentage")
+    redis_evictions: int = Field(0, ge=0, description="alarm when more keys than this are evicted in a period")
+    cloudfront_5xx_percent: float = Field(1, gt=0, le=100, description="CloudFront's 5xxErrorRate")
+    app_errors: int = Field(10, ge=0, description="error lines in the backend's log per period (the metric filter)")
+    period_seconds: int = Field(300, ge=60, description="a multiple of 60")
+    evaluation_periods: int = Field(2, ge=1, le=100)
+
+    @field_validator("period_seconds")
+    @classmethod
+    def _minutes(cls, value: int) -> int:
+        if value % 60:
+            raise ValueError(f"{value} is not a multiple of 60; CloudWatch alarms on AWS metrics use whole minutes")
+        return value
+
+
+class SecuritySettings(Strict):
+    """Plan 7.2: WAF, Shield, flow logs, AWS Config, CloudTrail."""
+
+    waf_rate_limit: int = Field(2000, ge=10, le=2_000_000_000,
+                                description="requests per client IP in any 5 minutes before WAF blocks it")
+    shield_advanced: bool = Field(False, description="subscribe to Shield Advanced: USD 3,000/month, 1-year commitment")
+    log_archive_days: int = Field(365, ge=1, description="access logs, flow logs, Config and CloudTrail files kept")
+    waf_log_retention_days: Literal[1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1827, 3653] = 90
+
+
+class AcceptedFinding(Strict):
+    """A reviewed exception: the audit still reports the finding, marked accepted, and lets the go-live on."""
+
+    id: str = Field(min_length=3, description="the finding's id as `golive audit` prints it, e.g. EC2.13:golive-prod-backend")
+    reason: str = Field(min_length=10, description="why it is accepted, and by whom")
+
+
+class AuditSettings(Strict):
+    accept: list[AcceptedFinding] = []
+
+    @field_validator("accept")
+    @classmethod
+    def _distinct(cls, values: list[AcceptedFinding]) -> list[AcceptedFinding]:
+        ids = [a.id for a in values]
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"{ids} accepts a finding twice; keep one entry per id")
+        return values
+
+
 class Environment(Strict):
     """One environment file, validated."""
 
@@ -510,6 +563,10 @@ class Environment(Strict):
     app: AppSettings = AppSettings()
     launch: LaunchSettings = LaunchSettings()
     ci: CiSettings = CiSettings()
+
+    alarms: AlarmSettings = AlarmSettings()
+    security: SecuritySettings = SecuritySettings()
+    audit: AuditSettings = AuditSettings()
 
     @field_validator("name")
     @classmethod
@@ -536,6 +593,16 @@ class Environment(Strict):
                     f"network.availability_zones: {zone!r} is not a zone of region {self.region} "
                     f"(zones look like {self.region}a)"
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _shield_priced_as_made(self) -> "Environment":
+        # One decision, two readers: Phase 7 subscribes, the estimate prices it. They must agree.
+        if self.security.shield_advanced != self.cost.planned.shield_advanced:
+            raise ValueError(
+                f"security.shield_advanced is {str(self.security.shield_advanced).lower()} but "
+                f"cost.planned.shield_advanced is {str(self.cost.planned.shield_advanced).lower()}; "
+                "set both the same (Shield Advanced costs USD 3,000 a month with a one-year commitment)")
         return self
 
     @property

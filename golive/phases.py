@@ -39,7 +39,7 @@ PHASES: list[Phase] = [
     Phase(4, "cdn", "CDN and performance", "flows.cdn:cdn", after=(3,)),
     Phase(5, "data", "Database migration and data", "flows.data:data", after=(1, 2)),
     Phase(6, "cicd", "CI/CD pipeline", "flows.cicd:cicd", after=(3,)),
-    Phase(7, "monitoring", "Monitoring and security", None, after=(4,)),
+    Phase(7, "monitoring", "Monitoring and security", "flows.monitoring:monitoring", after=(4,)),
     # Phase 8 is the go-live flow's own ending (flows/go_live.py): the gate, approval, cutover, watch.
     Phase(8, "launch", "Testing and go-live", None, after=(4, 5)),
 ]

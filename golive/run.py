@@ -80,6 +80,11 @@ class Run(BaseModel):
     def client(self, service: str):
         return self.aws.client(service)
 
+    def edge_client(self, service: str):
+        """A client in us-east-1, where CloudFront's WAF, its metrics and Route 53's health-check metrics
+        (and so their alarms) live, whatever the environment's region."""
+        return clients(self.target.model_copy(update={"region": "us-east-1"})).client(service)
+
     def account_id(self) -> str:
         return self.aws.account_id()
 

@@ -164,9 +164,15 @@ def secret_value_from(run: Run, name: str, json_key: str | None = None) -> str |
     return f"{arn}:{json_key}::" if json_key else arn
 
 
+SENTRY_DSN_SECRET = "sentry-dsn"  # optional: stored by a person who wants error tracking (Phase 7)
+
+
 def app_secrets(run: Run) -> dict[str, str | None]:
-    """What the backend service's containers resolve at start: the app's secrets and its own database login."""
-    return {variable: secret_value_from(run, name, key) for variable, (name, key) in APP_SECRETS.items()}
+    """What the backend service's containers resolve at start: the app's secrets and its own database login,
+    and the Sentry DSN when someone has stored one (error tracking stays off otherwise)."""
+    found = {variable: secret_value_from(run, name, key) for variable, (name, key) in APP_SECRETS.items()}
+    sentry = secret_value_from(run, SENTRY_DSN_SECRET)
+    return {**found, "SENTRY_DSN": sentry} if sentry else found
 
 
 def one_off_secrets(run: Run, master_secret_arn: str | None, admin_secret: str) -> dict[str, str | None]:

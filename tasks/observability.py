@@ -217,12 +217,17 @@ class MetricAlarm(Resource):
 
     @staticmethod
     def _state(alarm: dict) -> dict[str, Any]:
+        common = {"comparison": alarm["ComparisonOperator"], "threshold": float(alarm["Threshold"]),
+                  "evaluation_periods": alarm["EvaluationPeriods"], "actions": sorted(alarm.get("AlarmActions", []))}
+        if alarm.get("Metrics"):  # metric math (a rate): the queries are what we compare
+            return {**common, "metrics": [_query(m) for m in alarm["Metrics"]]}
         return {
-            "namespace": alarm["Namespace"], "metric": alarm["MetricName"], "statistic": alarm.get("Statistic"),
+            **common,
+            "namespace": alarm.get("Namespace"), "metric": alarm.get("MetricName"),
+            # A percentile (p95) is an extended statistic: AWS reports it in its own field.
+            "statistic": alarm.get("Statistic") or alarm.get("ExtendedStatistic"),
             "dimensions": {d["Name"]: d["Value"] for d in alarm.get("Dimensions", [])},
-            "comparison": alarm["ComparisonOperator"], "threshold": float(alarm["Threshold"]),
-            "period": alarm["Period"], "evaluation_periods": alarm["EvaluationPeriods"],
-            "actions": sorted(alarm.get("AlarmActions", [])),
+            "period": alarm.get("Period"),
         }
 
     def discover(self) -> Found | None:
@@ -233,12 +238,16 @@ class MetricAlarm(Resource):
     def _put(self, tags: bool) -> None:
         spec = self.desired()
         kwargs = dict(
-            AlarmName=self.name, Namespace=spec["namespace"], MetricName=spec["metric"], Statistic=spec["statistic"],
-            Dimensions=[{"Name": k, "Value": v} for k, v in spec["dimensions"].items()],
-            ComparisonOperator=spec["comparison"], Threshold=spec["threshold"], Period=spec["period"],
+            AlarmName=self.name, ComparisonOperator=spec["comparison"], Threshold=spec["threshold"],
             EvaluationPeriods=spec["evaluation_periods"], AlarmActions=spec["actions"], OKActions=spec["actions"],
             TreatMissingData="missing",
         )
+        if "metrics" in spec:
+            kwargs["Metrics"] = spec["metrics"]
+        else:
+            statistic = {"ExtendedStatistic" if spec["statistic"].startswith("p") else "Statistic": spec["statistic"]}
+            kwargs.update(Namespace=spec["namespace"], MetricName=spec["metric"], Period=spec["period"],
+                          Dimensions=[{"Name": k, "Value": v} for k, v in spec["dimensions"].items()], **statistic)
         if tags:
             kwargs["Tags"] = tag_list(self.run.env_name, self.component)
         self.cloudwatch.put_metric_alarm(**kwargs)
@@ -265,6 +274,35 @@ def alarm(namespace: str, metric: str, dimensions: dict[str, str], comparison: s
           statistic: str = "Average", period: int = 300, evaluation_periods: int = 2) -> dict[str, Any]:
     return {"namespace": namespace, "metric": metric, "statistic": statistic, "dimensions": dimensions,
             "comparison": comparison, "threshold": float(threshold), "period": period,
+            "evaluation_periods": evaluation_periods}
+
+
+def _query(query: dict) -> dict[str, Any]:
+    """One metric-math query in the shape put_metric_alarm takes (AWS adds fields we do not set)."""
+    shaped = {"Id": query["Id"], "ReturnData": query.get("ReturnData", True)}
+    if "Expression" in query:
+        shaped.update(Expression=query["Expression"], Label=query.get("Label", ""))
+    else:
+        stat = query["MetricStat"]
+        shaped["MetricStat"] = {"Metric": {"Namespace": stat["Metric"]["Namespace"],
+                                           "MetricName": stat["Metric"]["MetricName"],
+                                           "Dimensions": sorted(stat["Metric"].get("Dimensions", []), key=lambda d: d["Name"])},
+                                "Period": stat["Period"], "Stat": stat["Stat"]}
+    return shaped
+
+
+def rate_alarm(namespace: str, part: str, whole: str, dimensions: dict[str, str], percent: float,
+               period: int = 300, evaluation_periods: int = 2, extra_parts: tuple[str, ...] = ()) -> dict[str, Any]:
+    """An alarm on 100 * (part [+ extra parts]) / whole, e.g. 5xx answers as a share of requests."""
+    dims = [{"Name": k, "Value": v} for k, v in sorted(dimensions.items())]
+    metrics = [part, *extra_parts]
+    queries = [_query({"Id": f"m{i}", "ReturnData": False, "MetricStat": {
+        "Metric": {"Namespace": namespace, "MetricName": name, "Dimensions": dims}, "Period": period, "Stat": "Sum"}})
+        for i, name in enumerate([*metrics, whole])]
+    parts = " + ".join(f"FILL(m{i}, 0)" for i in range(len(metrics)))
+    queries.append(_query({"Id": "rate", "Expression": f"100 * ({parts}) / m{len(metrics)}",
+                           "Label": f"{'+'.join(metrics)} per 100 {whole}", "ReturnData": True}))
+    return {"metrics": queries, "comparison": "GreaterThanThreshold", "threshold": float(percent),
             "evaluation_periods": evaluation_periods}
 
 

@@ -24,10 +24,26 @@ def live_app(aws, empty_database):
 
 
 def test_an_impossible_load_test_threshold_stops_the_go_live_before_the_cutover(live_app, tmp_path):
+    # Port 22 open to the world on a group made by hand in the VPC (Phase 1 would revoke a rule added to
+    # one of its own groups), accepted in the file as a reviewed exception: the audit gate lets the go-live
+    # on. tests/test_phase7_monitoring.py shows the same finding stopping the gate when it is not accepted.
     tight = write_environment(tmp_path, edit=lambda t: t.replace("p95_ms = 250", "p95_ms = 0.001")
-                              .replace("duration_seconds = 10", "duration_seconds = 3"))
+                              .replace("duration_seconds = 10", "duration_seconds = 3")
+                              + '\n[[audit.accept]]\nid = "EC2.13:bastion"\nreason = "reviewed: opened by this test"\n')
+    from flows.infrastructure import infrastructure
+
+    infrastructure(environment=str(tight), sandbox=True)
+    ec2 = prepare(str(tight)).client("ec2")
+    vpc = ec2.describe_vpcs(Filters=[{"Name": "tag:Name", "Values": ["golive-sandbox-vpc"]}])["Vpcs"][0]["VpcId"]
+    bastion = ec2.create_security_group(GroupName="bastion", Description="made by hand", VpcId=vpc)["GroupId"]
+    ec2.authorize_security_group_ingress(GroupId=bastion, IpPermissions=[{
+        "IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}])
     with pytest.raises(Exception, match=r"p95 latency .* above the 0\.001 ms threshold \(launch\.load_test\.p95_ms\)"):
         go_live(environment=str(tight), sandbox=True)
+    from prefect.artifacts import Artifact
+
+    audit = Artifact.get("sandbox-security-audit-report").data
+    assert "| EC2.13:bastion | high | accepted: reviewed: opened by this test | bastion |" in audit
     run = prepare(str(tight))
     route53 = run.client("route53")
     zone = route53.list_hosted_zones_by_name(DNSName=run.environment.domain)["HostedZones"][0]["Id"]

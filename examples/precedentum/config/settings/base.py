@@ -113,3 +113,16 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env("DJANGO_LOG_LEVEL", "WARNING")},
 }
+
+# Error tracking: off unless a Sentry DSN is given (a secret, docs/app-environment.md). With one, errors
+# and a sample of transactions go to Sentry, without personal data.
+if os.environ.get("SENTRY_DSN"):
+    import sentry_sdk
+
+    sentry_sdk.init(
+        dsn=os.environ["SENTRY_DSN"],
+        environment=env("SENTRY_ENVIRONMENT", "production"),
+        release=os.environ.get("APP_RELEASE") or None,
+        traces_sample_rate=float(env("SENTRY_TRACES_SAMPLE_RATE", "0.05")),
+        send_default_pii=False,
+    )
