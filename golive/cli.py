@@ -28,7 +28,7 @@ from golive import progress
 from golive.changes import Action, Change, Summary
 from golive.config import EnvironmentError as BadEnvironment
 from golive.cost import PLAN_OPTIMIZED
-from golive.phases import PHASES, automated, find_phase
+from golive.phases import PHASES, automated, dependency_order, find_phase
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 sandbox_app = typer.Typer(no_args_is_help=True, help="The local sandbox: moto's AWS emulator on 127.0.0.1.")
@@ -107,11 +107,14 @@ def _selected_phases(refs: Optional[List[str]]):
             phase = find_phase(ref)
         except LookupError as error:
             raise Failure(str(error)) from None
+        if phase.number == 8:
+            raise Failure("phase 8 (launch) is the go-live's own ending (the gate, approval, DNS cutover and "
+                          "monitoring): run `golive go-live ENV`")
         if not phase.automated:
             raise Failure(f"phase {phase.number} ({phase.name}) is not automated yet; "
                           f"automated: {', '.join(p.name for p in automated())}")
         selected.append(phase)
-    return sorted(set(selected), key=lambda p: p.number)
+    return dependency_order(list(set(selected)))
 
 
 def _run_phases(environment: str, sandbox: Optional[bool], mode: str, phase: Optional[List[str]],

@@ -29,11 +29,11 @@ def test_plan_exits_2_with_changes_then_0_after_apply(aws, prefect_api):
     assert "No changes" in converged.stdout
 
 
-def test_unknown_and_unautomated_phases_are_clear_errors(aws, prefect_api):
+def test_unknown_phases_and_the_launch_phase_are_clear_errors(aws, prefect_api):
     unknown = golive(prefect_api, "plan", "sandbox", "--phase", "networking")
     assert unknown.returncode == 1 and "unknown phase 'networking'" in unknown.stderr
-    later = golive(prefect_api, "apply", "sandbox", "--phase", "monitoring")
-    assert later.returncode == 1 and "not automated yet" in later.stderr
+    launch = golive(prefect_api, "apply", "sandbox", "--phase", "launch")
+    assert launch.returncode == 1 and "run `golive go-live ENV`" in launch.stderr, launch.stderr
 
 
 def test_doctor_checks_credentials_and_zones(aws, prefect_api):
