@@ -127,6 +127,10 @@ def ci_policy(run: Run, account_id: str) -> dict:
     ecs_roles = [f"arn:aws:iam::{account_id}:role{role_path(env)}{resource_name(env, r)}"
                  for r in ("ecs-execution", "ecs-task")]
     release_parameter = f"arn:aws:ssm:{region}:{account_id}:parameter{parameter_name(env, RELEASE_PARAMETER)}"
+    # What the release's migration step records (tasks/app.py): the image that migrated, and seeded.
+    data_parameters = f"arn:aws:ssm:{region}:{account_id}:parameter{parameter_name(env, 'data')}/*"
+    one_off_definitions = f"arn:aws:ecs:{region}:{account_id}:task-definition/{resource_name(env, 'manage')}:*"
+    tasks = f"arn:aws:ecs:{region}:{account_id}:task/{resource_name(env, 'cluster')}/*"
     pull = ["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:DescribeImages",
             "ecr:GetDownloadUrlForLayer"]
     statements = [
@@ -146,7 +150,18 @@ def ci_policy(run: Run, account_id: str) -> dict:
         _statement(["ssm:GetParameter", "ssm:GetParameters", "ssm:GetParametersByPath"],
                    [scope.parameters, scope.parameters.removesuffix("/*")]),
         # The deployed tag is the one parameter a release writes.
-        _statement(["ssm:AddTagsToResource", "ssm:ListTagsForResource", "ssm:PutParameter"], [release_parameter]),
+        _statement(["ssm:AddTagsToResource", "ssm:ListTagsForResource", "ssm:PutParameter"],
+                   [release_parameter, data_parameters]),
+        # The new image's migrations, as one-off tasks of the manage family in this cluster (tasks/one_off.py),
+        # read back with their log lines; the owner's login is read to see what the database holds.
+        {**_statement(["ecs:RunTask"], [one_off_definitions]),
+         "Condition": {"ArnEquals": {"ecs:cluster": cluster}}},
+        {**_statement(["ecs:TagResource"], [tasks]), "Condition": {"StringEquals": {"ecs:CreateAction": "RunTask"}}},
+        _statement(["ecs:DescribeTasks"], [tasks]),
+        _statement(["logs:GetLogEvents"], [f"arn:aws:logs:{region}:{account_id}:log-group:"
+                                           f"/golive/{env}/backend:log-stream:manage/*"]),
+        _statement(["rds:DescribeDBInstances", "rds:ListTagsForResource"], [scope.database]),
+        scope.master_secret_read(region, account_id),
         # The task definition names the secrets; their values stay with ECS (no GetSecretValue).
         _statement(["secretsmanager:DescribeSecret"], [scope.secrets]),
         _statement(["s3:ListBucket"], [b for b in scope.buckets if not b.endswith("/*")]),
@@ -163,10 +178,11 @@ def ci_policy(run: Run, account_id: str) -> dict:
         # Each only reads, except RegisterTaskDefinition/DeregisterTaskDefinition (ECS authorises
         # revisions by family only through the tag statement above and the PassRole limit).
         _statement(["acm:ListCertificates", "application-autoscaling:DescribeScalableTargets",
-                    "application-autoscaling:DescribeScalingPolicies", "cloudfront:ListDistributions",
+                    "application-autoscaling:DescribeScalingPolicies",
+                    "application-autoscaling:DescribeScheduledActions", "cloudfront:ListDistributions",
                     "ec2:DescribeSecurityGroups", "ec2:DescribeSubnets", "ec2:DescribeVpcAttribute", "ec2:DescribeVpcs",
                     "ecr:GetAuthorizationToken", "ecs:DeregisterTaskDefinition", "ecs:DescribeTaskDefinition",
-                    "ecs:ListTaskDefinitions", "ecs:RegisterTaskDefinition",
+                    "ecs:ListTaskDefinitions", "ecs:ListTasks", "ecs:RegisterTaskDefinition",
                     "elasticloadbalancing:DescribeListeners", "elasticloadbalancing:DescribeLoadBalancerAttributes",
                     "elasticloadbalancing:DescribeLoadBalancers", "elasticloadbalancing:DescribeRules",
                     "elasticloadbalancing:DescribeTargetGroupAttributes", "elasticloadbalancing:DescribeTargetGroups",

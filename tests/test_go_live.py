@@ -100,7 +100,7 @@ def test_production_pauses_for_approval_and_resumes_with_the_approver(aws, tmp_p
     assert set(Approval.model_fields) == {"approved", "approver", "note"}  # the form the UI shows
 
 
-def test_a_phase_starts_as_soon_as_its_own_dependencies_are_done(prefect_api):
+def test_a_phase_starts_as_soon_as_its_own_dependencies_are_done(prefect_api, tmp_path):
     """Scheduling on first completion: a phase whose dependency finished does not wait behind an unrelated
     slower phase that started earlier."""
     from prefect import flow
@@ -113,8 +113,7 @@ def test_a_phase_starts_as_soon_as_its_own_dependencies_are_done(prefect_api):
 
     @flow(name="scheduling-test")
     def schedule():
-        return run_phases("sandbox", True, Progress(len(phases)), phases=phases)
+        return run_phases(str(tmp_path), True, Progress(len(phases)), phases=phases)
 
     results = schedule()
-    assert results[3].outputs["started"] < results[1].outputs["finished"] - 1, \
-        "phase 3 waited for phase 1, which it does not depend on"
+    assert results[1].outputs["saw_after_fast_while_running"], "phase 3 waited for phase 1, which it does not depend on"

@@ -20,6 +20,7 @@ import yaml
 from flows.backup_db import backup_db
 from flows.cicd import cicd
 from flows.containers import containers
+from flows.data import data
 from flows.ecs import ecs
 from flows.infrastructure import infrastructure
 from flows.release import release
@@ -154,9 +155,10 @@ def _script(name: str, *args: str, prefect_api: str) -> subprocess.CompletedProc
                           text=True, timeout=180)
 
 
-def test_phase_6_in_the_sandbox_release_checks_and_scripts(aws, prefect_api):
+def test_phase_6_in_the_sandbox_release_checks_and_scripts(aws, empty_database, prefect_api):
     infrastructure(environment="sandbox", sandbox=True)
     containers(environment="sandbox", sandbox=True)
+    data(environment="sandbox", sandbox=True, cases=20)  # a release migrates: the schema and the admin exist
     ecs(environment="sandbox", sandbox=True)
     result = cicd(environment="sandbox", sandbox=True)
     marks = {d.text: d.ok for d in result.deliverables}
@@ -191,7 +193,8 @@ def test_phase_6_in_the_sandbox_release_checks_and_scripts(aws, prefect_api):
     released = release(environment="sandbox", image_tag="v2", sandbox=True)
     actions = {IAM_ACTION.get((c.service, c.operation), f"{IAM_PREFIX.get(c.service, c.service)}:{c.operation}")
                for c in run.aws.log.calls if c.operation != "GetCallerIdentity"}
-    assert actions and sorted(a for a in actions if not _allowed(policy, a)) == []
+    missing = sorted(a for a in actions if not _allowed(policy, a))
+    assert actions and missing == [], " ".join(missing)
     backend = Service(run, "backend")._describe()
     assert [d["taskDefinition"] for d in backend["deployments"] if d["status"] == "PRIMARY"] == [
         released.outputs["services"]["backend"].task_definition]

@@ -1,31 +1,35 @@
-"""Phase flows that only take time, for the go-live's scheduling test: each records when it ran."""
+"""Phase flows for the go-live's scheduling test. `environment` is a directory they share: `slow` keeps
+running until `after_fast` has left its mark there (or 60 s pass), so the test needs no timing margin."""
 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 from prefect import flow
 
 from golive.report import PhaseResult
 
 
-def _ran(name: str, started: float) -> PhaseResult:
-    return PhaseResult(phase=name, environment="sandbox", mode="apply", target="none", changes=[],
-                       outputs={"started": started, "finished": time.monotonic()})
+def _ran(name: str, **outputs) -> PhaseResult:
+    return PhaseResult(phase=name, environment="sandbox", mode="apply", target="none", changes=[], outputs=outputs)
 
 
 @flow(name="timed-slow")
-def slow(environment: str = "sandbox", sandbox: bool | None = None) -> PhaseResult:
-    started = time.monotonic()
-    time.sleep(4)
-    return _ran("slow", started)
+def slow(environment: str = "", sandbox: bool | None = None) -> PhaseResult:
+    mark = Path(environment) / "after-fast-ran"
+    deadline = time.monotonic() + 60
+    while not mark.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return _ran("slow", saw_after_fast_while_running=mark.exists())
 
 
 @flow(name="timed-fast")
-def fast(environment: str = "sandbox", sandbox: bool | None = None) -> PhaseResult:
-    return _ran("fast", time.monotonic())
+def fast(environment: str = "", sandbox: bool | None = None) -> PhaseResult:
+    return _ran("fast")
 
 
 @flow(name="timed-after-fast")
-def after_fast(environment: str = "sandbox", sandbox: bool | None = None) -> PhaseResult:
-    return _ran("after-fast", time.monotonic())
+def after_fast(environment: str = "", sandbox: bool | None = None) -> PhaseResult:
+    (Path(environment) / "after-fast-ran").touch()
+    return _ran("after-fast")
