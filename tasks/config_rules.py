@@ -15,7 +15,7 @@ from typing import Any
 
 from prefect import task
 
-from golive.changes import Action, Change, Record
+from golive.changes import Action, Change, Record, known_after_apply
 from golive.naming import resource_name, tag_list
 from golive.resource import Found, Resource, ensure
 from golive.retry import AWS_STEP
@@ -57,7 +57,7 @@ class ConfigRecorder(Resource):
         self.role_arn = role_arn
 
     def desired(self) -> dict[str, Any]:
-        return {"all_supported": True, "global_resources": True, "role": self.role_arn, "recording": True}
+        return {"all_supported": True, "global_resources": True, "role": known_after_apply(self.role_arn), "recording": True}
 
     def discover(self) -> Found | None:
         config = config_client(self.run)

@@ -7,7 +7,7 @@ from typing import Any
 
 from prefect import task
 
-from golive.changes import Record
+from golive.changes import Record, known_after_apply
 from golive.naming import ec2_filters, resource_name
 from golive.resource import Ec2Resource, Found, ensure, owned_by
 from golive.retry import AWS_STEP
@@ -26,7 +26,7 @@ class VpcFlowLog(Ec2Resource):
 
     def desired(self) -> dict[str, Any]:
         # No key prefix: AWS files them under AWSLogs/<account>/vpcflowlogs/ (moto 5.2.5 fails with a prefix).
-        return {"vpc": self.vpc_id, "destination": self.bucket_arn, "traffic": "ALL"}
+        return {"vpc": known_after_apply(self.vpc_id), "destination": self.bucket_arn, "traffic": "ALL"}
 
     def observe(self, item: dict) -> dict[str, Any]:
         return {"vpc": item["ResourceId"], "destination": item.get("LogDestination"), "traffic": item["TrafficType"]}

@@ -18,7 +18,7 @@ from typing import Any
 
 from prefect import task
 
-from golive.changes import Record
+from golive.changes import Record, known_after_apply
 from golive.naming import ENVIRONMENT_TAG, resource_name, tag_list, tags
 from golive.resource import Found, Resource, ensure
 from golive.retry import AWS_STEP
@@ -174,7 +174,7 @@ class WafLogging(Resource):
         return self.run.edge_client("wafv2")
 
     def desired(self) -> dict[str, Any]:
-        return {"destinations": [self.log_group_arn]}
+        return {"destinations": [known_after_apply(self.log_group_arn)]}
 
     def discover(self) -> Found | None:
         if not self.acl_arn:
@@ -214,7 +214,7 @@ class CdnWebAcl(DistributionSetting):
         self.acl_arn = acl_arn
 
     def desired(self) -> dict[str, Any]:
-        return {"web_acl": self.acl_arn}
+        return {"web_acl": known_after_apply(self.acl_arn)}
 
     def observe(self, config: dict) -> dict[str, Any]:
         return {"web_acl": config.get("WebACLId") or None}
