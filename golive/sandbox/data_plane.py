@@ -14,7 +14,8 @@ import subprocess
 import time
 from pathlib import Path
 
-from golive.sandbox.services import HOST, Service, cmdline, free_port, is_zombie, locked, port_open, state_dir
+from golive.sandbox.services import (HOST, STOP_TIMEOUT_SECONDS, Service, cmdline, free_port, is_zombie, locked,
+                                    port_open, state_dir)
 
 DATABASE = "precedentum"
 PG_USER = "postgres"
@@ -117,10 +118,20 @@ class Postgres:
         self.state_file.write_text(json.dumps(state))
         return state, True
 
+    def _processes(self) -> list[int]:
+        """Live processes that run on this data directory (the server and any child still exiting)."""
+        marker = str(self.pgdata).encode()
+        return [int(p.name) for p in Path("/proc").iterdir()
+                if p.name.isdigit() and marker in cmdline(int(p.name)) and not is_zombie(int(p.name))]
+
     def stop(self) -> bool:
         was_running = self.running() is not None
         if (self.pgdata / "PG_VERSION").exists():
             self._ctl("-m", "fast", "-w", "stop", check=False)
+            # pg_ctl returns once the postmaster is gone; on a loaded machine a child can take longer.
+            deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
+            while self._processes() and time.monotonic() < deadline:
+                time.sleep(0.05)
         return was_running  # the state file stays: a restart reuses its port
 
 
