@@ -83,7 +83,7 @@ def role_specs(run: Run, account_id: str) -> dict[str, tuple[str, dict, dict[str
         {**_statement([
             "acm:*", "application-autoscaling:*", "cloudfront:*", "cloudwatch:*", "ec2:*", "ecs:*",
             "elasticache:*", "elasticloadbalancing:*", "rds:*", "route53:*", "sns:*", "wafv2:*",
-            "config:*", "shield:*", "budgets:*", "sts:GetCallerIdentity",
+            "config:*", "shield:*", "budgets:*", "cloudtrail:*", "sts:GetCallerIdentity",
         ]), "Condition": region_only},
         # Names this environment owns, and nothing else.
         _statement(["secretsmanager:*"], [scope.secrets]),
@@ -92,6 +92,8 @@ def role_specs(run: Run, account_id: str) -> dict[str, tuple[str, dict, dict[str
         _statement(["ssm:GetParameter*", "ssm:PutParameter", "ssm:DeleteParameter*", "ssm:AddTagsToResource",
                     "ssm:ListTagsForResource"], [scope.parameters]),
         _statement(["logs:*"], [scope.log_groups, scope.log_groups.removesuffix("*") + "*:*"]),
+        # Phase 7's WAF logs: AWS requires the aws-waf-logs- prefix, outside /golive/<env>/.
+        _statement(["logs:*"], [f"arn:aws:logs:*:{account_id}:log-group:aws-waf-logs-{PREFIX}-{run.env_name}-*"]),
         _statement(["ecr:*"], [scope.repositories]),
         _statement(["ecr:GetAuthorizationToken"]),
         _statement(["s3:*"], scope.buckets),
