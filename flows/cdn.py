@@ -14,6 +14,7 @@ from golive.run import Mode, Run
 from tasks.cdn import ensure_distribution
 from tasks.foundation import read_foundation
 from tasks.load_balancer import read_load_balancer
+from tasks.secrets import ensure_origin_verify
 from tasks.static_files import publish_static_files
 
 
@@ -24,7 +25,8 @@ def cdn(environment: str = "sandbox", sandbox: bool | None = None, mode: Mode = 
     run = Run.prepare(environment, sandbox=sandbox, mode=mode, allow_replace=allow_replace)
     base = read_foundation(run)
     static = publish_static_files.submit(run, base.buckets)
-    distribution = ensure_distribution.submit(run, read_load_balancer(run), base.buckets, base.certificate)
+    distribution = ensure_distribution.submit(run, read_load_balancer(run), base.buckets, base.certificate,
+                                              ensure_origin_verify(run)[0])
     outputs = {"distribution": distribution.result(), "static_files": static.result(),
                "media_bucket": base.buckets["media"].name}
     return finish_phase(run, "phase-4-cdn", outputs, cdn_deliverables(run, outputs))
