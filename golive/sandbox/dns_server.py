@@ -50,20 +50,32 @@ def _host(name: str) -> str:
     return name.rstrip(".").lower()
 
 
-def zones() -> list[tuple[str, str]]:
+def _zones() -> list[tuple[str, str]]:
     """(zone name, id) of every hosted zone in moto, longest name first."""
     pages = _route53().get_paginator("list_hosted_zones").paginate()
     found = [(_host(z["Name"]), z["Id"]) for page in pages for z in page["HostedZones"]]
     return sorted(found, key=lambda z: -len(z[0]))
 
 
+def _zone_of(name: str, zones: list[tuple[str, str]]) -> tuple[str, str] | None:
+    return next(((zone, zone_id) for zone, zone_id in zones if name == zone or name.endswith("." + zone)), None)
+
+
 def records_at(name: str) -> tuple[bool, list[dict]]:
-    """(whether a zone holds the name's domain, the record sets of that name)."""
+    """(whether a zone holds the name's domain, the record sets of that name). The zones are read once a
+    second (and again on a miss); the records at every query, so a change answers at once."""
+    from golive.sandbox.edge import ZONES
+
     route53 = _route53()
-    for zone, zone_id in zones():
-        if name == zone or name.endswith("." + zone):
-            pages = route53.get_paginator("list_resource_record_sets").paginate(HostedZoneId=zone_id)
+    for fresh in (False, True):
+        found = _zone_of(name, ZONES.get(fresh=fresh))
+        if found is None:
+            continue
+        try:
+            pages = route53.get_paginator("list_resource_record_sets").paginate(HostedZoneId=found[1])
             return True, [r for page in pages for r in page["ResourceRecordSets"] if _host(r["Name"]) == name]
+        except route53.exceptions.NoSuchHostedZone:
+            continue  # deleted since the zones were read: read them again
     return False, []
 
 

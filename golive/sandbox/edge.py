@@ -31,6 +31,7 @@ CloudFront listener, *.elb.amazonaws.com the ALB's, *.localhost the previous sit
 from __future__ import annotations
 
 import fnmatch
+import functools
 import http.client
 import json
 import socket
@@ -88,7 +89,9 @@ def local_port(name: str, scheme: str = "https") -> int | None:
 # moto's configuration, read as it is now
 
 
+@functools.lru_cache(maxsize=None)
 def _client(service_name: str):
+    """One client per service for the process (boto3 clients are thread-safe; making one costs ~10 ms)."""
     import boto3
 
     from golive.aws import SANDBOX_CREDENTIALS
@@ -103,11 +106,16 @@ class Cached:
     def __init__(self, read):
         self.read, self.value, self.at, self.lock = read, None, 0.0, threading.Lock()
 
-    def get(self):
+    def get(self, fresh: bool = False):
         with self.lock:
-            if time.monotonic() - self.at > CONFIG_SECONDS:
+            if fresh or time.monotonic() - self.at > CONFIG_SECONDS:
                 self.value, self.at = self.read(), time.monotonic()
             return self.value
+
+
+def _lookup(cache: Cached, find):
+    """find(items) on the cached read; on a miss, once more on a fresh read (a resource made just now)."""
+    return find(cache.get()) or find(cache.get(fresh=True))
 
 
 _CONTEXTS: dict[tuple, ssl.SSLContext] = {}
@@ -166,7 +174,14 @@ def _distributions() -> list[dict]:
     return [{"summary": d, "config": cloudfront.get_distribution_config(Id=d["Id"])["DistributionConfig"]} for d in items]
 
 
+def _zones():
+    from golive.sandbox.dns_server import _zones as read
+
+    return read()
+
+
 ALBS = Cached(_albs)
+ZONES = Cached(_zones)
 DISTRIBUTIONS = Cached(_distributions)
 
 
@@ -324,11 +339,17 @@ def _app_address() -> tuple[str, int]:
 
 
 def _alb_for(sni: str | None, host: str) -> dict | None:
-    albs = [a for a in ALBS.get() if 443 in a["listeners"]]
     name = (sni or host or "").lower()
-    return (next((a for a in albs if any(covers(n, name) for n in a["names"])), None)
-            or next((a for a in albs if a["lb"]["DNSName"].lower() == name), None)
-            or (albs[0] if albs else None))
+
+    def find(items: list[dict]) -> dict | None:
+        albs = [a for a in items if 443 in a["listeners"]]
+        return (next((a for a in albs if any(covers(n, name) for n in a["names"])), None)
+                or next((a for a in albs if a["lb"]["DNSName"].lower() == name), None))
+
+    found = _lookup(ALBS, find)
+    if found is None:  # no certificate covers the name: the listener's default certificate answers
+        found = next((a for a in ALBS.get() if 443 in a["listeners"]), None)
+    return found
 
 
 class AlbHandler(Handler):
@@ -379,11 +400,15 @@ class AlbHttpHandler(Handler):
 
 def _distribution_for(name: str | None) -> dict | None:
     name = (name or "").lower()
-    for distribution in DISTRIBUTIONS.get():
-        aliases = distribution["config"].get("Aliases", {}).get("Items", [])
-        if distribution["summary"]["DomainName"].lower() == name or any(covers(a, name) for a in aliases):
-            return distribution
-    return None
+
+    def find(items: list[dict]) -> dict | None:
+        for distribution in items:
+            aliases = distribution["config"].get("Aliases", {}).get("Items", [])
+            if distribution["summary"]["DomainName"].lower() == name or any(covers(a, name) for a in aliases):
+                return distribution
+        return None
+
+    return _lookup(DISTRIBUTIONS, find) if name else None
 
 
 def _behaviour(config: dict, path: str) -> dict:
@@ -408,7 +433,8 @@ class CloudFrontHandler(Handler):
         path, _ = _split(self.path)
         behaviour = _behaviour(config, path)
         origin = next(o for o in config["Origins"]["Items"] if o["Id"] == behaviour["TargetOriginId"])
-        if "S3OriginConfig" in origin:
+        # moto drops S3OriginConfig from what it stores: a bucket's domain without a custom config is S3.
+        if "S3OriginConfig" in origin or ("CustomOriginConfig" not in origin and ".s3." in origin["DomainName"]):
             return self.from_bucket(origin, path)
         forwards_host = behaviour.get("OriginRequestPolicyId") in HOST_FORWARDING_POLICIES
         origin_name = origin["DomainName"]
