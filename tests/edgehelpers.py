@@ -15,8 +15,12 @@ ORIGIN_SECRET = "test-origin-secret"
 def make_alb(run) -> dict:
     ec2, elb, acm = run.client("ec2"), run.client("elbv2"), run.client("acm")
     names = run.environment.certificate_names
-    certificate = acm.request_certificate(DomainName=names[0], SubjectAlternativeNames=names,
-                                          ValidationMethod="DNS", Tags=tag_list(run.env_name, "certificate"))["CertificateArn"]
+    # Imported (ISSUED at once) rather than requested (PENDING_VALIDATION for a second in moto).
+    from golive.sandbox import tls
+
+    pem, key = tls.issue(names)
+    certificate = acm.import_certificate(Certificate=pem, PrivateKey=key, CertificateChain=tls.ca_file().read_bytes(),
+                                         Tags=tag_list(run.env_name, "certificate"))["CertificateArn"]
     vpc = ec2.create_vpc(CidrBlock="10.99.0.0/16")["Vpc"]["VpcId"]
     subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.99.{i}.0/24", AvailabilityZone=f"us-east-1{z}")["Subnet"]["SubnetId"]
                for i, z in enumerate("ab")]
