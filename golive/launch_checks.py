@@ -43,13 +43,15 @@ def _describe(response: httpx.Response) -> str:
 
 def check_https_redirect(endpoint: Endpoint) -> Check:
     """A plain-HTTP request for http://<host>/ through the endpoint (CloudFront's viewer side, before the
-    cutover) gets a permanent redirect (301 or 308) to https://."""
+    cutover) gets a permanent redirect (301 or 308) to https://. Without the X-Forwarded-Proto an endpoint
+    may carry: an app asked directly must redirect a request the ALB received on port 80."""
     parts = urlsplit(endpoint.url)
     url = urlunsplit(("http", parts.netloc, "/", "", ""))
-    with client(endpoint) as http:
+    headers = {k: v for k, v in endpoint.headers.items() if k.lower() != "x-forwarded-proto"}
+    with client(endpoint, headers=headers) as http:
         response = http.get(url)
     location = response.headers.get("location", "")
-    asked = f"GET {url} via {endpoint.via}"
+    asked = f"GET {url} via {endpoint.via}" + (" without X-Forwarded-Proto" if len(headers) < len(endpoint.headers) else "")
     ok = response.status_code in (301, 308) and location.startswith("https://")
     advice = "" if ok else ": expected a 301 to https:// (SECURE_SSL_REDIRECT in Django, redirect-to-https in CloudFront)"
     return Check(name="https-redirect", ok=ok, evidence=f"{asked} -> {_describe(response)}{advice}")
@@ -240,7 +242,7 @@ def check_tls_handshake(endpoint: Endpoint, names: list[str], *, host: str | Non
 def check_tls(run: Run, endpoint: Endpoint) -> Check:
     """TLS as visitors will meet it: a handshake for each of the site's names through the endpoint."""
     names = run.environment.certificate_names
-    results = [check_tls_handshake(endpoint, names, host=name) for name in names]
+    results = [check_tls_handshake(endpoint.at(name), names) for name in names]
     failed = [r for r in results if not r.ok]
     return Check(name="tls", ok=not failed, evidence="; ".join(r.evidence for r in (failed or results[:1]))
                  + ("" if failed else f" (and {', '.join(names[1:])} the same way)" if len(names) > 1 else ""))
@@ -286,8 +288,9 @@ def run_launch_checks(run: Run, endpoint: Endpoint | None = None, alb: Endpoint 
     endpoint = endpoint or new_stack_endpoint(run)
     api = endpoint.at(f"api.{run.environment.domain}")
     results = [_guarded(name, lambda check=check: check(endpoint)) for name, check in HTTP_CHECKS]
+    results.append(_guarded("tls", lambda: check_tls(run, endpoint)))
+    # The API host through CloudFront (the ALB's api-host rule), and the ALB refusing everyone else.
     api_health = _guarded("api-host", lambda: check_health(api))
     results.append(api_health.model_copy(update={"name": "api-host", "evidence": f"{api.host}: {api_health.evidence}"}))
     results.append(_guarded("alb-only-via-cloudfront", lambda: check_alb_refuses_direct(alb or alb_endpoint(run))))
-    results.append(_guarded("tls", lambda: check_tls(run, endpoint)))
     return results

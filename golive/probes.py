@@ -50,7 +50,7 @@ class Endpoint(BaseModel):
     url: str  # https://<site name>, no trailing slash: the URL, Host header and TLS name of every request
     headers: dict[str, str] = {}
     via: str  # what answers, for people: "CloudFront dxxx.cloudfront.net", "DNS", ...
-    connect_to: str | None = None  # a name dialled instead of the URL's host (CloudFront's, the ALB's)
+    connect_to: str | None = None  # a name (or name:port) dialled instead of the URL's host (CloudFront's, the ALB's)
     dns_server: str | None = None  # "127.0.0.1:PORT": the sandbox's DNS server; None: the system's resolver
     ca_file: str | None = None  # the sandbox's CA; None: the system's trust store
 
@@ -113,6 +113,9 @@ def dial(endpoint: Endpoint, host: str, scheme: str = "https", port: int | None 
     """(address, port, how) of a request to host through this endpoint. The one place names become
     addresses: AWS's resolver and the standard ports, or the sandbox's DNS server and edge listeners."""
     name = endpoint.connect_to if endpoint.connect_to and host == endpoint.host else host
+    if ":" in name:  # name:port, a test server standing in for the stack
+        name, explicit = name.rsplit(":", 1)
+        port = int(explicit)
     if endpoint.dns_server is None:
         return name, port or (443 if scheme == "https" else 80), name
     from golive.sandbox.edge import local_port
