@@ -37,9 +37,11 @@ def make_alb(run) -> dict:
     return lb
 
 
-def make_distribution(run, aliases: list[str] | None = None, *, forward_host: bool = True) -> dict:
+def make_distribution(run, aliases: list[str] | None = None, *, forward_host: bool = True,
+                      header_value: str = ORIGIN_SECRET) -> dict:
     """What Phase 3 and 4 make, in brief: the ALB and a distribution (Comment golive-<env>-cdn, tagged
-    as ours) over it, serving the names."""
+    as ours) over it, serving the names. forward_host=False or another header_value break the new stack
+    the way a misconfigured origin would."""
     aliases = aliases if aliases is not None else run.environment.certificate_names
     lb = make_alb(run)
     behaviour = {"TargetOriginId": "alb", "ViewerProtocolPolicy": "redirect-to-https", "CachePolicyId": CACHING_DISABLED}
@@ -50,7 +52,7 @@ def make_distribution(run, aliases: list[str] | None = None, *, forward_host: bo
         "Aliases": {"Quantity": len(aliases), "Items": aliases},
         "Origins": {"Quantity": 1, "Items": [{
             "Id": "alb", "DomainName": lb["DNSName"],
-            "CustomHeaders": {"Quantity": 1, "Items": [{"HeaderName": ORIGIN_HEADER, "HeaderValue": ORIGIN_SECRET}]},
+            "CustomHeaders": {"Quantity": 1, "Items": [{"HeaderName": ORIGIN_HEADER, "HeaderValue": header_value}]},
             "CustomOriginConfig": {"HTTPPort": 80, "HTTPSPort": 443, "OriginProtocolPolicy": "https-only"}}]},
         "DefaultCacheBehavior": behaviour,
         "ViewerCertificate": {"ACMCertificateArn": lb and run.client("elbv2").describe_listeners(
