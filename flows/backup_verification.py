@@ -64,4 +64,6 @@ def backup_verification(environment: str = "sandbox", sandbox: bool | None = Non
     if failures:
         raise RestoreVerificationFailed("the restored copy differs from the source: " + "; ".join(
             f"{f['table']}: {f['expectation']} ({f['observed']})" for f in failures))
+    if report.success is False:
+        raise RestoreVerificationFailed(f"the restore was not verified: {report.note}")
     return result

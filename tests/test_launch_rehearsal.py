@@ -110,3 +110,71 @@ def test_the_gate_fails_on_a_broken_new_stack_while_the_previous_site_answers(aw
     assert "Load test passed (Locust)" in message and "Check: health: GET /health/ -> 403" in message
     assert route53_writes(run) == [] and weights(run, zone_id) == {}
     assert probes.probe(site_endpoint(run, WWW), "/").status == 200  # visitors still reach the previous site
+
+
+def test_a_failover_passes_only_when_the_primary_moved():
+    """Available again after the reboot is not enough: a reboot without failover comes back too."""
+    from flows.pre_launch import judge_failover
+
+    before = {"AvailabilityZone": "us-east-1a", "SecondaryAvailabilityZone": "us-east-1b"}
+    moved = judge_failover("golive-production-postgres", before, {"AvailabilityZone": "us-east-1b"}, 42)
+    stayed = judge_failover("golive-production-postgres", before, {"AvailabilityZone": "us-east-1a"}, 42)
+    no_standby = judge_failover("golive-production-postgres", {"AvailabilityZone": "us-east-1a"},
+                                {"AvailabilityZone": "us-east-1a"}, 3)
+    assert moved.ok and "in us-east-1b after" in moved.evidence
+    assert stayed.ok is False and stayed.evidence.endswith("the primary did not move")
+    assert no_standby.ok is False and "no standby zone reported" in no_standby.evidence
+
+
+def test_a_pending_restore_verification_is_not_summarised_as_a_pass():
+    from flows.pre_launch import restore_summary
+    from golive.report import PhaseResult, deliverable
+
+    pending = PhaseResult(phase="backup-verification", environment="sandbox", mode="apply", target="sandbox",
+                          changes=[], deliverables=[deliverable("8.1", "Database backup/restore testing", None,
+                                                                "moto has no database behind the restored instance")],
+                          outputs={"recovery_time_seconds": 1.0, "recovery_point_seconds": 2.0})
+    summary = restore_summary(pending)
+    assert summary.ok is None and "pending: Database backup/restore testing" in summary.evidence
+    gate = pending.model_copy(update={"deliverables": [deliverable("8.1", "Load test passed (Locust)", True),
+                                                       deliverable("8.1", "RDS failover tested", None, "n/a")]})
+    assert gate.verdict() == "passed, 1 pending (RDS failover tested)"
+
+
+def test_least_privilege_is_judged_from_the_policies_not_from_the_roles_existing():
+    from tasks.security import privilege_problems
+
+    admin = {"Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
+    s3_everywhere = {"Statement": [{"Effect": "Allow", "Action": ["s3:*"], "Resource": "*"}]}
+    scoped = {"Statement": [{"Effect": "Allow", "Action": ["s3:GetObject"], "Resource": ["arn:aws:s3:::b/*"]},
+                            {"Effect": "Allow", "Action": ["ec2:*"], "Resource": "*",
+                             "Condition": {"StringEquals": {"aws:RequestedRegion": ["us-east-1"]}}}]}
+    assert privilege_problems("app", {"p": admin}, []) == ["app/p: allows every action"]
+    assert privilege_problems("app", {"p": s3_everywhere}, []) == ["app/p: s3:* on every resource without a condition"]
+    assert privilege_problems("app", {"p": scoped}, ["AdministratorAccess"]) == ["app: managed policy AdministratorAccess attached"]
+    assert privilege_problems("app", {"p": scoped}, []) == []
+
+
+def test_a_record_that_points_elsewhere_fails_the_dns_checks_on_real_answers(aws, app):
+    """After the cutover someone points www's golive-new record at another host: Route 53's record sets
+    and the answers the sandbox's DNS gives both say so, and so do the resolver locations."""
+    from tasks.cutover_checks import check_public_resolvers, verify_authoritative
+    from tasks.cutover_records import NEW, read_layout
+    from tasks.cutover_target import locate_new_target
+
+    run = prepare()
+    zone_id, _ = launch_ready(run)
+    dns_cutover(environment="sandbox", sandbox=True)
+    layout = read_layout.fn(run, locate_new_target.fn(run))
+    record = next(r for r in run.client("route53").list_resource_record_sets(HostedZoneId=zone_id)["ResourceRecordSets"]
+                  if r["Name"].rstrip(".") == WWW and r.get("SetIdentifier") == NEW)
+    record["ResourceRecords"] = [{"Value": "elsewhere.example.net"}]
+    run.client("route53").change_resource_record_sets(HostedZoneId=zone_id, ChangeBatch={"Changes": [
+        {"Action": "UPSERT", "ResourceRecordSet": record}]})
+
+    authoritative = verify_authoritative.fn(run, layout, 100)
+    assert authoritative.ok is False
+    assert f"{WWW}: 12 answers point at neither target" in authoritative.evidence
+    locations = check_public_resolvers.fn(run, layout, 100)
+    assert locations.ok is False and "over UDP" in locations.evidence and "over TCP" in locations.evidence
+    assert "answers point at neither target" in locations.evidence
