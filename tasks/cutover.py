@@ -8,6 +8,7 @@ enforces), tasks/cutover_target.py (the distribution and its Route 53 health che
 tasks/cutover_checks.py (what each step must show), golive/probes.py (how a probe reaches the site);
 this module writes the steps, walks them and rolls back.
 
+Rollback
 --------
 A failed check at any step (Route 53 not holding or answering what was written, an HTTP probe not 200,
 an alarm of the environment in ALARM, the health check's checkers reporting failure) or an error after
@@ -18,9 +19,9 @@ launch, or an apex that served nothing) stays on the new target: there is nothin
 deleting it would take the name off the air; the result says so. The public-resolver check is evidence,
 not a gate: resolver caches lag behind Route 53, and a lagging cache says nothing about the new stack.
 
-What the sandbox can show
--------------------------
-moto stores the records, reports every change INSYNC at once, serves no DNS, has no test_dns_answer, and
+In the sandbox every check runs for real against its edge (golive/sandbox/edge.py, dns_server.py): DNS
+queries answered from moto's zones, HTTPS probes of its CloudFront listener. moto reports every change
+INSYNC at once and every Route 53 health check healthy; the evidence says so.
 """
 
 from __future__ import annotations

@@ -2,6 +2,7 @@
 the previous target to the new one, read from the zone before the first write, and the rules Route 53
 enforces on it (tasks/cutover.py walks the steps; tasks/cutover_checks.py checks each step).
 
+Every name the certificate covers (the apex, then each of dns.subdomains: www and api by default) gets
 two weighted record sets of one name and type, told apart by their set identifiers: "golive-previous"
 (what served the name before) and "golive-new" (the distribution). A step writes the weights of all
 names in one change batch (new = p, previous = 100 - p): Route 53 applies a batch atomically, so every
