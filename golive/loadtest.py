@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel
 
@@ -139,7 +140,8 @@ def _child_environment(endpoint: Endpoint, wait_seconds: tuple[float, float]) ->
     environment = {k: v for k, v in os.environ.items() if not k.startswith("LOCUST_")}
     # Locust speaks to the site by its name (URL, Host, SNI) but dials where probes.dial says: CloudFront's
     # domain before the cutover, a listener of the sandbox's edge there; with the sandbox's CA to trust.
-    address, port, _ = dial(endpoint, endpoint.host)
+    parts = urlsplit(endpoint.url)
+    address, port, _ = dial(endpoint, endpoint.host, parts.scheme, parts.port)
     connect = {"host": endpoint.host, "address": address, "port": port, "ca_file": endpoint.ca_file}
     return {**environment, **NO_TELEMETRY, "GOLIVE_LOADTEST_HEADERS": json.dumps(endpoint.headers),
             "GOLIVE_LOADTEST_WAIT_SECONDS": f"{low},{high}", "GOLIVE_LOADTEST_CONNECT": json.dumps(connect)}
