@@ -24,6 +24,7 @@ import socketserver
 import struct
 import sys
 import threading
+from pathlib import Path
 
 import dns.flags
 import dns.message
@@ -177,6 +178,7 @@ def _answers_queries(port: int) -> bool:
 
 
 DNS = Service(name="dns", marker="golive.sandbox.dns_server", ready=_answers_queries,
+              cwd=Path(__file__).resolve().parents[2],  # `python -m golive...` runs this checkout's code
               argv=lambda port: [sys.executable, "-m", "golive.sandbox.dns_server", str(port)],
               extra=lambda port: {"address": HOST, "port": port})
 

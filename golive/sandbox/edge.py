@@ -40,6 +40,7 @@ import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from golive.sandbox.services import HOST, Service
@@ -56,8 +57,11 @@ REGION = "us-east-1"
 # Which local listener answers for an AWS name (the one place; probes.py uses it too)
 
 
+PROJECT_DIR = Path(__file__).resolve().parents[2]  # `python -m golive...` runs this checkout's code
+
+
 def service(role: str) -> Service:
-    return Service(name=f"edge-{role}", marker=f"golive.sandbox.edge {role} ",
+    return Service(name=f"edge-{role}", marker=f"golive.sandbox.edge {role} ", cwd=PROJECT_DIR,
                    argv=lambda port, role=role: [sys.executable, "-m", "golive.sandbox.edge", role, str(port), "--"],
                    extra=lambda port: {"url": f"{'http' if role.endswith('-http') else 'https'}://{HOST}:{port}"})
 
