@@ -48,6 +48,11 @@ def main() -> None:
                 print(f"  load-test window       {load_window:6.1f} s  (launch.load_test.duration_seconds)")
                 print(f"  monitoring window      {watch_window:6.1f} s  (launch.monitoring.window_seconds)")
                 print("  by stage: " + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items()))
+                report = result["report"].splitlines()
+                # The load test through the sandbox's edge, and the verdicts the report gives.
+                print("  " + next((line for line in report if " users for " in line), ""))
+                print("  " + "; ".join(line for line in report if line.startswith(("Launch gate:", "DNS cutover:",
+                                                                                     "Post-launch monitoring:"))))
                 print(f"  AWS calls {len(run.aws.log.calls)}, writes {len(writes)} "
                       f"({len(writes) - len(non_cutover)} Route 53, {len(non_cutover)} elsewhere: "
                       f"{sorted({c.operation for c in non_cutover})})")
