@@ -139,6 +139,7 @@ def main() -> None:
     from golive.config import LoadTestSettings
     from golive.loadtest import run_load_test
     from golive.run import Run
+    from golive.probes import Endpoint
     from golive.sandbox import control_plane, data_plane
 
     started = time.monotonic()
@@ -151,7 +152,9 @@ def main() -> None:
     local = wire()
     dataplane.run_manage_here(run, "migrate", "--noinput", environment=local)
     dataplane.run_manage_here(run, "seed_ilnd_data", "--cases", str(args.cases), environment=local)
-    endpoint = dataplane.public_endpoint(run)
+    # The app itself, as the ALB reaches it (the benchmark measures the app, not the sandbox's edge).
+    endpoint = Endpoint(url=data_plane.status()["app_url"], headers={"X-Forwarded-Proto": "https"},
+                        via="the sandbox's local app")
     print(f"sandbox up, app migrated and seeded ({args.cases} cases): {time.monotonic() - started:.1f} s, "
           f"{endpoint.url}; {os.cpu_count()} cores, idle machine {machine_busy(1):.0%} busy")
     out = args.out or isolated.STATE_DIR / "loadtest"

@@ -17,12 +17,13 @@ import isolated  # noqa: F401,E402  (first: telemetry off, a state directory of 
 def main() -> None:
     from golive.config import load_environment
     from golive.run import Run
-    from golive.sandbox import control_plane, data_plane
+    from golive.sandbox import control_plane, data_plane, edge
 
     started = time.monotonic()
     control_plane.up()
     data_plane.up(app=True)
-    print(f"sandbox up (moto, PostgreSQL, Redis, the app): {time.monotonic() - started:.1f} s")
+    edge.up()  # the launch is probed over the sandbox's TLS listeners and DNS server
+    print(f"sandbox up (moto, PostgreSQL, Redis, the app, the edge): {time.monotonic() - started:.1f} s")
     env = load_environment("sandbox")
     load_window = env.launch.load_test.duration_seconds
     watch_window = env.launch.monitoring.window_seconds
@@ -47,10 +48,16 @@ def main() -> None:
                 print(f"  load-test window       {load_window:6.1f} s  (launch.load_test.duration_seconds)")
                 print(f"  monitoring window      {watch_window:6.1f} s  (launch.monitoring.window_seconds)")
                 print("  by stage: " + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items()))
+                report = result["report"].splitlines()
+                # The load test through the sandbox's edge, and the verdicts the report gives.
+                print("  " + next((line for line in report if " users for " in line), ""))
+                print("  " + "; ".join(line for line in report if line.startswith(("Launch gate:", "DNS cutover:",
+                                                                                     "Post-launch monitoring:"))))
                 print(f"  AWS calls {len(run.aws.log.calls)}, writes {len(writes)} "
                       f"({len(writes) - len(non_cutover)} Route 53, {len(non_cutover)} elsewhere: "
                       f"{sorted({c.operation for c in non_cutover})})")
     finally:
+        edge.down()
         data_plane.down()
         control_plane.down()
 

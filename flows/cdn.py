@@ -14,6 +14,7 @@ from golive.run import Mode, Run
 from tasks.cdn import ensure_distribution
 from tasks.foundation import missing_pieces, read_foundation
 from tasks.load_balancer import read_load_balancer
+from tasks.secrets import ensure_origin_verify
 from tasks.static_files import publish_static_files
 
 
@@ -25,7 +26,7 @@ def cdn(environment: str = "sandbox", sandbox: bool | None = None, mode: Mode = 
     base = read_foundation(run)
     static = publish_static_files.submit(run, base.buckets)
     alb = read_load_balancer(run)
-    distribution = ensure_distribution.submit(run, alb, base.buckets, base.certificate)
+    distribution = ensure_distribution.submit(run, alb, base.buckets, base.certificate, ensure_origin_verify(run)[0])
     outputs = {"distribution": distribution.result(), "static_files": static.result(),
                "media_bucket": base.buckets["media"].name}
     waiting_for = {1: missing_pieces(base), 3: [] if alb.id else [f"the load balancer {alb.name}"]}

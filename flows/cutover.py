@@ -87,18 +87,14 @@ def _publish(run: Run, outcome: CutoverResult, certificate: tuple[str | None, st
     where = f"{'rolled back: ' + outcome.reason if outcome.rolled_back else outcome.reason}".strip()
     cert_arn, cert_status = certificate
     cert = f"ACM certificate {cert_arn} is {cert_status}" if cert_arn else "no ACM certificate found (Phase 1.6 requests it)"
-    sandbox = run.target.is_sandbox
 
-    if sandbox:
-        ssl = deliverable("8.2", "SSL working", None,
-                          "not observable in the sandbox: the local app serves plain HTTP (probes carry "
-                          f"X-Forwarded-Proto: https); {cert}", planned=planned)
-    else:
-        # In AWS the probes go to https://<domain> and verify its certificate: passing them proves TLS.
-        https_ok = bool(checks("HTTP health")) and all(c.ok for _, c in checks("HTTP health"))
-        ssl = deliverable("8.2", "SSL working", https_ok and cert_status == "ISSUED",
-                          f"HTTPS probes of https://{outcome.domain} passed with certificate verification at every "
-                          f"step; {cert}", planned=planned)
+    # The step's HTTP probes went to the new stack over HTTPS with the site's name (SNI) and verified its
+    # certificate (the sandbox's listeners present a mirror of the ACM certificate, verified against its CA).
+    https_ok = bool(checks("HTTP health")) and all(c.ok for _, c in checks("HTTP health"))
+    via = next((c.evidence.split(" via ", 1)[1].split(":", 1)[0] for _, c in checks("HTTP health") if " via " in c.evidence), "")
+    ssl = deliverable("8.2", "SSL working", https_ok and cert_status == "ISSUED",
+                      f"HTTPS probes of https://{outcome.domain}" + (f" via {via}" if via else "")
+                      + f" passed with certificate verification at every step; {cert}", planned=planned)
 
     result = PhaseResult(
         phase=PHASE, environment=run.env_name, mode=run.mode, target=run.target.describe(),

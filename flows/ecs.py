@@ -18,6 +18,7 @@ from tasks.foundation import missing_pieces, read_foundation
 from tasks.load_balancer import ensure_load_balancer, ensure_target_groups
 from tasks.registry import read_image
 from tasks.scaling_schedule import ensure_scaling_schedule
+from tasks.secrets import ensure_origin_verify
 
 
 @flow(name="phase-3-ecs")
@@ -28,7 +29,9 @@ def ecs(environment: str = "sandbox", sandbox: bool | None = None, mode: Mode = 
     base = read_foundation(run)
     cluster = ensure_cluster.submit(run)
     target_groups = ensure_target_groups.submit(run, base.vpc_id)
-    alb = ensure_load_balancer.submit(run, base.public_subnets, base.security_groups, base.certificate, target_groups)
+    origin_values = ensure_origin_verify.submit(run)  # the header only CloudFront's requests carry
+    alb = ensure_load_balancer.submit(run, base.public_subnets, base.security_groups, base.certificate, target_groups,
+                                      origin_values)
     tag = image_tag or current_release_tag(run)
     images = {s: read_image.submit(run, s, tag) for s in SERVICES}  # Phase 2 (or the release) published them
     definitions = {s: ensure_task_definition.submit(run, s, images[s], base.roles) for s in SERVICES}

@@ -163,7 +163,7 @@ def _go_live(run: Run, environment: str, sandbox: bool | None) -> dict:
     verified = restore["future"].result() if "future" in restore else None
     gate = pre_launch_tests(environment=environment, sandbox=sandbox, restore=verified)
     timings["pre-launch tests"] = time.monotonic() - mark
-    progress.step("8.1 launch gate passed")
+    progress.step(f"8.1 launch gate {gate.verdict()}")
 
     approval = approve(run)
     progress.step(f"approved by {approval['approved_by']}")
@@ -223,13 +223,16 @@ def go_live_report(run: Run, phases: dict[int, PhaseResult | None], gate: PhaseR
               f"failure ratio {load.failure_ratio:.4f}. HTML report: `{load.html_report}`.", "", latency_chart(load), "",
               "## Checks and restore verification (8.1)", "", "| check | result | evidence |", "|---|---|---|"]
     lines += [f"| {d.text} | {d.mark} | {d.evidence.replace('|', '/')} |" for d in gate.deliverables]
+    lines += ["", f"Launch gate: {gate.verdict()}."]
     lines += ["", "## Approval", "", f"Approved by {approval['approved_by']} at {approval['at']}"
               + (f": {approval['note']}" if approval.get("note") else "") + ".", "",
               "## DNS cutover (8.2)", "", "| check | result | evidence |", "|---|---|---|"]
     lines += [f"| {d.text} | {d.mark} | {d.evidence.replace('|', '/')} |" for d in cutover.deliverables]
+    lines += ["", f"DNS cutover: {cutover.verdict()}."]
     lines += ["", "## Post-launch monitoring (8.3)", "", "| check | result | evidence |", "|---|---|---|"]
     lines += [f"| {d.text} | {d.mark} | {d.evidence.replace('|', '/')} |" for d in monitoring.deliverables]
     lines += ["", *audit_section(audit)]
+    lines += ["", f"Post-launch monitoring: {monitoring.verdict()}."]
     lines += ["", *cost_section(run, monitoring)]
     return "\n".join(lines)
 

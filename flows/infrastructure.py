@@ -36,7 +36,7 @@ from tasks.dns import ensure_certificate, ensure_hosted_zone, wait_certificate_i
 from tasks.observability import ensure_alarms, ensure_alerts_topic, ensure_budget
 from tasks.secrets import (ensure_app_parameters, ensure_database_login, ensure_database_parameters,
                            ensure_django_secret_key, ensure_redis_url)
-from tasks.security import confirm_account, ensure_iam_roles
+from tasks.security import audit_role_privileges, confirm_account, ensure_iam_roles
 from tasks.storage import ensure_buckets
 
 
@@ -95,7 +95,8 @@ def infrastructure(
         network_acls=[f.result() for f in acls],
     )
     account = {"identity": identity, "roles": roles.result(), "alerts_topic": topic.result(),
-               "budget": budget.result(), "cost": cost.result()}
+               "budget": budget.result(), "cost": cost.result(),
+               "privileges": audit_role_privileges(run, roles.result())}
     data = {"database": database.result(), "database_alarms": db_alarms.result(), "cache": cache.result(),
             "buckets": buckets.result(), "zone": zone.result(), "certificate": certificate.result()}
     app = {"secrets": {"SECRET_KEY": secret_key.result(), "DB_LOGIN": database_login.result(),
@@ -116,11 +117,14 @@ def phase_1_deliverables(run: Run, network: NetworkRecord, account: dict) -> lis
     zones = lambda subnets: sorted({s.availability_zone for s in subnets})
     groups = network.security_groups
     return [
-        deliverable("1.1", "IAM roles with least-privilege permissions", all(r.arn for r in roles.values()),
-                    ", ".join(f"{k}: {r.arn}" for k, r in roles.items()), planned=planned),
+        deliverable("1.1", "IAM roles with least-privilege permissions", account["privileges"][0],
+                    f"read back from IAM: {account['privileges'][1]}", planned=planned),
+        # Without aws.account_id the run cannot tell the intended account: pending, never a pass.
         deliverable("1.1", "AWS access configured for the intended account",
-                    not env.aws.account_id or account["identity"].account == env.aws.account_id,
-                    f"{account['identity'].arn} via {run.target.describe()}"),
+                    account["identity"].account == env.aws.account_id if env.aws.account_id else None,
+                    f"{account['identity'].arn} via {run.target.describe()}"
+                    + (f"; aws.account_id = {env.aws.account_id}" if env.aws.account_id else
+                       "; aws.account_id is not set in the file, so the intended account is unknown: set it")),
         deliverable("1.1", "Billing alerts active", bool(budget.id and topic.id),
                     f"budget {budget.name} at ${env.budget.monthly_limit_usd:.0f}/month, alerts at "
                     f"{', '.join(f'{t:g}%' for t in env.budget.alert_thresholds_percent)} to {topic.email} "

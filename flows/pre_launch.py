@@ -1,10 +1,14 @@
 """Plan section 8.1, pre-launch tests: the gate in front of the cutover.
 
-A Locust load test (a subprocess: gevent must never share a process with Prefect) against where users
-will reach the app, judged against the environment file's thresholds; API and frontend smoke tests and
-the security checks of the live endpoint (HTTPS redirect, HSTS and the other headers, DEBUG off, admin
-behind a login, TLS names and expiry); a backup restored and verified; in AWS an RDS Multi-AZ failover.
-Any miss fails the flow, naming the figure or the check, and the go-live stops before the cutover.
+Every probe goes to the new stack, not to the domain (which still answers with the previous site, or
+nothing, until the cutover): CloudFront's domain with the site's names as Host and SNI
+(probes.new_stack_endpoint), in AWS and in the sandbox alike. A Locust load test (a subprocess: gevent
+must never share a process with Prefect) judged against the environment file's thresholds; API and
+frontend smoke tests and the security checks (HTTPS redirect, HSTS and the other headers, DEBUG off,
+admin behind a login, TLS names and expiry, the API host, the ALB refusing what did not come through
+CloudFront); a backup restored and verified; in AWS an RDS Multi-AZ failover, confirmed by the primary's
+move to the other zone. Any miss fails the flow, naming the figure or the check, and the go-live stops
+before the cutover. A check that cannot be observed is pending and the summary says so.
 """
 
 from __future__ import annotations
@@ -19,8 +23,8 @@ from prefect.runtime import flow_run
 from pydantic import BaseModel
 
 from golive.config import LoadTestSettings
-from golive.dataplane import public_endpoint
-from golive.launch_checks import CheckResult, run_launch_checks
+from golive.launch_checks import run_launch_checks
+from golive.probes import Check, new_stack_endpoint
 from golive.loadtest import LoadTestResult, run_load_test
 from golive.naming import resource_name
 from golive.report import PhaseResult, artifact_key, deliverable, publish
@@ -41,9 +45,10 @@ def results_dir(run: Run) -> Path:
 
 @task(cache_policy=NONE, timeout_seconds=3600)
 def load_test(run: Run, settings: LoadTestSettings | None = None) -> LoadTestResult:
-    """Locust against the public endpoint with the file's users, duration and thresholds."""
+    """Locust against the new stack (CloudFront's domain, the site's names) with the file's users,
+    duration and thresholds."""
     settings = settings or run.environment.launch.load_test
-    endpoint = public_endpoint(run)
+    endpoint = new_stack_endpoint(run)
     logger().info(f"load test: {settings.users} users for {settings.duration_seconds:g} s against {endpoint.url} "
                   f"({endpoint.via})")
     result = run_load_test(endpoint, settings, results_dir(run))
@@ -85,71 +90,50 @@ def publish_load_test(run: Run, result: LoadTestResult) -> None:
 
 
 @task(cache_policy=NONE)
-def launch_checks(run: Run) -> list[CheckResult]:
-    """Smoke tests and security checks of the live endpoint, and the certificate."""
-    results = run_launch_checks(run)
-    if run.target.is_sandbox:
-        # The local app serves plain HTTP to people on this machine (SECURE_SSL_REDIRECT off there), so
-        # the redirect is checked where AWS performs it: the ALB's port-80 listener and CloudFront.
-        results = [redirect_configured(run) if r.name == "https-redirect" else r for r in results]
-    return results
-
-
-def redirect_configured(run: Run) -> CheckResult:
-    """HTTP to HTTPS as deployed: the ALB's HTTP listener answers 301 to https, and every CloudFront
-    behaviour redirects viewers to HTTPS. Read back from the (emulated) AWS APIs."""
-    from tasks.cdn import Distribution
-    from tasks.load_balancer import LoadBalancer
-
-    problems, evidence = [], []
-    lb = LoadBalancer(run, "alb")._find()
-    if lb is None:
-        problems.append("no load balancer")
-    else:
-        listeners = run.client("elbv2").describe_listeners(LoadBalancerArn=lb["LoadBalancerArn"])["Listeners"]
-        http = next((l for l in listeners if l["Port"] == 80), None)
-        action = (http or {}).get("DefaultActions", [{}])[0]
-        redirect = action.get("RedirectConfig", {})
-        if action.get("Type") == "redirect" and redirect.get("Protocol") == "HTTPS" and redirect.get("StatusCode") == "HTTP_301":
-            evidence.append("ALB :80 -> 301 https")
-        else:
-            problems.append(f"ALB :80 does not redirect to HTTPS ({action})")
-    found = Distribution(run, "cdn").discover()
-    if found is None:
-        problems.append("no CloudFront distribution")
-    else:
-        policies = {found.state["default"]["viewer"]} | {b["viewer"] for b in found.state["behaviours"]}
-        if policies == {"redirect-to-https"}:
-            evidence.append("CloudFront: every behaviour redirect-to-https")
-        else:
-            problems.append(f"CloudFront viewer policies {sorted(policies)}")
-    return CheckResult(name="https-redirect", ok=not problems,
-                       evidence="; ".join(evidence + problems) + " (sandbox: read from the deployed configuration)")
+def launch_checks(run: Run) -> list[Check]:
+    """Smoke tests and security checks of the new stack, and its certificate, through CloudFront."""
+    return run_launch_checks(run)
 
 
 @task(**AWS_STEP)
-def failover_test(run: Run) -> CheckResult:
-    """AWS: reboot the Multi-AZ primary with failover, wait until available, and time it. The sandbox's
-    PostgreSQL has no standby, so there it is reported as not applicable (never as passed)."""
+def failover_test(run: Run) -> Check:
+    """AWS: reboot the Multi-AZ primary with failover, wait until available, and confirm the primary
+    moved: its zone is now the former standby's. The sandbox's PostgreSQL has no standby, so there it is
+    pending with why (never passed)."""
     name = "rds-failover"
     env = run.environment
     if run.target.is_sandbox or not env.database.multi_az:
         why = "the sandbox's PostgreSQL has no standby" if run.target.is_sandbox else "database.multi_az is false"
-        return CheckResult(name=name, ok=None, evidence=f"not applicable: {why}")
+        return Check(name=name, ok=None, evidence=f"not applicable: {why}")
     rds = run.client("rds")
     instance = resource_name(run.env_name, "postgres")
+    before = rds.describe_db_instances(DBInstanceIdentifier=instance)["DBInstances"][0]
     started = time.monotonic()
     rds.reboot_db_instance(DBInstanceIdentifier=instance, ForceFailover=True)
     rds.get_waiter("db_instance_available").wait(DBInstanceIdentifier=instance,
                                                  WaiterConfig={"Delay": 15, "MaxAttempts": 60})
-    return CheckResult(name=name, ok=True, evidence=f"{instance} failed over and was available again after "
-                                                    f"{time.monotonic() - started:.0f} s")
+    after = rds.describe_db_instances(DBInstanceIdentifier=instance)["DBInstances"][0]
+    return judge_failover(instance, before, after, time.monotonic() - started)
+
+
+def judge_failover(instance: str, before: dict, after: dict, seconds: float) -> Check:
+    """Passed only when the primary now runs in the zone the standby was in (available again is not
+    enough: a reboot without failover also comes back available)."""
+    was, standby = before.get("AvailabilityZone"), before.get("SecondaryAvailabilityZone")
+    now = after.get("AvailabilityZone")
+    evidence = (f"{instance}: primary in {was} (standby {standby or 'unknown'}) before, in {now} after; "
+                f"available again after {seconds:.0f} s")
+    if not standby:
+        return Check(name="rds-failover", ok=False, evidence=evidence + ": no standby zone reported, so no failover")
+    moved = now == standby and now != was
+    return Check(name="rds-failover", ok=moved, evidence=evidence + ("" if moved else ": the primary did not move"))
 
 
 class RestoreVerified(BaseModel):
-    """A restore verification the caller already ran (the go-live runs it beside Phase 4)."""
+    """A restore verification the caller already ran (the go-live runs it beside Phase 4). ok None: part of
+    it could not be observed (pending), which is not a pass."""
 
-    ok: bool
+    ok: bool | None
     evidence: str
     recovery_time_seconds: float
     recovery_point_seconds: float
@@ -157,12 +141,14 @@ class RestoreVerified(BaseModel):
 
 def restore_summary(result: PhaseResult) -> RestoreVerified:
     failed = result.failed_deliverables
+    pending = [d for d in result.deliverables if d.ok is None]
     return RestoreVerified(
-        ok=not failed, recovery_time_seconds=result.outputs["recovery_time_seconds"],
+        ok=False if failed else None if pending else True, recovery_time_seconds=result.outputs["recovery_time_seconds"],
         recovery_point_seconds=result.outputs["recovery_point_seconds"],
         evidence=f"recovery time {result.outputs['recovery_time_seconds']:.1f} s, recovery point "
                  f"{result.outputs['recovery_point_seconds']:.0f} s" + ("" if not failed else ": " + "; ".join(
-                     f"{d.text}: {d.evidence}" for d in failed)))
+                     f"{d.text}: {d.evidence}" for d in failed)) + "".join(
+                     f"; pending: {d.text}: {d.evidence}" for d in pending))
 
 
 @flow(name="pre-launch-tests")

@@ -32,6 +32,9 @@ class Backup:
     taken_at: datetime.datetime
     seconds: float  # how long taking it took
     size_bytes: int | None = None
+    # What the backup holds, read in the very snapshot it was taken from (table -> facts), where the
+    # engine allows it (pg_dump --snapshot); None: only the live source can be read (an RDS snapshot).
+    facts: dict | None = None
 
 
 @dataclass
@@ -77,10 +80,19 @@ class SandboxBackups:
         taken_at = datetime.datetime.now(datetime.timezone.utc)
         path = self.directory / f"{self.run.env_name}-{label}{taken_at:%Y%m%dT%H%M%S%f}.dump"
         started = time.monotonic()
-        _run([_pg("pg_dump"), "-Fc", "-Z", "1", *_connection_args(self.url), "-f", str(path),
-              urlparse(self.url).path.lstrip("/")], self.url)
+        from tasks.verify import read_facts_in
+
+        # One snapshot for both: the facts the copy is judged against are read in the transaction whose
+        # snapshot pg_dump dumps, so a write during the backup cannot make them disagree.
+        with psycopg.connect(self.url) as connection:
+            connection.isolation_level, connection.read_only = psycopg.IsolationLevel.REPEATABLE_READ, True
+            snapshot = connection.execute("SELECT pg_export_snapshot()").fetchone()[0]
+            facts = read_facts_in(connection)
+            _run([_pg("pg_dump"), "-Fc", "-Z", "1", f"--snapshot={snapshot}", *_connection_args(self.url),
+                  "-f", str(path), urlparse(self.url).path.lstrip("/")], self.url)
+            connection.rollback()
         return Backup(id=str(path), taken_at=taken_at, seconds=time.monotonic() - started,
-                      size_bytes=path.stat().st_size)
+                      size_bytes=path.stat().st_size, facts={t: f.model_dump() for t, f in facts.items()})
 
     def restore(self, backup: Backup) -> Scratch:
         name = f"{SCRATCH_PREFIX}{int(time.time() * 1000)}"

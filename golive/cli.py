@@ -554,14 +554,20 @@ def sandbox_up() -> None:
     console.print(f"sandbox {word}: AWS endpoint {state['aws_endpoint_url']} (state in {state['state_dir']})")
     data = data_plane.up()
     console.print(f"data plane: PostgreSQL {data['postgres_dsn']}, Redis {data['redis_url']}")
+    from golive.sandbox import edge
+
+    served = edge.up()
+    console.print(f"edge: DNS {served['dns_server']}, ALB {served['edge']['alb']} (HTTP {served['edge']['alb-http']}), "
+                  f"CloudFront {served['edge']['cloudfront']}, previous site {served['edge']['previous']}; "
+                  f"CA {served['ca_file']}")
 
 
 @sandbox_app.command("down")
 def sandbox_down() -> None:
     """Stop every sandbox service; leaves no process behind."""
-    from golive.sandbox import control_plane, data_plane, orchestrator
+    from golive.sandbox import control_plane, data_plane, edge, orchestrator
 
-    stopped = {**orchestrator.down(), **data_plane.down(), "moto": control_plane.down()["stopped"]}
+    stopped = {**orchestrator.down(), **edge.down(), **data_plane.down(), "moto": control_plane.down()["stopped"]}
     names = [name for name, was in stopped.items() if was]
     console.print(f"sandbox stopped ({', '.join(names)})" if names else "sandbox was not running")
 
@@ -569,9 +575,9 @@ def sandbox_down() -> None:
 @sandbox_app.command("status")
 def sandbox_status(as_json: bool = typer.Option(False, "--json", help="machine-readable")) -> None:
     """Is the sandbox running, and where."""
-    from golive.sandbox import control_plane, data_plane
+    from golive.sandbox import control_plane, data_plane, edge
 
-    state = {**control_plane.status(), **data_plane.status()}
+    state = {**control_plane.status(), **data_plane.status(), **edge.status()}
     if as_json:
         print(json.dumps(state))
     elif state["running"]:

@@ -139,23 +139,3 @@ def run_manage_here(run: Run, *args: str, environment: dict[str, str]) -> str:
         tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-8:])
         raise CommandFailed(f"manage.py {' '.join(args)} failed (exit {done.returncode}):\n{tail}")
     return done.stdout
-
-
-class Endpoint(BaseModel):
-    """Where users reach the app, and the headers a request needs to look like theirs."""
-
-    url: str  # no trailing slash
-    headers: dict[str, str] = {}
-    via: str  # what answers: "CloudFront" or "the sandbox's local app"
-
-
-def public_endpoint(run: Run) -> Endpoint:
-    """https://<domain> in AWS. In the sandbox the local app under gunicorn stands in for CloudFront and
-    the ALB (moto serves no traffic); requests carry the X-Forwarded-Proto header the ALB would add, so
-    Django's HTTPS redirect and secure cookies behave as behind the load balancer."""
-    if not run.target.is_sandbox:
-        return Endpoint(url=f"https://{run.environment.domain}", via="CloudFront")
-    url = _local().get("app_url")
-    if not url:
-        raise DataPlaneNotRunning("the sandbox's app is not running: start it with `golive sandbox up`")
-    return Endpoint(url=url.rstrip("/"), headers={"X-Forwarded-Proto": "https"}, via="the sandbox's local app")

@@ -16,11 +16,12 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel
 
 from golive.config import LoadTestSettings
-from golive.dataplane import Endpoint
+from golive.probes import Endpoint, dial
 
 LOCUSTFILE = Path(__file__).resolve().parent.parent / "loadtests" / "locustfile.py"
 PREFIX = "locust"  # out_dir/locust_stats.csv, locust_stats_history.csv, locust_failures.csv, ...
@@ -137,8 +138,13 @@ def _child_environment(endpoint: Endpoint, wait_seconds: tuple[float, float]) ->
     if not 0 <= low <= high:
         raise ValueError(f"wait_seconds={wait_seconds}: need 0 <= min <= max seconds, e.g. (0.1, 0.5)")
     environment = {k: v for k, v in os.environ.items() if not k.startswith("LOCUST_")}
+    # Locust speaks to the site by its name (URL, Host, SNI) but dials where probes.dial says: CloudFront's
+    # domain before the cutover, a listener of the sandbox's edge there; with the sandbox's CA to trust.
+    parts = urlsplit(endpoint.url)
+    address, port, _ = dial(endpoint, endpoint.host, parts.scheme, parts.port)
+    connect = {"host": endpoint.host, "address": address, "port": port, "ca_file": endpoint.ca_file}
     return {**environment, **NO_TELEMETRY, "GOLIVE_LOADTEST_HEADERS": json.dumps(endpoint.headers),
-            "GOLIVE_LOADTEST_WAIT_SECONDS": f"{low},{high}"}
+            "GOLIVE_LOADTEST_WAIT_SECONDS": f"{low},{high}", "GOLIVE_LOADTEST_CONNECT": json.dumps(connect)}
 
 
 def _run_locust(argv: list[str], environment: dict[str, str], out_dir: Path, timeout: float) -> None:

@@ -45,6 +45,19 @@ class PhaseResult(BaseModel):
     def failed_deliverables(self) -> list[Deliverable]:
         return [d for d in self.deliverables if d.ok is False]
 
+    @property
+    def pending_deliverables(self) -> list[Deliverable]:
+        return [d for d in self.deliverables if d.ok is None]
+
+    def verdict(self) -> str:
+        """'passed', 'FAILED (n)' or 'passed, n pending: ...': pending is never summarised as a pass alone."""
+        failed, pending = self.failed_deliverables, self.pending_deliverables
+        if failed:
+            return f"FAILED ({len(failed)} of {len(self.deliverables)})"
+        if pending:
+            return f"passed, {len(pending)} pending ({', '.join(d.text for d in pending)})"
+        return "passed"
+
 
 def deliverable(section: str, text: str, ok: bool | None, evidence: str = "", *, planned: bool = False) -> Deliverable:
     """A deliverable; in plan mode it is pending whatever the check says, since nothing was built."""

@@ -10,6 +10,10 @@ Run by golive (golive/loadtest.py) as a subprocess, never imported into a proces
   GOLIVE_LOADTEST_HEADERS       JSON object of headers every request carries (the sandbox's local app
                                 needs X-Forwarded-Proto: https, as the ALB would add it)
   GOLIVE_LOADTEST_WAIT_SECONDS  "MIN,MAX" think time between tasks (default "0.1,0.5"; "0,0" = no pause)
+  GOLIVE_LOADTEST_CONNECT       JSON {"host", "address", "port", "ca_file"}: requests for host go to
+                                address:port, still named host (Host, SNI, certificate check), trusting
+                                ca_file when given (golive/probes.py dial: CloudFront's domain before the
+                                cutover; the sandbox's listeners and CA there)
 """
 
 from __future__ import annotations
@@ -25,6 +29,41 @@ from locust import FastHttpUser, between, constant, events, task
 from locust.stats import PERCENTILES_TO_REPORT, StatsCSV
 
 DEFAULT_WAIT = "0.1,0.5"
+
+
+def _connect() -> dict | None:
+    raw = os.environ.get("GOLIVE_LOADTEST_CONNECT", "")
+    return json.loads(raw) if raw else None
+
+
+def _dial_elsewhere(connect: dict | None) -> None:
+    """Send connections for connect["host"] to its address and port (the site's name is kept for the
+    Host header and TLS); geventhttpclient resolves through gevent.socket.getaddrinfo."""
+    if not connect:
+        return
+    import gevent.socket
+
+    resolve = gevent.socket.getaddrinfo
+
+    def getaddrinfo(host, port, *args, **kwargs):
+        if host == connect["host"]:
+            return resolve(connect["address"], connect["port"], *args, **kwargs)
+        return resolve(host, port, *args, **kwargs)
+
+    gevent.socket.getaddrinfo = getaddrinfo
+
+
+def _ssl_context_factory(connect: dict | None):
+    """Trust the sandbox's CA (and only it) when one is given; None: the default (the system's store)."""
+    if not connect or not connect.get("ca_file"):
+        return None
+    import gevent.ssl
+
+    return lambda *args, **kwargs: gevent.ssl.create_default_context(cafile=connect["ca_file"])
+
+
+CONNECT = _connect()
+_dial_elsewhere(CONNECT)
 
 
 def _headers() -> dict[str, str]:
@@ -91,6 +130,7 @@ class Visitor(FastHttpUser):
     wait_time = _wait_time()
     default_headers = _headers()
     insecure = False  # FastHttpUser skips certificate checks by default; a go-live test must not
+    ssl_context_factory = _ssl_context_factory(CONNECT)
     connection_timeout = 5.0
     network_timeout = 10.0  # a request stuck this long is a failure, not a slow success
 

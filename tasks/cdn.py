@@ -7,6 +7,10 @@ Behaviours, most specific first:
 - /api/*, /admin/*, /health/ and the default  the ALB, not cached (Managed-CachingDisabled), forwarding
   what Django needs (Managed-AllViewer: Host, cookies, query strings, Authorization). Host is forwarded so
   the ALB's api-host rule sees api.<domain>, and the SPA's index.html is never served stale.
+Every behaviour to the ALB forwards the viewer's Host: CloudFront then connects to the ALB with that name
+(SNI) and checks the ALB's certificate against it, which covers the site's names; without Host it would
+check the certificate against the ALB's own DNS name, which no ACM certificate of ours covers, and answer
+502. The ALB origin carries the secret origin header (ORIGIN_HEADER) that the ALB's rules require.
 HTTP/2 and HTTP/3, IPv6, TLS 1.2+ with the ACM certificate (CloudFront takes certificates from us-east-1
 only: another region is refused before the call), and custom error pages for 502/503/504 from the bucket.
 
@@ -28,7 +32,8 @@ from golive.resource import Found, Resource, ensure
 from golive.retry import AWS_STEP
 from golive.run import Run
 from tasks.dns import CertificateRecord
-from tasks.load_balancer import LoadBalancerRecord, RefusedByAws
+from tasks.load_balancer import ORIGIN_HEADER, LoadBalancerRecord, RefusedByAws
+from tasks.secrets import fingerprint
 from tasks.storage import BucketRecord, bucket_policy, own_statements, put_statements
 
 # AWS-managed policies (fixed ids, the same in every account).
@@ -96,9 +101,10 @@ class Distribution(Resource):
 
     def __init__(self, run: Run, component: str = "cdn", alb: LoadBalancerRecord | None = None,
                  static_bucket: BucketRecord | None = None, oac_id: str | None = None,
-                 certificate: CertificateRecord | None = None):
+                 certificate: CertificateRecord | None = None, origin_value: str | None = None):
         super().__init__(run, component)
         self.alb, self.static_bucket, self.oac_id, self.certificate = alb, static_bucket, oac_id, certificate
+        self.origin_value = origin_value
 
     @property
     def cloudfront(self):
@@ -122,7 +128,7 @@ class Distribution(Resource):
         dynamic = [self._behaviour(p, "alb", CACHING_DISABLED, ALL_VIEWER, ALL_METHODS)
                    for p in ("/api/*", "/admin/*", "/health/")]
         return [self._behaviour("/static/*", "static", CACHING_OPTIMIZED, None, READ_METHODS),
-                self._behaviour("/assets/*", "alb", CACHING_OPTIMIZED, None, READ_METHODS), *dynamic]
+                self._behaviour("/assets/*", "alb", CACHING_OPTIMIZED, ALL_VIEWER, READ_METHODS), *dynamic]
 
     def _config(self, caller_reference: str) -> dict:
         env = self.run.environment
@@ -130,7 +136,9 @@ class Distribution(Resource):
             "CallerReference": caller_reference, "Comment": self.name, "Enabled": True,
             "Aliases": _items(env.certificate_names),
             "Origins": _items([
-                {"Id": "alb", "DomainName": known_after_apply(self.alb.dns_name if self.alb else None), "CustomOriginConfig": {
+                {"Id": "alb", "DomainName": known_after_apply(self.alb.dns_name if self.alb else None),
+                 "CustomHeaders": _items([{"HeaderName": ORIGIN_HEADER, "HeaderValue": self.origin_value or ""}]),
+                 "CustomOriginConfig": {
                     "HTTPPort": 80, "HTTPSPort": 443, "OriginProtocolPolicy": "https-only",
                     "OriginSslProtocols": _items(["TLSv1.2"]), "OriginReadTimeout": 30, "OriginKeepaliveTimeout": 5}},
                 {"Id": "static", "DomainName": self._static_domain(), "S3OriginConfig": {"OriginAccessIdentity": ""},
@@ -158,6 +166,10 @@ class Distribution(Resource):
         return {
             "enabled": config["Enabled"], "aliases": sorted(config.get("Aliases", {}).get("Items", [])),
             "origins": {o["Id"]: o["DomainName"] for o in config["Origins"]["Items"]},
+            # The header's value is a secret: compared and shown by its fingerprint only.
+            "origin_headers": {o["Id"]: sorted(f"{h['HeaderName']}: {fingerprint(h['HeaderValue'])}"
+                                               for h in o.get("CustomHeaders", {}).get("Items", []))
+                               for o in config["Origins"]["Items"]},
             "default": behaviour(config["DefaultCacheBehavior"]),
             "behaviours": [behaviour(b) for b in config.get("CacheBehaviors", {}).get("Items", [])],
             "errors": sorted((e["ErrorCode"], e.get("ResponsePagePath"), str(e.get("ResponseCode")))
@@ -199,6 +211,13 @@ class Distribution(Resource):
                                "other than us-east-1, request the certificate in us-east-1 too. Nothing was created.")
         if self.alb is None or not self.alb.dns_name:
             raise RuntimeError("the ALB has no DNS name yet; Phase 3 must create it first")
+        if not self.origin_value or self.origin_value.startswith("("):
+            raise RuntimeError("the origin header's secret has no value yet; Phase 3 generates it")
+        config = self._config("")
+        blind = [b.get("PathPattern", "default") for b in [config["DefaultCacheBehavior"], *config["CacheBehaviors"]["Items"]]
+                 if b["TargetOriginId"] == "alb" and b.get("OriginRequestPolicyId") != ALL_VIEWER]
+        if blind:  # CloudFront would check the ALB's certificate against the ALB's DNS name and answer 502
+            raise RefusedByAws(f"behaviours {blind} reach the ALB without forwarding the viewer's Host")
 
     def create(self) -> str:
         self._check()
@@ -286,10 +305,11 @@ class CdnRecord(Record):
 
 @task(**AWS_STEP)
 def ensure_distribution(run: Run, alb: LoadBalancerRecord, buckets: dict[str, BucketRecord],
-                        certificate: CertificateRecord) -> CdnRecord:
-    """The distribution over the ALB and the static bucket, and the bucket's grant to it alone."""
+                        certificate: CertificateRecord, origin_value: str | None = None) -> CdnRecord:
+    """The distribution over the ALB (with the secret origin header) and the static bucket, and the
+    bucket's grant to it alone."""
     oac = ensure(OriginAccessControl(run, "static"))
-    distribution = Distribution(run, "cdn", alb, buckets["static"], oac.id, certificate)
+    distribution = Distribution(run, "cdn", alb, buckets["static"], oac.id, certificate, origin_value)
     outcome = ensure(distribution)
     summary = outcome.current(run, lambda: Distribution._ours(run, distribution.name)[0])
     arn = summary.get("ARN") if summary else None

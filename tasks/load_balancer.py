@@ -2,6 +2,12 @@
 service, an HTTPS listener with the ACM certificate, HTTP redirected to HTTPS, and the routing rules
 (the api host or the backend's paths to the backend, the rest to the frontend).
 
+Only CloudFront reaches the ALB: its security group admits CloudFront's origin-facing prefix list
+(tasks/network.py), and every routing rule also requires the secret origin header CloudFront adds
+(ORIGIN_HEADER, its value in Secrets Manager: tasks/secrets.py origin_verify_secret). A request without
+it matches no rule and gets the listener's default answer, 403. The rules accept the secret's current and
+previous values, so a rotation (a new value, then Phase 3, then Phase 4) never refuses CloudFront.
+
 AWS refuses what moto accepts (notes/moto-5.2.5.md): an ALB in one zone, an HTTPS listener on a
 certificate that is not ISSUED, a target group name over 32 characters. Each is checked here before the
 call, with nothing created.
@@ -26,6 +32,9 @@ TARGET_GROUP_NAME_LIMIT = 32
 # TLS 1.2 and 1.3 only, forward secrecy: AWS's recommended policy for new listeners.
 SSL_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
 BACKEND_PATHS = ["/api/*", "/admin/*", "/health/", "/media/*"]
+ORIGIN_HEADER = "X-Origin-Verify"  # CloudFront adds it to every request to the ALB (tasks/cdn.py)
+NOT_FROM_CLOUDFRONT = [{"Type": "fixed-response", "FixedResponseConfig": {
+    "StatusCode": "403", "ContentType": "text/plain", "MessageBody": "Forbidden: not through CloudFront"}}]
 
 
 class RefusedByAws(ValueError):
@@ -235,15 +244,16 @@ class Listener(ElbResource):
 
     def desired(self) -> dict[str, Any]:
         if self.component == "https":
+            # Every forward is a rule that needs the origin header; what matches none is refused.
             return {"port": 443, "protocol": "HTTPS",
                     "certificate": known_after_apply(self.certificate.id if self.certificate else None),
-                    "ssl_policy": SSL_POLICY, "actions": _forward(self.default_target_group)}
+                    "ssl_policy": SSL_POLICY, "actions": NOT_FROM_CLOUDFRONT}
         return {"port": 80, "protocol": "HTTP", "certificate": None, "ssl_policy": None,
                 "actions": REDIRECT_TO_HTTPS}
 
     @staticmethod
     def _actions(listener: dict) -> list[dict]:
-        keep = ("Type", "TargetGroupArn", "RedirectConfig")
+        keep = ("Type", "TargetGroupArn", "RedirectConfig", "FixedResponseConfig")
         return [{k: a[k] for k in keep if k in a} for a in listener.get("DefaultActions", [])]
 
     def _find(self) -> dict | None:
@@ -298,19 +308,27 @@ class Listener(ElbResource):
 
 
 class ListenerRule(ElbResource):
-    """A routing rule on the HTTPS listener, found by its priority (unique per listener)."""
+    """A routing rule on the HTTPS listener, found by its priority (unique per listener). Each requires the
+    origin header with one of the secret's values (current and, during a rotation, previous)."""
 
     kind = "listener-rule"
-    priorities: ClassVar[dict[str, int]] = {"api-host": 10, "backend-paths": 20}
+    priorities: ClassVar[dict[str, int]] = {"api-host": 10, "backend-paths": 20, "frontend": 30}
+    targets: ClassVar[dict[str, str]] = {"api-host": "backend", "backend-paths": "backend", "frontend": "frontend"}
 
-    def __init__(self, run: Run, component: str, listener_arn: str | None = None, target_group_arn: str | None = None):
+    def __init__(self, run: Run, component: str, listener_arn: str | None = None, target_group_arn: str | None = None,
+                 origin_values: list[str] | None = None):
         super().__init__(run, component)
         self.listener_arn, self.target_group_arn = listener_arn, target_group_arn
+        self.origin_values = origin_values or []
 
     def _conditions(self) -> list[dict]:
+        header = [{"Field": "http-header", "HttpHeaderConfig": {"HttpHeaderName": ORIGIN_HEADER,
+                                                                "Values": sorted(self.origin_values)}}]
         if self.component == "api-host":
-            return [{"Field": "host-header", "HostHeaderConfig": {"Values": [f"api.{self.run.environment.domain}"]}}]
-        return [{"Field": "path-pattern", "PathPatternConfig": {"Values": BACKEND_PATHS}}]
+            return [{"Field": "host-header", "HostHeaderConfig": {"Values": [f"api.{self.run.environment.domain}"]}}, *header]
+        if self.component == "backend-paths":
+            return [{"Field": "path-pattern", "PathPatternConfig": {"Values": BACKEND_PATHS}}, *header]
+        return header
 
     def desired(self) -> dict[str, Any]:
         return {"conditions": self._conditions(), "actions": _forward(self.target_group_arn)}
@@ -322,8 +340,12 @@ class ListenerRule(ElbResource):
         rule = next((r for r in rules if r["Priority"] == str(self.priorities[self.component])), None)
         if rule is None:
             return None
-        conditions = [{k: c[k] for k in ("Field", "HostHeaderConfig", "PathPatternConfig") if k in c}
+        conditions = [{k: c[k] for k in ("Field", "HostHeaderConfig", "PathPatternConfig", "HttpHeaderConfig") if k in c}
                       for c in rule["Conditions"]]
+        for condition in conditions:  # the values' order carries no meaning
+            if "HttpHeaderConfig" in condition:
+                condition["HttpHeaderConfig"] = {**condition["HttpHeaderConfig"],
+                                                 "Values": sorted(condition["HttpHeaderConfig"]["Values"])}
         actions = [{k: a[k] for k in ("Type", "TargetGroupArn") if k in a} for a in rule["Actions"]]
         return Found(id=rule["RuleArn"], component=self.component, raw=rule,
                      state={"conditions": conditions, "actions": actions})
@@ -365,15 +387,17 @@ def ensure_target_groups(run: Run, vpc_id: str | None) -> dict[str, Record]:
 
 @task(**AWS_STEP)
 def ensure_load_balancer(run: Run, public_subnets: list[SubnetRecord], security_groups: dict[str, SecurityGroupRecord],
-                         certificate: CertificateRecord, target_groups: dict[str, Record]) -> LoadBalancerRecord:
-    """The ALB over the public subnets, its two listeners and the backend's routing rules."""
+                         certificate: CertificateRecord, target_groups: dict[str, Record],
+                         origin_values: list[str] | None = None) -> LoadBalancerRecord:
+    """The ALB over the public subnets, its two listeners and the routing rules, each requiring the origin
+    header with one of origin_values (the secret's current and previous values)."""
     alb = ensure(LoadBalancer(run, "alb", public_subnets, security_groups["alb"].id))
     description = alb.current(run, lambda: LoadBalancer(run, "alb")._find() or {})
     https = ensure(Listener(run, "https", alb.id, certificate, target_groups["frontend"].id))
     http = ensure(Listener(run, "http", alb.id))
     rules = []
     for component in ListenerRule.priorities:
-        rule = ListenerRule(run, component, https.id, target_groups["backend"].id)
+        rule = ListenerRule(run, component, https.id, target_groups[ListenerRule.targets[component]].id, origin_values)
         outcome = ensure(rule)
         rules.append(Record(name=rule.name, id=outcome.id, change=outcome.change))
     return LoadBalancerRecord(

@@ -553,6 +553,18 @@ def _permission(rule: Rule, group_ids: dict[str, str]) -> dict:
     return permission
 
 
+CLOUDFRONT_PREFIX_LIST = "com.amazonaws.global.cloudfront.origin-facing"
+
+
+def cloudfront_prefix_list(run: Run) -> str:
+    """The id of the AWS-managed prefix list of CloudFront's origin-facing addresses in this region."""
+    lists = run.client("ec2").describe_managed_prefix_lists(
+        Filters=[{"Name": "prefix-list-name", "Values": [CLOUDFRONT_PREFIX_LIST]}])["PrefixLists"]
+    if not lists:
+        raise LookupError(f"no managed prefix list {CLOUDFRONT_PREFIX_LIST} in {run.environment.region}")
+    return lists[0]["PrefixListId"]
+
+
 def security_group_specs(run: Run) -> list[tuple[str, str, list[Rule], list[Rule]]]:
     """(component, description, ingress, egress) in creation order: a group's peers come before it.
 
@@ -562,8 +574,10 @@ def security_group_specs(run: Run) -> list[tuple[str, str, list[Rule], list[Rule
     env = run.environment
     backend, frontend, vpc_cidr = env.services.backend.port, env.services.frontend.port, env.network.vpc_cidr
     return [
-        ("alb", "Application load balancer: HTTP and HTTPS from the internet",
-         [tcp(80, ANYWHERE), tcp(443, ANYWHERE)], [tcp(backend, vpc_cidr), tcp(frontend, vpc_cidr)]),
+        # HTTPS from CloudFront's origin-facing addresses only (CloudFront reaches the ALB over HTTPS
+        # only). One rule: the prefix list counts as 55 rules against the group's quota of 60.
+        ("alb", "Application load balancer: HTTPS from CloudFront only",
+         [tcp(443, cloudfront_prefix_list(run))], [tcp(backend, vpc_cidr), tcp(frontend, vpc_cidr)]),
         ("backend", "Django backend tasks: from the ALB only", [tcp(backend, "sg:alb")], [Rule("all", None, None, ANYWHERE)]),
         ("frontend", "Frontend tasks: from the ALB only", [tcp(frontend, "sg:alb")], [Rule("all", None, None, ANYWHERE)]),
         ("database", "PostgreSQL: from the backend only", [tcp(5432, "sg:backend")], []),

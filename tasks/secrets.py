@@ -184,6 +184,35 @@ def database_login_secret(run: Run) -> Secret:
                   wrap=lambda password: json.dumps({"username": role, "password": password}))
 
 
+def origin_verify_secret(run: Run) -> Secret:
+    """The value CloudFront sends the ALB in the origin header (tasks/load_balancer.py ORIGIN_HEADER): only a
+    request carrying it is served, so the ALB cannot be used around CloudFront. Rotate it with a new value
+    (put-secret-value), then apply Phase 3 (the ALB accepts the current and previous values) and Phase 4."""
+    return Secret(run, "cdn-origin-verify", "Origin header value CloudFront adds for the ALB", generate_length=48)
+
+
+def origin_verify_values(run: Run) -> list[str]:
+    """The secret's AWSCURRENT value first, then AWSPREVIOUS when there is one (a rotation in progress)."""
+    secrets = run.client("secretsmanager")
+    name = origin_verify_secret(run).name
+    values = []
+    for stage in ("AWSCURRENT", "AWSPREVIOUS"):
+        try:
+            values.append(secrets.get_secret_value(SecretId=name, VersionStage=stage)["SecretString"])
+        except secrets.exceptions.ResourceNotFoundException:
+            continue
+    return list(dict.fromkeys(values))
+
+
+@task(**AWS_STEP)
+def ensure_origin_verify(run: Run) -> list[str]:
+    """The origin header's secret, generated once; returns its values for the ALB's rules and CloudFront.
+    In a plan before it exists, a placeholder (the diff shows the rules will require the header)."""
+    secret = origin_verify_secret(run)
+    ensure(secret)
+    return origin_verify_values(run) or ["(generated on apply)"]
+
+
 def redis_url_secret(run: Run, url: Callable[[], str | None]) -> Secret:
     return Secret(run, "redis-url", "REDIS_URL for Precedentum", assemble=url)
 

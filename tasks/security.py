@@ -237,4 +237,48 @@ def ensure_iam_roles(run: Run) -> dict[str, RoleRecord]:
     return records
 
 
+# No role of ours may hold these, whatever its design says.
+BROAD_MANAGED_POLICIES = ("AdministratorAccess", "PowerUserAccess", "IAMFullAccess")
+
+
+def privilege_problems(role: str, documents: dict[str, dict], attached: list[str]) -> list[str]:
+    """What makes a role more than least privilege, read from what IAM holds: any action on everything
+    ("*" or "iam:*"), a service's every action on every resource without a condition (the deploy role's
+    service wildcards are bound to the environment's regions), a broad managed policy."""
+    problems = [f"{role}: managed policy {name} attached" for name in attached if name in BROAD_MANAGED_POLICIES]
+    for policy, document in documents.items():
+        for statement in document.get("Statement", []):
+            if statement.get("Effect") != "Allow":
+                continue
+            actions = statement.get("Action", [])
+            actions = [actions] if isinstance(actions, str) else actions
+            resources = statement.get("Resource", [])
+            resources = [resources] if isinstance(resources, str) else resources
+            if "*" in actions or "iam:*" in actions:
+                problems.append(f"{role}/{policy}: allows {'every action' if '*' in actions else 'iam:*'}")
+            elif "*" in resources and not statement.get("Condition") and any(a.endswith(":*") for a in actions):
+                problems.append(f"{role}/{policy}: {', '.join(a for a in actions if a.endswith(':*'))} on every "
+                                "resource without a condition")
+    return problems
+
+
+@task(**AWS_STEP)
+def audit_role_privileges(run: Run, roles: dict[str, RoleRecord]) -> tuple[bool | None, str]:
+    """'Least privilege', read back from IAM: each role's inline and attached policies (not only that it
+    exists), judged by privilege_problems. (ok, evidence); ok None in a plan before the roles exist."""
+    iam = run.client("iam")
+    problems, shown = [], []
+    for component, record in roles.items():
+        if not record.arn:
+            return None, f"{record.name} does not exist yet"
+        names = iam.list_role_policies(RoleName=record.name)["PolicyNames"]
+        documents = {n: iam.get_role_policy(RoleName=record.name, PolicyName=n)["PolicyDocument"] for n in names}
+        attached = [p["PolicyName"] for p in iam.list_attached_role_policies(RoleName=record.name)["AttachedPolicies"]]
+        statements = sum(len(d.get("Statement", [])) for d in documents.values())
+        shown.append(f"{component}: {statements} statements in {', '.join(names) or 'no inline policy'}"
+                     + (f", attached {', '.join(attached)}" if attached else ""))
+        problems += privilege_problems(component, documents, attached)
+    return not problems, "; ".join(problems + shown)
+
+
 TEARDOWN_ORDER: list[type[Resource]] = [IamRole]

@@ -26,6 +26,7 @@ class BackupRecord(BaseModel):
     taken_at: datetime.datetime
     seconds: float
     size_bytes: int | None = None
+    facts: dict[str, TableFacts] | None = None  # read in the backup's own snapshot, where possible
 
 
 class ScratchRecord(BaseModel):
@@ -42,22 +43,27 @@ class VerificationReport(BaseModel):
 
 def read_facts(database_url: str) -> dict[str, TableFacts]:
     """Row count and key checksum of every table in the public schema."""
-    facts = {}
     with psycopg.connect(database_url) as connection:
-        tables = [r[0] for r in connection.execute(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' "
-            "AND table_type = 'BASE TABLE' ORDER BY table_name")]
-        for table in tables:
-            has_id = connection.execute(
-                "SELECT 1 FROM information_schema.columns WHERE table_schema = 'public' AND table_name = %s "
-                "AND column_name = 'id'", (table,)).fetchone()
-            if has_id:
-                rows, checksum = connection.execute(
-                    f'SELECT count(*), md5(coalesce(string_agg(id::text, \',\' ORDER BY id), \'\')) FROM "{table}"'
-                ).fetchone()
-            else:
-                rows, checksum = connection.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0], None
-            facts[table] = TableFacts(rows=rows, key_checksum=checksum)
+        return read_facts_in(connection)
+
+
+def read_facts_in(connection: psycopg.Connection) -> dict[str, TableFacts]:
+    """read_facts on an open connection (inside the backup's snapshot, say)."""
+    facts = {}
+    tables = [r[0] for r in connection.execute(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' "
+        "AND table_type = 'BASE TABLE' ORDER BY table_name")]
+    for table in tables:
+        has_id = connection.execute(
+            "SELECT 1 FROM information_schema.columns WHERE table_schema = 'public' AND table_name = %s "
+            "AND column_name = 'id'", (table,)).fetchone()
+        if has_id:
+            rows, checksum = connection.execute(
+                f'SELECT count(*), md5(coalesce(string_agg(id::text, \',\' ORDER BY id), \'\')) FROM "{table}"'
+            ).fetchone()
+        else:
+            rows, checksum = connection.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0], None
+        facts[table] = TableFacts(rows=rows, key_checksum=checksum)
     return facts
 
 
@@ -110,9 +116,16 @@ def validate_copy(database_url: str, facts: dict[str, TableFacts]) -> list[Outco
 @task(**AWS_STEP)
 def restore_and_validate(run: Run, backup: BackupRecord, facts: dict[str, TableFacts],
                          aws_in_sandbox: bool = False) -> tuple[ScratchRecord, VerificationReport]:
-    """Restore into a scratch copy, validate it, and remove it whatever happened."""
+    """Restore into a scratch copy, validate it, and remove it whatever happened. A source without a row
+    proves nothing by its restore: that fails, with what was read."""
     store = backups.for_run(run, aws_in_sandbox=aws_in_sandbox)
-    scratch = store.restore(backups.Backup(**backup.model_dump()))
+    if sum(f.rows for f in facts.values()) == 0:
+        store.discard(backups.Backup(**backup.model_dump(exclude={"facts"})))
+        what = f"{len(facts)} tables, 0 rows" if facts else "no table"
+        return ScratchRecord(name="(none)", seconds=0.0, reachable=False), VerificationReport(
+            success=False, outcomes=[], note=f"the backup holds {what}: restoring it would prove nothing (is the "
+            "database loaded? Phase 5)")
+    scratch = store.restore(backups.Backup(**backup.model_dump(exclude={"facts"})))
     try:
         if scratch.database_url is None:
             report = VerificationReport(success=None, outcomes=[], note=(
@@ -123,7 +136,7 @@ def restore_and_validate(run: Run, backup: BackupRecord, facts: dict[str, TableF
             report = VerificationReport(success=all(o.success for o in outcomes), outcomes=[o.__dict__ for o in outcomes])
     finally:
         store.remove(scratch)
-        store.discard(backups.Backup(**backup.model_dump()))  # the verification's own backup: not kept
+        store.discard(backups.Backup(**backup.model_dump(exclude={"facts"})))  # the verification's own backup: not kept
     return ScratchRecord(name=scratch.name, seconds=scratch.seconds, reachable=scratch.database_url is not None), report
 
 

@@ -4,7 +4,6 @@ with a test certificate authority. Everything listens on 127.0.0.1 only."""
 
 from __future__ import annotations
 
-import datetime
 import http.server
 import os
 import ssl
@@ -13,13 +12,12 @@ import sys
 import threading
 import urllib.request
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Iterator
 
 import pytest
 
 from golive.aws import forget_clients
-from golive.dataplane import Endpoint
+from golive.probes import Endpoint
 from golive.sandbox import app as sandbox_app
 from golive.sandbox import data_plane
 
@@ -110,47 +108,3 @@ def tiny_server(routes: dict[str, tuple[int, dict[str, str], bytes]],
     finally:
         server.shutdown()
         server.server_close()
-
-
-def _key():
-    from cryptography.hazmat.primitives.asymmetric import ec
-
-    return ec.generate_private_key(ec.SECP256R1())  # fast to make, unlike RSA
-
-
-def make_test_ca_and_certificate(tmp: Path, names: list[str], days: int) -> tuple[ssl.SSLContext, ssl.SSLContext]:
-    """A throw-away certificate authority and a certificate it signs for `names`, valid `days` from now.
-    Returns (server context presenting the certificate, client context trusting only that authority)."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.x509.oid import NameOID
-
-    now = datetime.datetime.now(datetime.timezone.utc)
-    ca_key, leaf_key = _key(), _key()
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "golive test CA"),
-                         x509.NameAttribute(NameOID.ORGANIZATION_NAME, "golive tests")])
-    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
-          .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=1))
-          .not_valid_after(now + datetime.timedelta(days=3650))
-          .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-          .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
-                                       content_commitment=False, key_encipherment=False, data_encipherment=False,
-                                       key_agreement=False, encipher_only=False, decipher_only=False), critical=True)
-          .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
-          .sign(ca_key, hashes.SHA256()))
-    leaf = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])]))
-            .issuer_name(ca_name).public_key(leaf_key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=days))
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), critical=False)
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
-            .sign(ca_key, hashes.SHA256()))
-    chain, key = tmp / "leaf.pem", tmp / "leaf.key"
-    chain.write_bytes(leaf.public_bytes(serialization.Encoding.PEM))
-    key.write_bytes(leaf_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
-    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    server.load_cert_chain(chain, key)
-    client = ssl.create_default_context(cadata=ca.public_bytes(serialization.Encoding.PEM).decode())
-    return server, client

@@ -48,6 +48,17 @@ def sandbox():
 
 
 @pytest.fixture(scope="session")
+def edge(sandbox):
+    """The sandbox's DNS server and edge listeners (ALB, CloudFront, the previous site) for the session;
+    they read moto at request time, so every test's own records are what they serve."""
+    from golive.sandbox import edge
+
+    state = edge.up()
+    yield state
+    edge.down()
+
+
+@pytest.fixture(scope="session")
 def prefect_api():
     """A Prefect server for the session; its URL is handed to CLI subprocesses too."""
     from prefect.settings import PREFECT_API_URL

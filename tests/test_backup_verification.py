@@ -87,3 +87,10 @@ def test_the_rds_path_snapshots_restores_and_deletes_as_far_as_moto_allows(loade
     assert instances == ["golive-sandbox-postgres"], "the temporary instance is gone"
     manual = rds.describe_db_snapshots(SnapshotType="manual")["DBSnapshots"]
     assert manual == [], "the verification's own snapshot is not kept"
+
+
+
+def test_a_backup_of_a_database_without_rows_fails_saying_what_it_read(phase_1):  # noqa: F811
+    """Restoring nothing proves nothing: a source without a row fails (all([]) would have passed it)."""
+    with pytest.raises(RestoreVerificationFailed, match="the backup holds no table: restoring it would prove nothing"):
+        backup_verification(environment="sandbox", sandbox=True)

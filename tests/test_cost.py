@@ -222,7 +222,7 @@ def test_the_go_live_report_has_a_cost_section():
     from flows.go_live import cost_section
     from golive.report import PhaseResult
     from golive.run import Run
-    from tasks.cutover import Check
+    from golive.probes import Check
 
     run = Run.prepare("production", sandbox=False, mode="plan")  # no AWS call: the section is arithmetic
     monitoring = PhaseResult(phase="post-launch-monitoring", environment="production", mode="apply", target="aws",

@@ -10,33 +10,27 @@ from unittest import mock
 import pytest
 from prefect.artifacts import Artifact
 
-import tasks.cutover as cutover_tasks
+import golive.probes as probes
 from flows.cutover import dns_cutover
 from golive.changes import Action, Summary
 from golive.naming import tag_list
 from golive.sandbox import app as sandbox_app
 from golive.sandbox import data_plane
-from tasks.cutover import (
-    CLOUDFRONT_ZONE_ID,
-    NEW,
-    PREVIOUS,
-    CutoverConflict,
-    CutoverFailed,
-    Probe,
-    locate_new_target,
-    rollback_cutover,
-    validate_batch,
-)
+from golive.probes import Probe
+from tasks.cutover import CutoverFailed, rollback_cutover
+from tasks.cutover_records import CLOUDFRONT_ZONE_ID, NEW, PREVIOUS, CutoverConflict, validate_batch
+from tasks.cutover_target import locate_new_target
 from tasks.dns import ensure_hosted_zone
 from tests.conftest import prepare, write_environment
+from tests.edgehelpers import dns_answers, make_distribution
 
 DOMAIN = "sandbox.precedentum.test"
 APEX, WWW, API = DOMAIN, f"www.{DOMAIN}", f"api.{DOMAIN}"
-LEGACY = "legacy.sandbox.precedentum.test"
+LEGACY = "previous.sandbox.localhost"  # sandbox.toml's previous target: the sandbox's previous site
 
 
 @pytest.fixture(scope="module")
-def app(sandbox):
+def app(sandbox, edge):
     """The app under gunicorn, as tests/test_example_app.py starts it (once for the module: every test
     resets moto, which the running app no longer needs)."""
     with data_plane.locked():
@@ -44,24 +38,6 @@ def app(sandbox):
     yield state["url"]
     with data_plane.locked():
         sandbox_app.APP.stop()
-
-
-def make_distribution(run, aliases: list[str] | None = None) -> dict:
-    """What Phase 4 makes: a distribution with Comment golive-<env>-cdn, tagged as ours, serving the names."""
-    aliases = aliases if aliases is not None else run.environment.certificate_names
-    config = {
-        "CallerReference": f"golive-{run.env_name}-cdn", "Comment": f"golive-{run.env_name}-cdn", "Enabled": True,
-        "Aliases": {"Quantity": len(aliases), "Items": aliases},
-        "Origins": {"Quantity": 1, "Items": [{"Id": "alb", "DomainName": "golive-sandbox-alb.example.test",
-                                              "CustomOriginConfig": {"HTTPPort": 80, "HTTPSPort": 443,
-                                                                     "OriginProtocolPolicy": "https-only"}}]},
-        "DefaultCacheBehavior": {"TargetOriginId": "alb", "ViewerProtocolPolicy": "redirect-to-https", "MinTTL": 0,
-                                 "ForwardedValues": {"QueryString": True, "Cookies": {"Forward": "all"}}},
-        "ViewerCertificate": {"ACMCertificateArn": "arn:aws:acm:us-east-1:123456789012:certificate/test",
-                              "SSLSupportMethod": "sni-only", "MinimumProtocolVersion": "TLSv1.2_2021"},
-    }
-    return run.client("cloudfront").create_distribution_with_tags(DistributionConfigWithTags={
-        "DistributionConfig": config, "Tags": {"Items": tag_list(run.env_name, "cdn")}})["Distribution"]
 
 
 def launch_ready(run, records: list[dict] = ()) -> tuple[str, str]:
@@ -96,13 +72,13 @@ def route53_writes(run) -> list[str]:
 
 def failing_from(call: int):
     """A probe that answers like the real one until the given call, then 503 (the injected fault)."""
-    real, calls = cutover_tasks.http_probe, {"n": 0}
+    real, calls = probes.probe, {"n": 0}
 
-    def probe(url, headers=None, timeout=10.0):
+    def probe(endpoint, path="/health/", **kwargs):
         calls["n"] += 1
         if calls["n"] >= call:
-            return Probe(url=url, status=503, ms=3.0)
-        return real(url, headers, timeout)
+            return Probe(url=f"{endpoint.url}{path}", status=503, ms=3.0)
+        return real(endpoint, path, **kwargs)
     return probe
 
 
@@ -125,6 +101,13 @@ def test_plan_writes_nothing_apply_walks_10_50_100_read_back_from_route53_a_reru
         {NEW: 10, PREVIOUS: 90}, {NEW: 50, PREVIOUS: 50}, {NEW: 100, PREVIOUS: 0}]
     assert all(c.ok is not False for s in outcome.steps for c in s.checks)
     assert all(d.ok is not False for d in result.deliverables), result.deliverables
+    # Real handshakes and real DNS answers in the sandbox: these pass, they are not pending.
+    marks = {d.text: d for d in result.deliverables}
+    for text in ("SSL working", "Tested from multiple locations",
+                 "DNS propagation verified (Route 53 authoritative at every step)"):
+        assert marks[text].ok is True, marks[text]
+    assert "sandbox DNS 127.0.0.1:" in marks["Tested from multiple locations"].evidence
+    assert f"via CloudFront {cdn}" in marks["SSL working"].evidence
 
     records = route53_records(run, zone_id)
     health_check = outcome.health_check.id
@@ -155,7 +138,7 @@ def test_a_failing_health_check_rolls_dns_back_and_names_the_check(aws, app):
     run = prepare()
     zone_id, _ = launch_ready(run)
     # Two probes per step: step 10 passes, the first probe of step 50 answers 503.
-    with mock.patch("tasks.cutover.http_probe", side_effect=failing_from(3)):
+    with mock.patch("golive.probes.probe", side_effect=failing_from(3)):
         with pytest.raises(CutoverFailed, match=r"step 50 %: HTTP health check failed: .*503") as failure:
             dns_cutover(environment="sandbox", sandbox=True)
     assert "rolled back to the previous target" in str(failure.value)

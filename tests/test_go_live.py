@@ -15,7 +15,7 @@ from tests.conftest import prepare, write_environment
 
 
 @pytest.fixture
-def live_app(aws, empty_database):
+def live_app(aws, empty_database, edge):
     with data_plane.locked():
         sandbox_app.APP.start()
     yield

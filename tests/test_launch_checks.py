@@ -1,15 +1,14 @@
-"""Plan 8.1, pre-launch checks: every check passes on the sandbox's app in its production posture, and
-each one fails, saying why, against a server that gets that one thing wrong."""
+"""Plan 8.1, pre-launch checks: every check passes on the sandbox's new stack (its CloudFront and ALB
+listeners over TLS, the app in its production posture behind them), and each one fails, saying why,
+against a server that gets that one thing wrong."""
 
 from __future__ import annotations
 
-import time
+import datetime
 
 import pytest
 
-from golive.dataplane import Endpoint
 from golive.launch_checks import (
-    check_acm_certificate,
     check_admin_requires_login,
     check_api,
     check_debug_off,
@@ -20,37 +19,41 @@ from golive.launch_checks import (
     check_tls_handshake,
     run_launch_checks,
 )
-from golive.resource import ensure
-from tasks.dns import Certificate
-from tests.apphelpers import make_test_ca_and_certificate, seeded_app, tiny_server
+from golive.probes import Endpoint
+from golive.sandbox import tls
+from tests.apphelpers import seeded_app, tiny_server
 from tests.conftest import prepare
+from tests.edgehelpers import make_distribution
 
 DOMAIN = "sandbox.precedentum.test"
 
 
 @pytest.fixture(scope="module")
-def launched(sandbox):
-    """The app, seeded, and the environment's ACM certificate requested before the app starts (moto
-    issues it a couple of seconds later, while the app starts). The checks only read: one app for all."""
-    with seeded_app(sandbox, before_start=lambda: ensure(Certificate(prepare("sandbox"), "certificate"))) as endpoint:
+def launched(sandbox, edge):
+    """The app, seeded, behind the new stack's records in moto (an ALB that wants the origin header and a
+    distribution that adds it), served by the sandbox's edge. The checks only read: one app for all."""
+    with seeded_app(sandbox, before_start=lambda: make_distribution(prepare("sandbox"))) as endpoint:
         yield prepare("sandbox"), endpoint
 
 
-def test_every_launch_check_passes_on_the_sandbox_app(launched):
-    run, endpoint = launched
-    deadline = time.monotonic() + 10  # moto's ACM issues after MOTO_ACM_VALIDATION_WAIT (2 s in the sandbox)
-    while (results := run_launch_checks(run, endpoint)) and not results[-1].ok and time.monotonic() < deadline:
-        time.sleep(0.5)
+def test_every_launch_check_passes_on_the_sandbox_new_stack(launched):
+    run, _ = launched
+    results = run_launch_checks(run)  # the gate's default: the new stack, through CloudFront's domain
 
     assert [r.name for r in results] == ["https-redirect", "hsts", "security-headers", "debug-off", "admin-login",
-                                         "api-smoke", "frontend-smoke", "health", "tls"]
+                                         "api-smoke", "frontend-smoke", "health", "tls", "api-host",
+                                         "alb-only-via-cloudfront"]
     assert all(r.ok for r in results), [r for r in results if not r.ok]
     evidence = {r.name: r.evidence for r in results}
-    assert "without X-Forwarded-Proto -> 301 to https://127.0.0.1:" in evidence["https-redirect"]
+    assert f"GET http://{DOMAIN}/ via CloudFront " in evidence["https-redirect"]
+    assert f"-> 301 to https://{DOMAIN}/" in evidence["https-redirect"]
     assert "includeSubDomains" in evidence["hsts"]
     assert "/static/app.js 200" in evidence["frontend-smoke"] and "300 cases" in evidence["api-smoke"]
-    assert evidence["tls"].startswith("sandbox: the local app has no TLS listener, so the certificate was read from ACM")
-    assert f"www.{DOMAIN}" in evidence["tls"] and "ISSUED" in evidence["tls"]
+    # A real handshake with the site's name (SNI) at CloudFront's listener, verified against the sandbox's CA.
+    assert evidence["tls"].startswith(f"TLS handshake with {DOMAIN} at ") and ".cloudfront.net" in evidence["tls"]
+    assert "chain verified, issued by golive sandbox CA" in evidence["tls"]
+    assert evidence["api-host"].startswith(f"api.{DOMAIN}: GET /health/ -> 200")
+    assert ".elb.amazonaws.com directly -> 403" in evidence["alb-only-via-cloudfront"]
 
 
 HTML = b'<!doctype html><div id="app"></div><script src="/static/app.js"></script>'
@@ -70,7 +73,7 @@ def test_each_check_fails_on_a_server_that_gets_it_wrong():
         endpoint = Endpoint(url=url, via="a test server")
 
         redirect = check_https_redirect(endpoint)
-        assert not redirect.ok and f"GET {url}/ -> 200: expected a 301 to https://" in redirect.evidence
+        assert not redirect.ok and f"GET {url}/ via a test server -> 200: expected a 301 to https://" in redirect.evidence
         hsts = check_hsts(endpoint)
         assert not hsts.ok and "max-age 300 s is below 15552000 s" in hsts.evidence
         assert "includeSubDomains is missing" in hsts.evidence
@@ -98,35 +101,40 @@ def test_debug_pages_are_caught(monkeypatch):
 def test_an_unreachable_endpoint_fails_every_http_check_without_raising(launched):
     run, _ = launched
     nowhere = Endpoint(url="http://127.0.0.1:9", via="nothing listens on the discard port")
-    results = run_launch_checks(run, nowhere)
-    assert all(not r.ok and "ConnectError" in r.evidence for r in results if r.name != "tls")
+    results = run_launch_checks(run, nowhere, alb=nowhere)
+    assert all(not r.ok and "ConnectError" in r.evidence for r in results if r.name not in ("tls", "alb-only-via-cloudfront"))
+    assert not next(r for r in results if r.name == "tls").ok
 
 
-def test_the_tls_handshake_checks_chain_names_and_expiry(tmp_path):
-    names = [DOMAIN, f"www.{DOMAIN}", f"api.{DOMAIN}"]
-    server, trusting = make_test_ca_and_certificate(tmp_path, [DOMAIN, f"*.{DOMAIN}"], days=90)
-    with tiny_server({}, wrap=server) as url:
-        port = int(url.rsplit(":", 1)[1])
-        good = check_tls_handshake(DOMAIN, names, port=port, connect_to="127.0.0.1", context=trusting)
-        untrusted = check_tls_handshake(DOMAIN, names, port=port, connect_to="127.0.0.1")  # the system's CAs
-        wrong_host = check_tls_handshake("other.test", ["other.test"], port=port, connect_to="127.0.0.1",
-                                         context=trusting)
+def served_with(names: list[str], **validity) -> tls.ssl.SSLContext:
+    return tls.server_context(names, **validity)
+
+
+def tls_check(url: str, **extra):
+    endpoint = Endpoint(url=f"https://{DOMAIN}", via="a test server", connect_to=url.removeprefix("https://"),
+                        **{"ca_file": str(tls.ca_file()), **extra})
+    return check_tls_handshake(endpoint, [DOMAIN, f"www.{DOMAIN}", f"api.{DOMAIN}"])
+
+
+def test_the_tls_handshake_checks_chain_names_and_expiry(sandbox):
+    """The sandbox's CA signs each server's certificate; every check but the first must fail, saying why."""
+    now = datetime.datetime.now(datetime.timezone.utc)
+    with tiny_server({}, wrap=served_with([DOMAIN, f"*.{DOMAIN}"], not_after=now + datetime.timedelta(days=90))) as url:
+        good = tls_check(url)
+        untrusted = tls_check(url, ca_file=None)  # the system's trust store does not know the sandbox's CA
     assert good.ok, good.evidence
-    assert "chain verified, issued by golive tests" in good.evidence and "(89 days)" in good.evidence
+    assert "chain verified, issued by golive sandbox CA" in good.evidence and "(89 days)" in good.evidence
     assert not untrusted.ok and "does not verify (unable to get local issuer certificate)" in untrusted.evidence
-    assert not wrong_host.ok and "Hostname mismatch" in wrong_host.evidence
 
-    (tmp_path / "short").mkdir()
-    server, trusting = make_test_ca_and_certificate(tmp_path / "short", [DOMAIN, f"www.{DOMAIN}"], days=5)
-    with tiny_server({}, wrap=server) as url:
-        short = check_tls_handshake(DOMAIN, names, port=int(url.rsplit(":", 1)[1]), connect_to="127.0.0.1",
-                                    context=trusting)
+    with tiny_server({}, wrap=served_with(["other.test"])) as url:
+        wrong_name = tls_check(url)
+    assert not wrong_name.ok and "Hostname mismatch" in wrong_name.evidence
+
+    with tiny_server({}, wrap=served_with([DOMAIN, f"*.{DOMAIN}"], not_after=now - datetime.timedelta(days=1))) as url:
+        expired = tls_check(url)
+    assert not expired.ok and "does not verify (certificate has expired)" in expired.evidence
+
+    with tiny_server({}, wrap=served_with([DOMAIN, f"www.{DOMAIN}"], not_after=now + datetime.timedelta(days=5))) as url:
+        short = tls_check(url)
     assert not short.ok
     assert f"does not cover api.{DOMAIN}" in short.evidence and "expires in 4 days (under 14)" in short.evidence
-
-
-def test_the_sandbox_tls_check_fails_without_an_acm_certificate(launched):
-    """An environment whose Phase 1 has not run (only the sandbox environment's certificate exists)."""
-    result = check_acm_certificate(prepare("production"))
-    assert not result.ok and "no certificate tagged for environment production" in result.evidence
-    assert "golive apply production" in result.evidence

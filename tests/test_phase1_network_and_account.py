@@ -18,6 +18,7 @@ def rules(permissions: list[dict], names: dict[str, str]) -> set[str]:
         ports = "all" if p["IpProtocol"] == "-1" else f"{p['IpProtocol']} {p['FromPort']}-{p['ToPort']}"
         found |= {f"{ports} {r['CidrIp']}" for r in p.get("IpRanges", [])}
         found |= {f"{ports} sg:{names[g['GroupId']]}" for g in p.get("UserIdGroupPairs", [])}
+        found |= {f"{ports} {pl['PrefixListId']}" for pl in p.get("PrefixListIds", [])}
     return found
 
 
@@ -77,8 +78,10 @@ def test_network_is_wired_and_least_privilege_as_aws_reports_it(aws):
     names = {g["GroupId"]: c for c, g in groups.items()}
     ingress = {c: rules(g["IpPermissions"], names) for c, g in groups.items()}
     egress = {c: rules(g["IpPermissionsEgress"], names) for c, g in groups.items()}
+    cloudfront = run.client("ec2").describe_managed_prefix_lists(Filters=[{
+        "Name": "prefix-list-name", "Values": ["com.amazonaws.global.cloudfront.origin-facing"]}])["PrefixLists"][0]
     assert ingress == {
-        "alb": {"tcp 80-80 0.0.0.0/0", "tcp 443-443 0.0.0.0/0"},
+        "alb": {f"tcp 443-443 {cloudfront['PrefixListId']}"},  # CloudFront only: nothing from 0.0.0.0/0
         "backend": {"tcp 8000-8000 sg:alb"},
         "frontend": {"tcp 8080-8080 sg:alb"},
         "database": {"tcp 5432-5432 sg:backend"},

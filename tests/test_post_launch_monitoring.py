@@ -16,14 +16,15 @@ from flows.cutover import dns_cutover
 from flows.post_launch_monitoring import MonitoringFailed, post_launch_monitoring
 from golive.sandbox import app as sandbox_app
 from golive.sandbox import data_plane
-from tasks.cutover import NEW, PREVIOUS, Probe
+from golive.probes import Probe
+from tasks.cutover import NEW, PREVIOUS
 from tasks.observability import ensure_alerts_topic
 from tests.conftest import prepare
 from tests.test_cutover import WWW, launch_ready, weights
 
 
 @pytest.fixture(scope="module")
-def app(sandbox):
+def app(sandbox, edge):
     """The app under gunicorn (as tests/test_example_app.py starts it), migrated so that the API list the
     synthetic checks read answers; once for the module."""
     with data_plane.locked():
@@ -55,11 +56,14 @@ def delivered(run, queue: str) -> list[dict]:
 def test_a_healthy_window_passes_and_publishes_its_issue_log(aws, app):
     run = prepare()
     queue = alerts_queue(run)
+    launch_ready(run)
+    dns_cutover(environment="sandbox", sandbox=True)  # the synthetic checks reach the domain through DNS
     result = post_launch_monitoring(environment="sandbox", sandbox=True, window_seconds=2)  # polls at 0 s and 2 s
 
     polls = result.outputs["polls"]
     assert [p.number for p in polls] == [1, 2] and all(p.ok for p in polls)
     assert all(probe.status == 200 for p in polls for probe in p.probes.values())
+    assert all(probe.url.startswith(f"https://{run.environment.domain}/") for p in polls for probe in p.probes.values())
     marks = {d.text: d.ok for d in result.deliverables}
     assert marks["Stable production environment (monitored for the window)"] is True
     assert marks["Error rates checked"] is True
@@ -83,8 +87,8 @@ def test_a_failing_app_is_alerted_and_rolled_back_after_n_failed_polls(aws, app)
     dns_cutover(environment="sandbox", sandbox=True)
     assert weights(run, zone_id)[WWW] == {NEW: 100, PREVIOUS: 0}
 
-    broken = lambda url, headers=None, timeout=10.0: Probe(url=url, status=503, ms=4.0)  # the injected fault
-    with mock.patch("tasks.cutover.http_probe", side_effect=broken):
+    broken = lambda endpoint, path="/", **kwargs: Probe(url=f"{endpoint.url}{path}", status=503, ms=4.0)  # the fault
+    with mock.patch("golive.probes.probe", side_effect=broken):
         with pytest.raises(MonitoringFailed, match=r"2 consecutive failed polls .*503.*DNS rollback: rolled back to the previous target"):
             post_launch_monitoring(environment="sandbox", sandbox=True, window_seconds=60)
 
@@ -94,3 +98,27 @@ def test_a_failing_app_is_alerted_and_rolled_back_after_n_failed_polls(aws, app)
     assert "golive sandbox: launch rolled back" in subjects
     log = Artifact.get("sandbox-post-launch-monitoring-issue-log")
     assert "rolled back after 2 failed polls in a row" in log.data and "503" in log.data
+
+
+def test_stable_judges_every_poll_and_a_window_without_traffic_has_no_error_rate():
+    """One failed poll early in the window is not 'stable', however the last poll went; no request at the
+    ALB is no error rate to judge (pending), not 0 %."""
+    import datetime
+
+    from flows.post_launch_monitoring import Figures, Finding, Poll, _result
+    from golive.probes import Check
+
+    run = prepare()
+    now = datetime.datetime.now(datetime.timezone.utc)
+    quiet = Figures(requests=0, errors=0, error_rate=None, p95_ms=None, source="CloudWatch AWS/ApplicationELB")
+    polls = [Poll(number=1, at=now, probes={}, figures=quiet, alarms=[],
+                  findings=[Finding(key="http / 503", summary="GET / (home): 503 in 4 ms")]),
+             Poll(number=2, at=now, probes={}, figures=quiet, alarms=[], findings=[])]
+    fine = Check(name="backups", ok=True, evidence="a snapshot today")
+    result = _result(run, polls, 4.0, quiet, fine, fine, {}, "log")
+    marks = {d.text: d for d in result.deliverables}
+    stable = marks["Stable production environment (monitored for the window)"]
+    assert stable.ok is False and "1 failed (#1)" in stable.evidence
+    rates = marks["Error rates checked"]
+    assert rates.ok is None and rates.evidence.startswith("no request reached the ALB in the window")
+    assert result.verdict().startswith("FAILED")

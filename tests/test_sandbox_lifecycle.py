@@ -106,9 +106,16 @@ def test_up_twice_leaves_one_server_and_down_leaves_no_process(state):
     assert up["redis_url"].startswith("redis://127.0.0.1:")
     redis_pid = json.loads((state / "sandbox" / "redis.json").read_text())["pid"]
     assert alive(redis_pid) and len(postgres_processes(state)) >= 1
+    # The edge: the DNS server and the ALB, CloudFront and previous-site listeners, on loopback only.
+    assert up["dns_server"].startswith("127.0.0.1:") and (state / "sandbox" / "ca" / "ca.pem").exists()
+    assert set(up["edge"]) == {"alb", "alb-http", "cloudfront", "cloudfront-http", "previous"}
+    assert all(url.split("://")[1].startswith("127.0.0.1:") for url in up["edge"].values())
+    assert len(moto_processes(state, b"golive.sandbox.edge\x00")) == 5
+    assert len(moto_processes(state, b"golive.sandbox.dns_server")) == 1
 
     assert golive(state, "sandbox", "down").returncode == 0
     assert moto_processes(state) == [] and not alive(redis_pid) and postgres_processes(state) == []
+    assert moto_processes(state, b"golive.sandbox.edge\x00") == [] and moto_processes(state, b"golive.sandbox.dns_server") == []
     assert status(state)["running"] is False
     assert "was not running" in golive(state, "sandbox", "down").stdout
 

@@ -62,7 +62,8 @@ def wire() -> dict[str, str]:
     return {
         "DJANGO_SETTINGS_MODULE": "config.settings.production",
         **app_environment(run),
-        "ALLOWED_HOSTS": f"{HOST},localhost",  # the local app answers on loopback, not the domain
+        # Loopback for people on this machine; the site's names for requests through the sandbox's ALB.
+        "ALLOWED_HOSTS": ",".join([HOST, "localhost", *run.environment.certificate_names]),
         "STATIC_ROOT": str(state_dir() / "app-static"),
         "WEB_CONCURRENCY": "3",  # measured: 3 sync workers hold p95 <= 50 ms at 50 users on 2 cores, 2 do not
         "GUNICORN_PROC_NAME": "golive-sandbox-app",
