@@ -371,21 +371,21 @@ def estimate(inputs: CostInputs, prices: Prices | None = None) -> Estimate:
         note="the runbook keeps 4 secrets; the plan counted 10")
     add("ECR", f"{u.ecr_gb:g} GB of images", u.ecr_gb * p("ecr", "gb_month"), "ecr", note="not in the plan's table")
 
-    not_made = "planned: the runbook does not make it yet, Phase 7"
+    by_phase_7 = "made by Phase 7; its size priced from cost.planned"
     if planned.waf_rules:
         add("WAF", f"1 web ACL, {planned.waf_rules} rules, {u.requests_millions:g}M requests",
             p("waf", "web_acl_month") + planned.waf_rules * p("waf", "rule_month")
-            + u.requests_millions * p("waf", "per_million_requests"), "waf", note=not_made)
+            + u.requests_millions * p("waf", "per_million_requests"), "waf", note=by_phase_7)
     if planned.shield_advanced:
         add("Shield Advanced", "subscription (one-year commitment)", p("shield", "advanced_month"), "shield",
-            note=not_made)
+            note=by_phase_7)
     if planned.flow_logs_gb:
         add("VPC flow logs", f"{planned.flow_logs_gb:g} GB into CloudWatch Logs",
-            planned.flow_logs_gb * p("cloudwatch", "vended_log_ingest_gb"), "cloudwatch", note=not_made)
+            planned.flow_logs_gb * p("cloudwatch", "vended_log_ingest_gb"), "cloudwatch", note=by_phase_7)
     if planned.config_items or planned.config_rule_evaluations:
         add("AWS Config", f"{planned.config_items} items, {planned.config_rule_evaluations} rule evaluations",
             planned.config_items * p("config", "item") + planned.config_rule_evaluations * p("config", "rule_evaluation"),
-            "config", note=not_made)
+            "config", note=by_phase_7)
 
     total, label = _plan_figure(inputs)
     return Estimate(environment=inputs.name, lines=lines, prices=p, plan_total=total, plan_label=label)

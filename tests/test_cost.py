@@ -55,7 +55,8 @@ def test_the_file_drives_the_lines(tmp_path):
     scheduled = estimate(inputs(write_environment(tmp_path, "production", lambda t: t + SCHEDULE, name="sched")))
     # 65 business hours of 168 at 2 tasks, the rest at 1: 1.387 tasks on average instead of 2.
     assert scheduled.line("ECS Fargate").usd == pytest.approx(base.line("ECS Fargate").usd * (65 / 168 * 2 + 103 / 168) / 2)
-    shield = estimate(inputs(write_environment(tmp_path, "production", lambda t: t + "\n[cost.planned]\nshield_advanced = true\n",
+    shield = estimate(inputs(write_environment(tmp_path, "production", lambda t: t + "\n[cost.planned]\nshield_advanced = true\n"
+                                               "\n[security]\nshield_advanced = true\n",
                                                name="shield")))
     assert shield.total - base.total == pytest.approx(3000)
 
