@@ -359,8 +359,8 @@ class UsageSettings(Strict):
 
 
 class PlannedServices(Strict):
-    """Services the plan prices that the runbook does not make yet (Phase 7 is not automated): counted
-    in the estimate so it covers the plan's table, and named as not yet made wherever it is shown."""
+    """The size of what Phase 7 makes, as the estimate prices it (WAF rules, flow-log and Config volumes,
+    Shield Advanced, which must agree with security.shield_advanced)."""
 
     waf_rules: int = Field(5, ge=0, le=100, description="WAF rules on one web ACL (plan: 'basic rules', $10); 0: no WAF")
     shield_advanced: bool = Field(False, description="AWS Shield Advanced ($3,000 a month, one-year commitment)")
