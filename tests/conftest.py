@@ -109,7 +109,8 @@ def write_environment(tmp_path: Path, base: str = "sandbox", edit=lambda text: t
 
 def cli_env(prefect_api: str, **extra: str) -> dict[str, str]:
     """Environment for a `golive` subprocess: the session's sandbox and Prefect server."""
-    return {**os.environ, "PREFECT_API_URL": prefect_api, **extra}
+    # A wide terminal: the tests read the CLI's lines, which rich would otherwise wrap at 80 columns.
+    return {**os.environ, "PREFECT_API_URL": prefect_api, "COLUMNS": "200", **extra}
 
 
 GOLIVE = [sys.executable, "-m", "golive.cli"]

