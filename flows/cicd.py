@@ -16,6 +16,7 @@ from prefect import flow, task
 from golive.config import REPOSITORY_ROOT
 from golive.report import PhaseResult, deliverable, finish_phase
 from golive.retry import AWS_STEP
+from golive.emulator import cannot_observe
 from golive.run import Mode, Run
 from tasks.app_files import ensure_ci_files
 from tasks.ci_identity import ensure_ci_identity, repository_of
@@ -79,7 +80,8 @@ def cicd_deliverables(run: Run, outputs: dict) -> list:
     secrets, parameters = app_env["secrets"], app_env["parameters"]
     documented, undocumented = documented_variables(app_env["passed_variables"])
     breaker = app_env["circuit_breaker"]
-    moto_note = ("; sandbox: moto stores the trust policy but never checks a web-identity token" if run.target.is_sandbox else "")
+    limit = cannot_observe(run, "web-identity-trust")
+    moto_note = f"; {limit}" if limit else ""
     return [
         deliverable("6.1", "CI/CD pipeline", present(*WORKFLOWS),
                     file_evidence(*WORKFLOWS) + "; OIDC (id-token: write), actions pinned by commit SHA, "

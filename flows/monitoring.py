@@ -20,6 +20,7 @@ from golive.audit import AuditResult, audit
 from golive.changes import collect_changes
 from golive.report import PhaseResult, artifact_key, deliverable, finish_phase
 from golive.retry import AWS_STEP
+from golive.emulator import cannot_observe
 from golive.run import Mode, Run
 from tasks.alarms import ensure_monitoring_alarms
 from tasks.cloudtrail import ensure_trail
@@ -31,7 +32,6 @@ from tasks.observability import ensure_alerts_topic
 from tasks.waf import ensure_shield, ensure_waf
 
 PHASE = "phase-7-monitoring"
-MOTO = "sandbox: moto 5.2.5"
 
 
 class AuditFailed(RuntimeError):
@@ -111,7 +111,9 @@ def sentry_wired(run: Run) -> tuple[bool, str]:
 
 def monitoring_deliverables(run: Run, o: dict) -> list:
     planned = not run.applying
-    sandbox = run.target.is_sandbox
+    evaluation, composite = cannot_observe(run, "alarm-evaluation"), cannot_observe(run, "composite-alarm")
+    checkers, log_metrics = cannot_observe(run, "health-check-results"), cannot_observe(run, "log-metrics")
+    compliance = cannot_observe(run, "config-compliance")
     env = run.environment
     alarms, waf, shield, config, trail = o["alarms"], o["waf"], o["shield"], o["config"], o["trail"]
     alarm_names = [r.name for r in alarms.alarms]
@@ -130,23 +132,22 @@ def monitoring_deliverables(run: Run, o: dict) -> list:
                     f"{len(alarm_names)} alarms to {o['topic'].id}: {', '.join(alarm_names)}", planned=planned),
         # moto stores alarms and never evaluates them: that they fire on real metrics cannot be seen here.
         deliverable("7.1", "Alarms evaluate real metrics and notify",
-                    None if sandbox else all(r.id for r in alarms.alarms),
-                    f"pending: {MOTO} never evaluates alarms (the wiring is proven by setting an alarm's state: "
-                    "the cutover and post-launch monitoring react)" if sandbox
+                    None if evaluation else all(r.id for r in alarms.alarms),
+                    f"pending: {evaluation}" if evaluation
                     else "CloudWatch evaluates them; the email subscription must be confirmed", planned=planned),
-        deliverable("7.1", "Composite 'site down' alarm", None if sandbox else bool(alarms.site_down.id),
-                    f"pending: {MOTO} has no put_composite_alarm (made against AWS)" if sandbox
+        deliverable("7.1", "Composite 'site down' alarm", None if composite else bool(alarms.site_down.id),
+                    f"pending: {composite}" if composite
                     else f"{alarms.site_down.name} ({alarms.site_down.id})", planned=planned),
         deliverable("7.1", "Uptime health check of the site", bool(alarms.health_check.id),
                     f"Route 53 {alarms.health_check.id}: HTTPS {env.domain}/health/ every 30 s, alarm "
                     f"{[n for n in alarm_names if n.endswith('-uptime')][0]} in us-east-1"
-                    + (f" (checker results pending: {MOTO} always reports Success)" if sandbox else ""), planned=planned),
+                    + (f" (checker results pending: {checkers})" if checkers else ""), planned=planned),
         deliverable("7.1", "Log groups with retention and an application-error metric",
                     bool(retention) and all(days == wanted_retention for days in retention.values())
                     and bool(alarms.metric_filter.id),
                     ", ".join(f"{g}: {d} days" for g, d in retention.items()) + f"; metric filter {alarms.metric_filter.name} "
                     "counts ERROR/CRITICAL/Traceback lines, alarm app-errors"
-                    + (f" (pending: {MOTO} never turns log events into metrics)" if sandbox else ""), planned=planned),
+                    + (f" (pending: {log_metrics})" if log_metrics else ""), planned=planned),
         deliverable("7.1", "ALB and CloudFront access logs to the logs bucket with lifecycle",
                     bool(archive.id and archive.alb_access_logs.id and archive.cdn_access_logs.id),
                     f"s3://{archive.name}/ (alb/, cloudfront/), objects expire after {env.security.log_archive_days} days",
@@ -166,8 +167,8 @@ def monitoring_deliverables(run: Run, o: dict) -> list:
                     config.recording and all(r.id for r in config.rules),
                     f"recorder {config.recorder} ({'the account' + chr(39) + 's own' if config.external else 'golive'}), "
                     f"recording {config.recording}; {len(config.rules)} rules: {', '.join(MANAGED_RULES)}", planned=planned),
-        deliverable("7.2", "AWS Config compliance answers", None if sandbox else True,
-                    f"pending: {MOTO} has no compliance queries (describe_compliance_by_config_rule)" if sandbox
+        deliverable("7.2", "AWS Config compliance answers", None if compliance else True,
+                    f"pending: {compliance}" if compliance
                     else "read by the audit below", planned=planned),
         deliverable("7.2", "Multi-region CloudTrail trail", trail.multi_region and trail.logging,
                     f"{trail.name} ({'the account' + chr(39) + 's own' if trail.external else 'golive'}): multi-region "

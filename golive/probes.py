@@ -213,3 +213,44 @@ def alb_endpoint(run: Run, host: str | None = None) -> Endpoint:
         raise LookupError(f"no load balancer for {run.env_name}: apply Phase 3 (ecs) first")
     return Endpoint(url=f"https://{host or run.environment.domain}", via=f"the ALB {lb['DNSName']} directly",
                     connect_to=lb["DNSName"], **_sandbox_routing(run))
+
+
+# Where names are answered and asked, by target: the zone's Route 53 servers and public resolvers in AWS;
+# the sandbox's DNS server (over UDP and TCP) on this machine. The cutover's DNS checks take these.
+PUBLIC_RESOLVERS = {"Google 8.8.8.8": ("8.8.8.8", 53), "Cloudflare 1.1.1.1": ("1.1.1.1", 53), "Quad9 9.9.9.9": ("9.9.9.9", 53)}
+
+
+def system_addresses(name: str) -> set[str]:
+    import socket
+
+    try:
+        return {info[4][0] for info in socket.getaddrinfo(name, 443, socket.AF_INET, socket.SOCK_STREAM)}
+    except OSError:
+        return set()
+
+
+def authoritative_servers(run: Run, zone_id: str | None) -> list[tuple[str, int]]:
+    """Where the zone is answered: the sandbox's DNS server, or the zone's Route 53 name servers."""
+    if run.target.is_sandbox:
+        from golive.sandbox.edge import status
+
+        address, port = status()["dns_server"].rsplit(":", 1)
+        return [(address, int(port))]
+    servers = run.client("route53").get_hosted_zone(Id=zone_id)["DelegationSet"]["NameServers"]
+    return [(sorted(system_addresses(s))[0], 53) for s in servers[:2] if system_addresses(s)]
+
+
+def new_addresses(run: Run, layout) -> dict[str, set[str]]:
+    """The new target's addresses as a resolver sees them (AWS: an alias answers with them)."""
+    if run.target.is_sandbox:
+        return {}  # the sandbox's answers name their target (golive/sandbox/dns_server.py)
+    return {n.name: system_addresses(n.new.alias_name) for n in layout.names if n.new is not None and n.new.is_alias}
+
+
+def resolver_locations(run: Run) -> dict[str, tuple[tuple[str, int], bool]]:
+    """label -> (server, over TCP): public resolvers in AWS; the sandbox's DNS server over UDP and TCP."""
+    if not run.target.is_sandbox:
+        return {label: (server, False) for label, server in PUBLIC_RESOLVERS.items()}
+    server = authoritative_servers(run, None)[0]
+    return {f"sandbox DNS {server[0]}:{server[1]} over UDP": (server, False),
+            f"sandbox DNS {server[0]}:{server[1]} over TCP": (server, True)}

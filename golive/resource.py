@@ -89,6 +89,12 @@ class Resource(ABC):
         self.component = component
         self.name = resource_name(run.env_name, component)
 
+    def settable_fields(self) -> set[str]:
+        """The desired fields this target can hold: all of them in AWS; the sandbox lacks sandbox_lacks.
+        For creates made of several calls, one per field group (ensure() shows the rest as not set)."""
+        lacking = set(self.sandbox_lacks) if self.run.target.is_sandbox else set()
+        return set(self.desired()) - lacking
+
     @abstractmethod
     def desired(self) -> dict[str, Any]:
         """The fields this resource should have, in the same shape discover() reports them."""

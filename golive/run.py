@@ -95,6 +95,11 @@ class Run(BaseModel):
         delay = 1 if self.target.is_sandbox else delay
         return {"Delay": delay, "MaxAttempts": max(1, int(minutes * 60 // delay))}
 
+    def poll_delay(self, aws_seconds: float) -> float:
+        """How long to wait between polls of something AWS takes time to finish: `aws_seconds` against AWS;
+        0.2 s in the sandbox, whose emulated work (a local process, a record) finishes within a poll."""
+        return 0.2 if self.target.is_sandbox else aws_seconds
+
     def report(self, change: Change) -> None:
         """Tell the Prefect run log and any watching terminal about one resource's change."""
         message = change.headline()

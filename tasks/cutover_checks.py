@@ -23,11 +23,12 @@ import golive.probes as probes  # through the module, so a test can swap in a fa
 from golive.naming import resource_name
 from golive.probes import Check, Probe
 from golive.retry import AWS_STEP
+from golive.emulator import cannot_observe
+from golive.probes import authoritative_servers, new_addresses as _new_addresses, resolver_locations, system_addresses as _system_addresses
 from golive.run import Run
 from tasks.cutover_records import RECORD_TTL, Layout, NameLayout, record_key, record_state, show_weights, weights_of, zone_records
 from tasks.cutover_target import HEALTH_PATH
 
-PUBLIC_RESOLVERS = {"Google 8.8.8.8": ("8.8.8.8", 53), "Cloudflare 1.1.1.1": ("1.1.1.1", 53), "Quad9 9.9.9.9": ("9.9.9.9", 53)}
 QUERIES_PER_NAME = 12  # a weighted pair answers either side: several questions show both
 
 
@@ -55,15 +56,6 @@ def ask(server: tuple[str, int], name: str, tcp: bool = False) -> tuple[list[str
     return chain, addresses, dns.rcode.to_text(reply.rcode())
 
 
-def _system_addresses(name: str) -> set[str]:
-    import socket
-
-    try:
-        return {info[4][0] for info in socket.getaddrinfo(name, 443, socket.AF_INET, socket.SOCK_STREAM)}
-    except OSError:
-        return set()
-
-
 def side(name: NameLayout, chain: list[str], addresses: set[str], new_addresses: set[str]) -> str:
     """Which side of the pair an answer is: 'new', 'previous' or 'elsewhere'. By the names in the answer
     (a CNAME, or the sandbox's alias answer), or by the new target's addresses (Route 53 flattens an
@@ -76,17 +68,6 @@ def side(name: NameLayout, chain: list[str], addresses: set[str], new_addresses:
         if previous_names & set(chain[1:]) or (addresses and addresses <= previous_names):
             return "previous"
     return "elsewhere"
-
-
-def authoritative_servers(run: Run, zone_id: str | None) -> list[tuple[str, int]]:
-    """Where the zone is answered: the sandbox's DNS server, or the zone's Route 53 name servers."""
-    if run.target.is_sandbox:
-        from golive.sandbox.edge import status
-
-        address, port = status()["dns_server"].rsplit(":", 1)
-        return [(address, int(port))]
-    servers = run.client("route53").get_hosted_zone(Id=zone_id)["DelegationSet"]["NameServers"]
-    return [(sorted(_system_addresses(s))[0], 53) for s in servers[:2] if _system_addresses(s)]
 
 
 def tally(server: tuple[str, int], layout: Layout, percent: int, new_addresses: dict[str, set[str]],
@@ -113,13 +94,6 @@ def tally(server: tuple[str, int], layout: Layout, percent: int, new_addresses: 
         if percent == 100 and seen["previous"]:
             problems.append(f"{name.name}: {seen['previous']} of {times} answers still the previous target at 100 %")
     return counts, problems
-
-
-def _new_addresses(run: Run, layout: Layout) -> dict[str, set[str]]:
-    """The new target's addresses as a resolver sees them (AWS: an alias answers with them)."""
-    if run.target.is_sandbox:
-        return {}  # the sandbox's answers name their target (golive/sandbox/dns_server.py)
-    return {n.name: _system_addresses(n.new.alias_name) for n in layout.names if n.new is not None and n.new.is_alias}
 
 
 def _show(counts: dict[str, dict[str, int]]) -> str:
@@ -179,9 +153,10 @@ def health_check_status(run: Run, health_check_id: str | None) -> Check:
     evidence = f"{health_check_id}: {good} of {len(observations)} checkers report Success"
     if not observations:
         evidence += " (no observations yet)"
-    if run.target.is_sandbox:
-        evidence += " (sandbox: moto always reports Success)"
-    elif not ok:
+    limit = cannot_observe(run, "health-check-results")
+    if limit:  # fake observations prove nothing: pending, never a pass
+        return Check(name="Route 53 health check", ok=None, evidence=f"{evidence}; pending: {limit}")
+    if not ok:
         failing = [o["StatusReport"]["Status"] for o in observations if not o["StatusReport"]["Status"].startswith("Success")]
         evidence += f"; e.g. {failing[0]}"
     return Check(name="Route 53 health check", ok=ok, evidence=evidence)
@@ -210,27 +185,20 @@ def check_step_health(run: Run, layout: Layout) -> list[Check]:
         name="HTTP health", ok=all(p.ok for p in answers),
         evidence=f"{len(answers)} of {settings.health_checks_per_step} GET {endpoint.url}{HEALTH_PATH} via {endpoint.via}: "
         + ", ".join(p.show() for p in answers) + (" (stopped at the first failure)" if stopped else ""))
-    alarm_note = " (sandbox: moto never evaluates alarms; only states set on them show)" if run.target.is_sandbox else ""
+    limit = cannot_observe(run, "alarm-evaluation")
+    alarm_note = f" ({limit}; only states set on them show)" if limit else ""
     alarms = Check(name="CloudWatch alarms", ok=not firing,
                    evidence=(f"in ALARM: {', '.join(firing)}" if firing
                              else f"none of {resource_name(run.env_name, '')}* in ALARM") + alarm_note)
     return [http, alarms, health_check_status(run, layout.health_check_id)]
 
 
-def resolver_locations(run: Run) -> dict[str, tuple[tuple[str, int], bool]]:
-    """label -> (server, over TCP): public resolvers in AWS; the sandbox's DNS server over UDP and TCP."""
-    if not run.target.is_sandbox:
-        return {label: (server, False) for label, server in PUBLIC_RESOLVERS.items()}
-    server = authoritative_servers(run, None)[0]
-    return {f"sandbox DNS {server[0]}:{server[1]} over UDP": (server, False),
-            f"sandbox DNS {server[0]}:{server[1]} over TCP": (server, True)}
-
-
 @task(**AWS_STEP)
 def check_public_resolvers(run: Run, layout: Layout, percent: int) -> Check:
     """'Test from multiple locations': ask each resolver location about every name. At 100 % each must
     return the new target, waiting (bounded by the TTL) for caches to expire. Evidence, not a gate."""
-    deadline = time.monotonic() + (2 * RECORD_TTL + 30 if percent == 100 and not run.target.is_sandbox else 0)
+    caches_expire = percent == 100 and not cannot_observe(run, "dns-caches")
+    deadline = time.monotonic() + (2 * RECORD_TTL + 30 if caches_expire else 0)
     new_addresses = _new_addresses(run, layout)
     while True:
         seen, problems = [], []

@@ -55,6 +55,7 @@ from pydantic import BaseModel, ConfigDict
 from golive.changes import Action, Change, FieldChange
 from golive.resource import Found, diff
 from golive.retry import AWS_STEP
+from golive.emulator import cannot_observe
 from golive.run import Run
 from tasks.dns import HostedZone
 
@@ -285,16 +286,16 @@ def validate_batch(domain: str, records: list[dict], deletes: list[dict], upsert
 
 def _wait_insync(run: Run, change_id: str) -> str:
     """Bounded wait until every Route 53 server has the change."""
-    delay = 1 if run.target.is_sandbox else 10
+    delay = run.poll_delay(10)
     started = time.monotonic()
     try:
         run.client("route53").get_waiter("resource_record_sets_changed").wait(
-            Id=change_id, WaiterConfig={"Delay": delay, "MaxAttempts": max(1, INSYNC_WAIT_SECONDS // delay)})
+            Id=change_id, WaiterConfig={"Delay": delay, "MaxAttempts": max(1, int(INSYNC_WAIT_SECONDS // delay))})
     except Exception as error:  # botocore WaiterError: still PENDING at the bound
         raise CutoverError(f"Route 53 change {change_id} was not INSYNC after {INSYNC_WAIT_SECONDS} s: {error}") from error
     seconds = time.monotonic() - started
-    note = " (sandbox: moto reports INSYNC at once)" if run.target.is_sandbox else ""
-    return f"{change_id} INSYNC after {seconds:.1f} s{note}"
+    limit = cannot_observe(run, "route53-propagation")
+    return f"{change_id} INSYNC after {seconds:.1f} s" + (f" ({limit})" if limit else "")
 
 
 

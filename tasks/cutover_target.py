@@ -71,9 +71,9 @@ def locate_new_target(run: Run) -> Distribution | None:
             f"(it lists {', '.join(distribution.aliases) or 'none'}); CloudFront would refuse their requests. "
             "Phase 4 must add them (with the certificate). Nothing was changed.")
     if distribution.status != "Deployed" and run.applying:
-        delay = 1 if run.target.is_sandbox else 30
+        delay = run.poll_delay(30)
         run.client("cloudfront").get_waiter("distribution_deployed").wait(
-            Id=distribution.id, WaiterConfig={"Delay": delay, "MaxAttempts": max(1, 1800 // delay)})
+            Id=distribution.id, WaiterConfig={"Delay": delay, "MaxAttempts": max(1, int(1800 // delay))})
         distribution = distribution.model_copy(update={"status": "Deployed"})
     return distribution
 

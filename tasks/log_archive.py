@@ -107,8 +107,7 @@ class LogsBucket(Bucket):
         if self.run.environment.region != "us-east-1":
             kwargs["CreateBucketConfiguration"] = {"LocationConstraint": self.run.environment.region}
         self.s3.create_bucket(**kwargs)
-        fields = set(self.desired()) - (set(self.sandbox_lacks) if self.run.target.is_sandbox else set())
-        self._configure(fields)
+        self._configure(self.settable_fields())
         return self.bucket
 
     @classmethod

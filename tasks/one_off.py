@@ -70,7 +70,7 @@ def _wait_stopped(run: Run, cluster: str, task_arn: str, command: list[str]) -> 
     """Poll until STOPPED: every 6 s against AWS (a Fargate task takes ~30-60 s to start), 0.2 s in the
     sandbox, where the task is a local process."""
     ecs = run.client("ecs")
-    delay = 0.2 if run.target.is_sandbox else 6
+    delay = run.poll_delay(6)
     deadline = time.monotonic() + TIMEOUT_MINUTES * 60
     while True:
         tasks = ecs.describe_tasks(cluster=cluster, tasks=[task_arn])["tasks"]
