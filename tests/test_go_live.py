@@ -23,13 +23,26 @@ def live_app(aws, empty_database, edge):
         sandbox_app.APP.stop()
 
 
-def test_an_impossible_load_test_threshold_stops_the_go_live_before_the_cutover(live_app, tmp_path):
+def no_cutover_record_written(run) -> None:
+    route53 = run.client("route53")
+    zone = route53.list_hosted_zones_by_name(DNSName=run.environment.domain)["HostedZones"][0]["Id"]
+    records = route53.list_resource_record_sets(HostedZoneId=zone)["ResourceRecordSets"]
+    assert not [r for r in records if r.get("SetIdentifier")], "no weighted cutover record was written"
+
+
+def test_an_unaccepted_high_finding_then_an_impossible_load_test_stop_the_go_live_before_the_cutover(
+        live_app, tmp_path):
     # Port 22 open to the world on a group made by hand in the VPC (Phase 1 would revoke a rule added to
-    # one of its own groups), accepted in the file as a reviewed exception: the audit gate lets the go-live
-    # on. tests/test_phase7_monitoring.py shows the same finding stopping the gate when it is not accepted.
-    tight = write_environment(tmp_path, edit=lambda t: t.replace("p95_ms = 250", "p95_ms = 0.001")
-                              .replace("duration_seconds = 10", "duration_seconds = 3")
-                              + '\n[[audit.accept]]\nid = "EC2.13:bastion"\nreason = "reviewed: opened by this test"\n')
+    # one of its own groups). Not accepted, it stops the whole go-live before the load test and the cutover;
+    # accepted in the file as a reviewed exception, the go-live goes on to the load test, whose impossible
+    # threshold stops it in turn.
+    def tightened(text: str) -> str:
+        return text.replace("p95_ms = 250", "p95_ms = 0.001").replace("duration_seconds = 10", "duration_seconds = 3")
+
+    (tmp_path / "unaccepted").mkdir()
+    unaccepted = write_environment(tmp_path / "unaccepted", edit=tightened)
+    tight = write_environment(tmp_path, edit=lambda t: tightened(t) + (
+        '\n[[audit.accept]]\nid = "EC2.13:bastion"\nreason = "reviewed: opened by this test"\n'))
     from flows.infrastructure import infrastructure
 
     infrastructure(environment=str(tight), sandbox=True)
@@ -38,10 +51,21 @@ def test_an_impossible_load_test_threshold_stops_the_go_live_before_the_cutover(
     bastion = ec2.create_security_group(GroupName="bastion", Description="made by hand", VpcId=vpc)["GroupId"]
     ec2.authorize_security_group_ingress(GroupId=bastion, IpPermissions=[{
         "IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}])
-    with pytest.raises(Exception, match=r"p95 latency .* above the 0\.001 ms threshold \(launch\.load_test\.p95_ms\)"):
-        go_live(environment=str(tight), sandbox=True)
+
     from prefect.artifacts import Artifact
 
+    def last_load_test():
+        found = Artifact.get("sandbox-load-test-report")
+        return found and found.id
+
+    before = last_load_test()
+    with pytest.raises(Exception, match=rf"blocking: EC2\.13:bastion: bastion \({bastion}\) allows tcp port 22"):
+        go_live(environment=str(unaccepted), sandbox=True)
+    assert last_load_test() == before, "the go-live stopped before the load test"
+    no_cutover_record_written(prepare(str(unaccepted)))
+
+    with pytest.raises(Exception, match=r"p95 latency .* above the 0\.001 ms threshold \(launch\.load_test\.p95_ms\)"):
+        go_live(environment=str(tight), sandbox=True)
     audit = Artifact.get("sandbox-security-audit-report").data
     assert "| EC2.13:bastion | high | accepted: reviewed: opened by this test | bastion |" in audit
     run = prepare(str(tight))
