@@ -1,0 +1,75 @@
+"""`golive bootstrap sandbox` against moto and a Prefect server: what production's go-live deployment
+needs, made once; a second run changes nothing in AWS or Prefect; the ECS pool's job variables, read back
+from the API, are Phase 1's subnets, security group and roles as AWS itself reports them."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+
+from tests.conftest import GOLIVE, REPO, cli_env, prepare
+
+
+def _bootstrap(prefect_api: str, *args: str) -> str:
+    done = subprocess.run([*GOLIVE, "bootstrap", "sandbox", *args], cwd=REPO, env=cli_env(prefect_api),
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode in (0, 2), done.stdout[-3000:] + done.stderr[-3000:]
+    return done.stdout
+
+
+def _prefect_state() -> dict:
+    """When Prefect last changed each object the bootstrap keeps (the API's `updated` stamps)."""
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        pool = client.read_work_pool("golive-sandbox-ecs")
+        block = client.read_block_document_by_name("golive-sandbox-results", "s3-bucket")
+        deployments = {name: client.read_deployment_by_name(name)
+                       for name in ("go-live/sandbox", "backup-verification/sandbox")}
+    return {"pool": (pool.updated, pool.base_job_template), "block": block.data,
+            **{name: d.updated for name, d in deployments.items()}}
+
+
+def test_bootstrap_twice_changes_nothing_and_the_pool_carries_phase_1(aws, prefect_api):
+    first = _bootstrap(prefect_api)
+    assert "Start a worker:   prefect worker start --pool golive-sandbox --type process" in first
+    assert "Start the go-live: prefect deployment run go-live/sandbox" in first
+    before = _prefect_state()
+
+    second = _bootstrap(prefect_api)
+    done = re.search(r"Done: (\d+) created, (\d+) updated, (\d+) replaced, (\d+) deleted, (\d+) unchanged.*?"
+                     r"\((\d+) AWS calls, (\d+) writes", second)
+    assert done, second[-2000:]
+    created, updated, replaced, deleted, unchanged, calls, writes = map(int, done.groups())
+    assert (created, updated, replaced, deleted, writes) == (0, 0, 0, 0, 0), second[-3000:]
+    assert unchanged > 50 and calls > 0
+    assert _prefect_state() == before  # no Prefect object was rewritten
+
+    # The pool's job variables against what AWS reports for Phase 1's network and roles.
+    run = prepare()
+    ec2, iam = run.client("ec2"), run.client("iam")
+    private = {s["SubnetId"] for s in ec2.describe_subnets(Filters=[
+        {"Name": "tag:Name", "Values": ["golive-sandbox-private-*"]}])["Subnets"]}
+    backend = ec2.describe_security_groups(Filters=[
+        {"Name": "group-name", "Values": ["golive-sandbox-backend"]}])["SecurityGroups"][0]
+    from flows.bootstrap import read_job_variables
+
+    variables = read_job_variables("golive-sandbox-ecs")
+    network = variables["network_configuration"]
+    assert len(private) == 2 and set(network["subnets"]) == private
+    assert network["securityGroups"] == [backend["GroupId"]] and network["assignPublicIp"] == "DISABLED"
+    assert variables["vpc_id"] == backend["VpcId"]
+    assert variables["task_role_arn"] == iam.get_role(RoleName="golive-sandbox-deploy")["Role"]["Arn"]
+    assert variables["execution_role_arn"] == iam.get_role(RoleName="golive-sandbox-ecs-execution")["Role"]["Arn"]
+    cluster = run.client("ecs").describe_clusters(clusters=["golive-sandbox-runbook"])["clusters"][0]
+    assert variables["cluster"] == cluster["clusterArn"] and variables["launch_type"] == "FARGATE"
+    repository, tag = variables["image"].rsplit(":", 1)
+    images = run.client("ecr").describe_images(repositoryName="golive-sandbox-runbook",
+                                               imageIds=[{"imageTag": tag}])["imageDetails"]
+    assert repository.endswith("/golive-sandbox-runbook") and images
+
+    # --destroy removes what the bootstrap made (Phase 1 stays), and a second --destroy finds nothing.
+    removed = _bootstrap(prefect_api, "--destroy")
+    assert "7 deleted" in removed, removed[-2000:]
+    assert "0 deleted" in _bootstrap(prefect_api, "--destroy")
+    assert ec2.describe_subnets(SubnetIds=list(private))["Subnets"]
