@@ -68,8 +68,13 @@ def test_bootstrap_twice_changes_nothing_and_the_pool_carries_phase_1(aws, prefe
                                                imageIds=[{"imageTag": tag}])["imageDetails"]
     assert repository.endswith("/golive-sandbox-runbook") and images
 
-    # --destroy removes what the bootstrap made (Phase 1 stays), and a second --destroy finds nothing.
-    removed = _bootstrap(prefect_api, "--destroy")
-    assert "7 deleted" in removed, removed[-2000:]
-    assert "0 deleted" in _bootstrap(prefect_api, "--destroy")
-    assert ec2.describe_subnets(SubnetIds=list(private))["Subnets"]
+    # The teardown (`golive bootstrap sandbox --destroy` runs this flow) removes what the bootstrap made,
+    # Phase 1 aside; run again, it finds nothing.
+    from flows.bootstrap import bootstrap_teardown
+
+    removed = bootstrap_teardown(environment="sandbox", sandbox=True)
+    assert sorted(c.kind for c in removed.changes) == sorted([
+        "prefect-deployment", "prefect-deployment", "work-pool", "prefect-block", "results-bucket",
+        "ecr-repository", "runbook-cluster"]) and all(c.action.value == "delete" for c in removed.changes)
+    assert bootstrap_teardown(environment="sandbox", sandbox=True, mode="plan").changes == []
+    assert ec2.describe_subnets(SubnetIds=list(private))["Subnets"]  # Phase 1 stays
