@@ -68,6 +68,27 @@ def test_bootstrap_twice_changes_nothing_and_the_pool_carries_phase_1(aws, prefe
                                                imageIds=[{"imageTag": tag}])["imageDetails"]
     assert repository.endswith("/golive-sandbox-runbook") and images
 
+    # A hand edit of the pool is drift: the plan shows it and writes nothing; apply puts it back.
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import WorkPoolUpdate
+
+    from golive.changes import Action
+    from golive.resource import ensure
+    from tasks.work_pool import PoolInputs, WorkPool, job_variables
+
+    with get_client(sync_client=True) as client:
+        template = client.read_work_pool("golive-sandbox-ecs").base_job_template
+        template["variables"]["properties"]["vpc_id"]["default"] = "vpc-edited-by-hand"
+        client.update_work_pool("golive-sandbox-ecs", WorkPoolUpdate(base_job_template=template))
+    inputs = PoolInputs(cluster=variables["cluster"], vpc_id=variables["vpc_id"], private_subnets=network["subnets"],
+                        security_group=backend["GroupId"], task_role_arn=variables["task_role_arn"],
+                        execution_role_arn=variables["execution_role_arn"], image=variables["image"])
+    planned = ensure(WorkPool(prepare(mode="plan"), "golive-sandbox-ecs", "ecs", job_variables(inputs))).change
+    assert planned.action is Action.UPDATE and [f.field for f in planned.fields] == ["vpc_id"]
+    assert read_job_variables("golive-sandbox-ecs")["vpc_id"] == "vpc-edited-by-hand"
+    ensure(WorkPool(run, "golive-sandbox-ecs", "ecs", job_variables(inputs)))
+    assert read_job_variables("golive-sandbox-ecs") == variables
+
     # The teardown (`golive bootstrap sandbox --destroy` runs this flow) removes what the bootstrap made,
     # Phase 1 aside; run again, it finds nothing.
     from flows.bootstrap import bootstrap_teardown
@@ -78,3 +99,14 @@ def test_bootstrap_twice_changes_nothing_and_the_pool_carries_phase_1(aws, prefe
         "ecr-repository", "runbook-cluster"]) and all(c.action.value == "delete" for c in removed.changes)
     assert bootstrap_teardown(environment="sandbox", sandbox=True, mode="plan").changes == []
     assert ec2.describe_subnets(SubnetIds=list(private))["Subnets"]  # Phase 1 stays
+
+
+def test_bootstrap_against_aws_needs_a_prefect_api_before_any_aws_call(monkeypatch):
+    """Against AWS there is no local Prefect server to fall back on: the bootstrap says what to set."""
+    from typer.testing import CliRunner
+
+    from golive.cli import Failure, app
+
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    result = CliRunner().invoke(app, ["bootstrap", "production", "--aws", "--verbose"])  # verbose: logging untouched
+    assert isinstance(result.exception, Failure) and "set PREFECT_API_URL" in str(result.exception)
