@@ -89,6 +89,13 @@ def test_bootstrap_twice_changes_nothing_and_the_pool_carries_phase_1(aws, prefe
     ensure(WorkPool(run, "golive-sandbox-ecs", "ecs", job_variables(inputs)))
     assert read_job_variables("golive-sandbox-ecs") == variables
 
+    # The environment's teardown (`golive destroy`) finds what the bootstrap made in AWS too.
+    from flows.teardown import teardown
+
+    doomed = {(c.kind, c.name) for c in teardown(environment="sandbox", sandbox=True, mode="plan").changes}
+    assert {("results-bucket", f"golive-sandbox-{run.account_id()}-prefect-results"),
+            ("ecr-repository", "golive-sandbox-runbook"), ("runbook-cluster", "golive-sandbox-runbook")} <= doomed
+
     # The teardown (`golive bootstrap sandbox --destroy` runs this flow) removes what the bootstrap made,
     # Phase 1 aside; run again, it finds nothing.
     from flows.bootstrap import bootstrap_teardown
