@@ -31,6 +31,24 @@ def _prefect_state() -> dict:
 
 
 def test_bootstrap_twice_changes_nothing_and_the_pool_carries_phase_1(aws, prefect_api):
+    # The plan from nothing runs the same code and writes nothing, to AWS or to Prefect.
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    from flows.bootstrap import bootstrap
+
+    planned = bootstrap(environment="sandbox", sandbox=True, mode="plan")
+    assert prepare().aws.log.writes() == []
+    creates = {(c.kind, c.name) for c in planned.changes if c.action.value == "create"}
+    assert {("work-pool", "golive-sandbox-ecs"), ("prefect-block", "golive-sandbox-results"),
+            ("ecr-repository", "golive-sandbox-runbook"), ("runbook-cluster", "golive-sandbox-runbook")} <= creates
+    with get_client(sync_client=True) as client:
+        try:
+            client.read_work_pool("golive-sandbox-ecs")
+            raise AssertionError("the plan made the work pool")
+        except ObjectNotFound:
+            pass
+
     first = _bootstrap(prefect_api)
     assert "Start a worker:   prefect worker start --pool golive-sandbox --type process" in first
     assert "Start the go-live: prefect deployment run go-live/sandbox" in first
