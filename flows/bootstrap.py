@@ -3,9 +3,9 @@
 1. Phase 1 (network, roles, data stores): run as it is, converged or not; the pool takes its outputs.
 2. The results bucket and the prefect-aws S3Bucket block the deployments persist results to.
 3. The runbook's image (this project's Dockerfile) in its own ECR repository, golive-ENV-runbook.
-4. The runbook cluster and the ECS work pool golive-ENV-ecs, whose job variables are the cluster, the
-   VPC, the private subnets, the backend security group, the deploy role (task role), the execution role
-   and the image.
+4. The runbook cluster, its log group and the ECS work pool golive-ENV-ecs, whose job variables are the
+   cluster, the VPC, the private subnets, the backend security group, the deploy role (task role), the
+   execution role, the image and the log group.
 5. The environment's deployments from prefect.yaml (and any local pool they name).
 
 Every step keeps the discover/diff/apply contract, the Prefect objects included: plan writes nothing, a
@@ -26,8 +26,10 @@ from tasks.prefect_deployments import Deployment, declared, ensure_deployments
 from tasks.registry import Repository
 from tasks.results_storage import ResultsBlock, ResultsBucket, ensure_results_storage
 from tasks.runbook_image import RUNBOOK, ensure_runbook_image, ensure_runbook_repository
-from tasks.work_pool import (RunbookCluster, PoolInputs, WorkPool, ensure_ecs_work_pool, ensure_runbook_cluster,
-                             ensure_work_pool, job_variables, pool_name, prefect_client)
+from tasks.compute import LogGroup
+from tasks.work_pool import (RUNBOOK_CLUSTER, RunbookCluster, PoolInputs, WorkPool, ensure_ecs_work_pool,
+                             ensure_runbook_cluster, ensure_runbook_logs, ensure_work_pool, job_variables, pool_name,
+                             prefect_client)
 
 GO_LIVE_ENTRYPOINT = "flows/go_live.py:go_live"
 
@@ -42,6 +44,7 @@ def bootstrap(environment: str = "sandbox", sandbox: bool | None = None, mode: M
 
     results = ensure_results_storage.submit(run)
     cluster = ensure_runbook_cluster.submit(run)
+    logs = ensure_runbook_logs.submit(run)
     repository = ensure_runbook_repository(run)
     image = ensure_runbook_image(run, repository)
     inputs = PoolInputs(
@@ -49,13 +52,13 @@ def bootstrap(environment: str = "sandbox", sandbox: bool | None = None, mode: M
         private_subnets=[s.id for s in network.private_subnets],
         security_group=network.security_groups["backend"].id,
         task_role_arn=roles["deploy"].arn, execution_role_arn=roles["ecs-execution"].arn,
-        image=image.uri if image.id else None)
+        image=image.uri if image.id else None, log_group=logs.result().id, region=run.environment.region)
     pools = {pool_name(run.env_name): ensure_ecs_work_pool(run, inputs)}
     for other in sorted({d["work_pool"]["name"] for d in declared(run.env_name)} - set(pools)):
         pools[other] = ensure_work_pool(run, other, "process")  # the sandbox's local pool
     deployments = ensure_deployments(run)
 
-    outputs = {"results": results.result(), "cluster": cluster.result(), "repository": repository, "image": image,
+    outputs = {"results": results.result(), "cluster": cluster.result(), "logs": logs.result(), "repository": repository, "image": image,
                "pools": pools, "deployments": deployments}
     outputs["commands"] = start_commands(run, pools, deployments)
     changes = phase_1.changes + collect_changes(outputs)
@@ -126,7 +129,7 @@ def withdraw(run: Run, resource: Resource) -> list[Change]:
 def bootstrap_teardown(environment: str = "sandbox", sandbox: bool | None = None, mode: Mode = "apply",
                        confirm: str | None = None) -> PhaseResult:
     """Remove what the bootstrap made, Phase 1 aside: deployments, the ECS pool, the results block and
-    bucket, the runbook's repository and cluster. (The sandbox's process pool stays: `golive go-live` uses
+    bucket, the runbook's repository, cluster and log group. (The sandbox's process pool stays: `golive go-live` uses
     it too. Phase 1 goes with `golive destroy ENV`, which removes the bucket, repository and cluster too.)"""
     from flows.teardown import check_confirmation
 
@@ -140,6 +143,7 @@ def bootstrap_teardown(environment: str = "sandbox", sandbox: bool | None = None
     changes += remove_all(ResultsBucket, run)
     changes += withdraw(run, Repository(run, RUNBOOK))
     changes += remove_all(RunbookCluster, run)
+    changes += withdraw(run, LogGroup(run, RUNBOOK_CLUSTER))
     result = PhaseResult(phase="bootstrap-teardown", environment=run.env_name, mode=run.mode,
                          target=run.target.describe(), changes=changes)
     publish(result)

@@ -9,7 +9,7 @@ subnets acting as the deploy role.
 The pool is a Prefect object, kept by the same contract as the AWS resources: found by name, each job
 variable compared with what the environment has, the template rewritten only when one differs. The
 runbook cluster is its own (golive-ENV-runbook), not the app's: a go-live run must not share capacity or
-fate with the services it deploys.
+fate with the services it deploys. Its container output goes to the log group /golive/ENV/runbook.
 """
 
 from __future__ import annotations
@@ -24,12 +24,9 @@ from golive.naming import resource_name
 from golive.resource import Found, Resource, ensure
 from golive.retry import AWS_STEP
 from golive.run import Run
-from tasks.compute import Cluster
+from tasks.compute import Cluster, LogGroup
 
 RUNBOOK_CLUSTER = "runbook"
-# The job variables the bootstrap sets; the rest keep the ECS worker's defaults.
-JOB_VARIABLES = ("cluster", "vpc_id", "network_configuration", "task_role_arn", "execution_role_arn", "image",
-                 "launch_type")
 
 
 def pool_name(environment: str) -> str:
@@ -60,6 +57,8 @@ class PoolInputs(BaseModel):
     task_role_arn: str | None
     execution_role_arn: str | None
     image: str | None
+    log_group: str | None
+    region: str
 
 
 def job_variables(inputs: PoolInputs) -> dict[str, Any]:
@@ -75,6 +74,12 @@ def job_variables(inputs: PoolInputs) -> dict[str, Any]:
         "execution_role_arn": known_after_apply(inputs.execution_role_arn),
         "image": known_after_apply(inputs.image),
         "launch_type": "FARGATE",
+        # The container's output to the runbook's own log group, which the execution role may write to;
+        # never a group the worker would have to create (prefect-aws's default asks for CreateLogGroup).
+        "configure_cloudwatch_logs": True,
+        "cloudwatch_logs_options": {"awslogs-group": known_after_apply(inputs.log_group),
+                                    "awslogs-region": inputs.region, "awslogs-stream-prefix": RUNBOOK_CLUSTER,
+                                    "awslogs-create-group": "false"},
     }
 
 
@@ -161,6 +166,14 @@ def ensure_runbook_cluster(run: Run) -> Record:
     """golive-ENV-runbook, the ECS cluster the pool's flow runs start in."""
     outcome = ensure(RunbookCluster(run, RUNBOOK_CLUSTER))
     return Record(name=resource_name(run.env_name, RUNBOOK_CLUSTER), id=outcome.id, change=outcome.change)
+
+
+@task(**AWS_STEP)
+def ensure_runbook_logs(run: Run) -> Record:
+    """/golive/ENV/runbook, where the pool's flow runs write their container output (the file's retention)."""
+    group = LogGroup(run, RUNBOOK_CLUSTER)
+    outcome = ensure(group)
+    return Record(name=group.name, id=outcome.id, change=outcome.change)
 
 
 @task(**AWS_STEP)

@@ -85,6 +85,9 @@ def test_bootstrap_twice_changes_nothing_and_the_pool_carries_phase_1(aws, prefe
     images = run.client("ecr").describe_images(repositoryName="golive-sandbox-runbook",
                                                imageIds=[{"imageTag": tag}])["imageDetails"]
     assert repository.endswith("/golive-sandbox-runbook") and images
+    logs = variables["cloudwatch_logs_options"]
+    assert variables["configure_cloudwatch_logs"] is True and logs["awslogs-group"] == "/golive/sandbox/runbook"
+    assert run.client("logs").describe_log_groups(logGroupNamePrefix=logs["awslogs-group"])["logGroups"]
 
     # A hand edit of the pool is drift: the plan shows it and writes nothing; apply puts it back.
     from prefect.client.orchestration import get_client
@@ -100,7 +103,8 @@ def test_bootstrap_twice_changes_nothing_and_the_pool_carries_phase_1(aws, prefe
         client.update_work_pool("golive-sandbox-ecs", WorkPoolUpdate(base_job_template=template))
     inputs = PoolInputs(cluster=variables["cluster"], vpc_id=variables["vpc_id"], private_subnets=network["subnets"],
                         security_group=backend["GroupId"], task_role_arn=variables["task_role_arn"],
-                        execution_role_arn=variables["execution_role_arn"], image=variables["image"])
+                        execution_role_arn=variables["execution_role_arn"], image=variables["image"],
+                        log_group=logs["awslogs-group"], region=run.environment.region)
     planned = ensure(WorkPool(prepare(mode="plan"), "golive-sandbox-ecs", "ecs", job_variables(inputs))).change
     assert planned.action is Action.UPDATE and [f.field for f in planned.fields] == ["vpc_id"]
     assert read_job_variables("golive-sandbox-ecs")["vpc_id"] == "vpc-edited-by-hand"
@@ -112,7 +116,8 @@ def test_bootstrap_twice_changes_nothing_and_the_pool_carries_phase_1(aws, prefe
 
     doomed = {(c.kind, c.name) for c in teardown(environment="sandbox", sandbox=True, mode="plan").changes}
     assert {("results-bucket", f"golive-sandbox-{run.account_id()}-prefect-results"),
-            ("ecr-repository", "golive-sandbox-runbook"), ("runbook-cluster", "golive-sandbox-runbook")} <= doomed
+            ("ecr-repository", "golive-sandbox-runbook"), ("runbook-cluster", "golive-sandbox-runbook"),
+            ("log-group", "/golive/sandbox/runbook")} <= doomed
 
     # The teardown (`golive bootstrap sandbox --destroy` runs this flow) removes what the bootstrap made,
     # Phase 1 aside; run again, it finds nothing.
@@ -121,7 +126,7 @@ def test_bootstrap_twice_changes_nothing_and_the_pool_carries_phase_1(aws, prefe
     removed = bootstrap_teardown(environment="sandbox", sandbox=True)
     assert sorted(c.kind for c in removed.changes) == sorted([
         "prefect-deployment", "prefect-deployment", "work-pool", "prefect-block", "results-bucket",
-        "ecr-repository", "runbook-cluster"]) and all(c.action.value == "delete" for c in removed.changes)
+        "ecr-repository", "runbook-cluster", "log-group"]) and all(c.action.value == "delete" for c in removed.changes)
     assert bootstrap_teardown(environment="sandbox", sandbox=True, mode="plan").changes == []
     assert ec2.describe_subnets(SubnetIds=list(private))["Subnets"]  # Phase 1 stays
 
