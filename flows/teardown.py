@@ -16,6 +16,7 @@ from golive.run import Mode, Run
 from tasks import (alarms, cache, cdn, ci_identity, cloudtrail, compute, config_rules, cutover, dashboard, database,
                    dns, flow_logs, load_balancer, log_archive, network, observability, registry, scaling_schedule,
                    secrets, security, storage, waf)
+from tasks import results_storage, work_pool
 
 # Each chain is deleted in order, after the chains it names (whose resources hold interfaces in its
 # subnets and security groups); otherwise chains run at once.
@@ -42,6 +43,9 @@ CHAINS: dict[str, tuple[list[type[Resource]], list[str]]] = {
     "flow_logs": (flow_logs.TEARDOWN_ORDER, []),
     "log_archive": (log_archive.TEARDOWN_ORDER, ["monitoring", "flow_logs", "cdn", "load_balancer"]),
     "network": (network.TEARDOWN_ORDER, ["database", "cache", "compute", "load_balancer", "flow_logs"]),
+    # What `golive bootstrap` made in AWS: the results bucket and the runbook cluster (its ECR repository
+    # is one of the environment's repositories, above).
+    "bootstrap": (results_storage.TEARDOWN_ORDER + work_pool.TEARDOWN_ORDER, []),
     # The CI role is an IamRole under the environment's path; GitHub's OIDC provider goes after it.
     "account": (observability.TEARDOWN_ORDER + security.TEARDOWN_ORDER + ci_identity.TEARDOWN_ORDER, ["monitoring"]),
 }

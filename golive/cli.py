@@ -432,6 +432,78 @@ def go_live(environment: str = EnvArg,
         raise Failure(f"go-live/{run.env_name} ended {outcome.state}: {outcome.message}")
 
 
+def _prefect_api_for(run) -> str:
+    """The Prefect API the bootstrap registers with: PREFECT_API_URL (Prefect Cloud or your server); for the
+    sandbox without one, the sandbox's own local server (started if need be, as `golive go-live` does)."""
+    api = os.environ.get("PREFECT_API_URL")
+    if api:
+        return api
+    if not run.target.is_sandbox:
+        raise Failure("set PREFECT_API_URL to the Prefect API production runs on (and PREFECT_API_KEY for Prefect "
+                      "Cloud): the bootstrap registers the work pool, block and deployments there")
+    from golive.sandbox import orchestrator
+    from golive.sandbox.services import locked
+
+    with locked():
+        orchestrator.SERVER.start()
+    os.environ["PREFECT_API_URL"] = orchestrator.api_url()
+    return os.environ["PREFECT_API_URL"]
+
+
+@app.command()
+def bootstrap(environment: str = EnvArg, sandbox: Optional[bool] = SandboxOpt,
+              plan_only: bool = typer.Option(False, "--plan", help="show what it would make or change; writes nothing"),
+              destroy: bool = typer.Option(False, "--destroy", help="remove what the bootstrap made (Phase 1 stays)"),
+              confirm: Optional[str] = typer.Option(None, "--confirm", help="with --destroy: the environment's name "
+                                                    "(production and real AWS)"),
+              allow_replace: bool = typer.Option(False, "--allow-replace", help="as for apply"),
+              verbose: bool = VerboseOpt) -> None:
+    """Once per environment: Phase 1, the results bucket and block, the runbook image, the ECS work pool
+    and the deployments; then the command to start a worker and the one to start the go-live.
+    Exit codes as plan's with --plan (0 nothing to do, 2 changes)."""
+    _quiet_prefect(verbose)
+    mode = "plan" if plan_only else "apply"
+    run = _prepare(environment, sandbox, mode)
+    api = _prefect_api_for(run)
+    from flows.bootstrap import bootstrap as bootstrap_flow, bootstrap_teardown
+
+    verb = ("Planning the removal of" if plan_only else "Removing") if destroy else (
+        "Planning the bootstrap of" if plan_only else "Bootstrapping")
+    console.print(f"[bold]{verb} {run.env_name}[/] against {run.target.describe()} and the Prefect API at {api}")
+    progress.subscribe(_print_change)
+    started = time.monotonic()
+    try:
+        with _flow_settings():
+            if destroy:
+                from flows.teardown import TeardownRefused, check_confirmation
+
+                try:
+                    check_confirmation(run, confirm)
+                except TeardownRefused as error:
+                    raise Failure(str(error)) from None
+                result = bootstrap_teardown(environment=str(environment), sandbox=sandbox, mode=mode, confirm=confirm)
+            else:
+                result = bootstrap_flow(environment=str(environment), sandbox=sandbox, mode=mode,
+                                        allow_replace=allow_replace)
+    except Failure:
+        raise
+    except Exception as error:
+        raise Failure(_explain(error, "bootstrap", verbose)) from None
+    finally:
+        progress.unsubscribe(_print_change)
+    seconds = time.monotonic() - started
+    summary = Summary.of(result.changes)
+    if not destroy and not plan_only:
+        _print_deliverables(result)
+    console.print(f"\n[bold]{'Plan' if plan_only else 'Done'}:[/] {summary.sentence(planned=plan_only)}. "
+                  f"({_call_counts(run)}, {seconds:.1f} s)")
+    commands = result.outputs.get("commands") or {}
+    if commands and not plan_only:
+        console.print(f"\nStart a worker:   {commands['worker']}\nStart the go-live: {commands['go_live']}")
+    if plan_only:
+        raise typer.Exit(summary.exit_code)
+
+
 @app.command()
 def cost(environment: str = EnvArg) -> None:
     """The monthly estimate of the file, line by line against the plan's table; the budget; what each of

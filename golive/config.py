@@ -393,6 +393,8 @@ class ImageSettings(Strict):
     backend: str | None = Field(None, description="a prebuilt backend image reference, used when no Docker engine runs")
     frontend: str | None = Field(None, description="a prebuilt frontend image reference, used when no Docker engine runs")
     max_size_mb: int = Field(500, gt=0, description="the plan's limit on an image's size")
+    runbook: str | None = Field(None, description="a prebuilt image of this runbook (its Dockerfile) for the ECS "
+                                "work pool, used by `golive bootstrap` when no Docker engine runs")
 
 
 class AppSettings(Strict):

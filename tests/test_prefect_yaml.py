@@ -16,7 +16,7 @@ PREFECT = str(Path(sys.executable).with_name("prefect"))
 
 def test_every_deployment_registers(prefect_api):
     env = cli_env(prefect_api, GOLIVE_PROJECT_DIR=str(REPO))
-    for pool, kind in (("golive-sandbox", "process"), ("golive-ecs", "ecs")):
+    for pool, kind in (("golive-sandbox", "process"), ("golive-production-ecs", "ecs"), ("golive-staging-ecs", "ecs")):
         created = subprocess.run([PREFECT, "work-pool", "create", pool, "--type", kind], cwd=REPO, env=env,
                                  capture_output=True, text=True, timeout=120)
         assert created.returncode == 0 or "already exists" in created.stdout + created.stderr, created.stderr
