@@ -22,17 +22,14 @@ from golive.report import PhaseResult, deliverable, finish_phase, publish
 from golive.resource import Resource, remove_all
 from golive.run import Mode, Run
 from flows.infrastructure import infrastructure
+from tasks.compute import LogGroup
 from tasks.prefect_deployments import Deployment, declared, ensure_deployments
 from tasks.registry import Repository
 from tasks.results_storage import ResultsBlock, ResultsBucket, ensure_results_storage
 from tasks.runbook_image import RUNBOOK, ensure_runbook_image, ensure_runbook_repository
-from tasks.compute import LogGroup
 from tasks.work_pool import (RUNBOOK_CLUSTER, RunbookCluster, PoolInputs, WorkPool, ensure_ecs_work_pool,
                              ensure_runbook_cluster, ensure_runbook_logs, ensure_work_pool, job_variables, pool_name,
                              prefect_client)
-
-GO_LIVE_ENTRYPOINT = "flows/go_live.py:go_live"
-
 
 @flow(name="bootstrap")
 def bootstrap(environment: str = "sandbox", sandbox: bool | None = None, mode: Mode = "apply",
@@ -58,8 +55,8 @@ def bootstrap(environment: str = "sandbox", sandbox: bool | None = None, mode: M
         pools[other] = ensure_work_pool(run, other, "process")  # the sandbox's local pool
     deployments = ensure_deployments(run)
 
-    outputs = {"results": results.result(), "cluster": cluster.result(), "logs": logs.result(), "repository": repository, "image": image,
-               "pools": pools, "deployments": deployments}
+    outputs = {"results": results.result(), "cluster": cluster.result(), "logs": logs.result(),
+               "repository": repository, "image": image, "pools": pools, "deployments": deployments}
     outputs["commands"] = start_commands(run, pools, deployments)
     changes = phase_1.changes + collect_changes(outputs)
     return finish_phase(run, "bootstrap", {**outputs, "inputs": inputs}, bootstrap_deliverables(run, inputs, outputs),
