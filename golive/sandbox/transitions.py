@@ -15,6 +15,8 @@ Kinds (the model's `emulate` keys) and what is held:
   ecs-service-rollout            runningCount 0 after CreateService (services_stable keeps waiting)
   ecs-task-start                 a RunTask task stays PENDING this long before its process starts
   acm-validation                 PENDING_VALIDATION this long (moto's own ACM_VALIDATION_WAIT)
+  route53-change                 GetChange 'PENDING' after ChangeResourceRecordSets (moto: INSYNC at once,
+                                 under one fixed change id; here each change gets its own)
 """
 
 from __future__ import annotations
@@ -78,6 +80,36 @@ def hold_after(cls: type, method: str, seconds: float, pick: Callable[[Any], Any
     setattr(cls, method, wrapper)
 
 
+def hold_route53_changes(seconds: float) -> None:
+    """Each record change answers with an id of its own, PENDING until `seconds` have passed."""
+    import itertools
+    import threading
+
+    from moto.route53.responses import Route53
+
+    ready: dict[str, float] = {}
+    numbers, lock = itertools.count(1), threading.Lock()
+    change, get = Route53.change_resource_record_sets, Route53.get_change
+
+    def change_resource_record_sets(self):
+        answer = change(self)
+        info = answer.result["ChangeInfo"]
+        with lock:
+            info["Id"] = f"/change/CGOLIVE{next(numbers):08d}"
+            ready[info["Id"].rsplit("/", 1)[-1]] = time.monotonic() + seconds
+        info["Status"] = "PENDING"
+        return answer
+
+    def get_change(self):
+        answer = get(self)
+        info = answer.result["ChangeInfo"]
+        if time.monotonic() < ready.get(str(info["Id"]).rsplit("/", 1)[-1], 0.0):
+            info["Status"] = "PENDING"
+        return answer
+
+    Route53.change_resource_record_sets, Route53.get_change = change_resource_record_sets, get_change
+
+
 def task_start_delay() -> float:
     """How long a RunTask task stays PENDING before its process starts (golive/sandbox/ecs_emulation.py)."""
     return delays().get("ecs-task-start", 0.0)
@@ -120,6 +152,8 @@ def install() -> None:
 
         hold_attribute(Service, "running_count", 0)
         hold_after(EC2ContainerServiceBackend, "create_service", wanted["ecs-service-rollout"])
+    if "route53-change" in wanted:
+        hold_route53_changes(wanted["route53-change"])
     if "acm-validation" in wanted:
         from moto import settings
 
