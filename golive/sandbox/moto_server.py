@@ -23,7 +23,8 @@ EMULATOR_SETTINGS = {
 
 def install_emulation() -> None:
     """Where moto falls short of what the runbook needs AWS to do, the sandbox emulates it (DESIGN.md,
-    "One code path"): ECR keeps pushed blobs, ECS runs tasks, RDS gives its instance a real login; and, when asked, resources take as long as AWS's."""
+    "One code path"): ECR keeps pushed blobs, ECS runs tasks, RDS gives its instance a real login; and, when
+    asked, resources take as long as AWS's."""
     from golive.sandbox import ecr_emulation, ecs_emulation, rds_emulation, transitions
 
     ecr_emulation.install()
