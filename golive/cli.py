@@ -207,8 +207,14 @@ def _call_counts(run) -> str:
 @app.command()
 def plan(environment: str = EnvArg, phase: Optional[List[str]] = PhaseOpt, sandbox: Optional[bool] = SandboxOpt,
          destroy: bool = typer.Option(False, "--destroy", help="plan the teardown instead"),
-         verbose: bool = VerboseOpt) -> None:
+         verbose: bool = VerboseOpt,
+         timeline: bool = typer.Option(False, "--timeline", help="instead, predict how long a go-live of the file "
+                                       "from nothing takes against AWS: each step, the critical path, the total "
+                                       "(no AWS call; --verbose lists every step)")) -> None:
     """Show what apply would change. Exit 0: nothing to do; 2: changes; 1: error."""
+    if timeline:
+        _print_timeline(environment, verbose)
+        raise typer.Exit(0)
     if destroy:
         run, result, seconds = _teardown(environment, sandbox, "plan", None, verbose)
         changes = result.changes
@@ -223,6 +229,18 @@ def plan(environment: str = EnvArg, phase: Optional[List[str]] = PhaseOpt, sandb
     if not summary.has_changes:
         console.print("No changes. The environment matches its file.")
     raise typer.Exit(summary.exit_code)
+
+
+def _print_timeline(environment: str, every_step: bool) -> None:
+    """The predicted AWS timeline of the file (golive/timeline.py): read from the flows and the model, no AWS."""
+    from golive.config import load_environment
+    from golive.timeline import predict, render
+
+    try:
+        env = load_environment(environment)
+    except BadEnvironment as error:
+        raise Failure(str(error)) from None
+    render(predict(env), env, console, every_step=every_step)
 
 
 @app.command()

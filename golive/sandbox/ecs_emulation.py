@@ -231,6 +231,9 @@ def _argv(container: dict, override: dict, image: ImageContent) -> list[str]:
 
 def execute(backend, task) -> None:
     """Run one task to the end (a thread per task, in the moto process)."""
+    from golive.sandbox.transitions import task_start_delay
+
+    time.sleep(task_start_delay())  # PENDING while Fargate would provision and pull (0 unless asked)
     try:
         definition = backend.describe_task_definition(task.task_definition_arn)
         container = definition.container_definitions[0]

@@ -17,16 +17,20 @@ EMULATOR_SETTINGS = {
     # ECS services report this many running tasks, so services_stable can succeed.
     "MOTO_ECS_SERVICE_RUNNING": "2",
 }
+# GOLIVE_EMULATOR_DELAYS (golive/sandbox/transitions.py) holds resources in their transitional states for as
+# long as AWS would (scaled): unset, everything is available at once, as above.
 
 
 def install_emulation() -> None:
     """Where moto falls short of what the runbook needs AWS to do, the sandbox emulates it (DESIGN.md,
-    "One code path"): ECR keeps pushed blobs, ECS runs tasks, RDS gives its instance a real login."""
-    from golive.sandbox import ecr_emulation, ecs_emulation, rds_emulation
+    "One code path"): ECR keeps pushed blobs, ECS runs tasks, RDS gives its instance a real login; and, when
+    asked, resources take as long as AWS's."""
+    from golive.sandbox import ecr_emulation, ecs_emulation, rds_emulation, transitions
 
     ecr_emulation.install()
     ecs_emulation.install()
     rds_emulation.install()
+    transitions.install()  # last: it wraps the create calls the others may have replaced
 
 
 def main(argv: list[str]) -> None:
