@@ -78,13 +78,19 @@ def _quiet_prefect(verbose: bool) -> None:
                     handler.setLevel(logging.CRITICAL)
 
 
-def _prepare(environment: str, sandbox: Optional[bool], mode: str):
-    """Validate the file and the target before any flow (and before any AWS call)."""
+def _prepare(environment: str, sandbox: Optional[bool], mode: str, reach: bool = True):
+    """Validate the file and the target before any flow (and before any AWS call); then, unless
+    reach=False, one call to check that the endpoint answers and takes the credentials: an unreachable
+    endpoint is one line within seconds, not a flow's worth of retries."""
+    from golive.aws import Unreachable
     from golive.run import Run, SandboxNotRunning
 
     try:
-        return Run.prepare(environment, sandbox=sandbox, mode=mode)
-    except (BadEnvironment, SandboxNotRunning) as error:
+        run = Run.prepare(environment, sandbox=sandbox, mode=mode)
+        if reach:
+            run.aws.check_reachable()
+        return run
+    except (BadEnvironment, SandboxNotRunning, Unreachable) as error:
         raise Failure(str(error)) from None
 
 
@@ -528,7 +534,7 @@ def doctor(environment: str = EnvArg, sandbox: Optional[bool] = SandboxOpt) -> N
     """Check the environment file, credentials and region; list what a person must set up by hand."""
     from golive.doctor import diagnose
 
-    run = _prepare(environment, sandbox, "plan")
+    run = _prepare(environment, sandbox, "plan", reach=False)  # doctor reports an unreachable endpoint itself
     checks, manual = diagnose(run)
     table = Table(title=f"doctor: {run.env_name} against {run.target.describe()}", title_justify="left")
     for column in ("check", "result", "detail"):
