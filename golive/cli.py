@@ -94,6 +94,22 @@ def _prepare(environment: str, sandbox: Optional[bool], mode: str, reach: bool =
         raise Failure(str(error)) from None
 
 
+def _hold_environment(run, mode: str, command: str):
+    """In apply mode, hold the environment for the whole command (golive.lock): a second go-live, apply
+    or destroy of it refuses, naming this one. Returns what to close at the end."""
+    from contextlib import ExitStack
+
+    from golive.lock import EnvironmentBusy, hold_environment
+
+    held = ExitStack()
+    if mode == "apply":
+        try:
+            held.enter_context(hold_environment(run.env_name, command))
+        except EnvironmentBusy as error:
+            raise Failure(str(error)) from None
+    return held
+
+
 def _print_change(change: Change) -> None:
     if change.action is Action.NOOP:
         return
@@ -128,6 +144,7 @@ def _run_phases(environment: str, sandbox: Optional[bool], mode: str, phase: Opt
     _quiet_prefect(verbose)
     run = _prepare(environment, sandbox, mode)
     phases = _selected_phases(phase)
+    held = _hold_environment(run, mode, f"golive {mode} {environment}")
     verb = "Planning" if mode == "plan" else "Applying"
     console.print(f"[bold]{verb} {run.env_name}[/] against {run.target.describe()}")
     results = []
@@ -137,6 +154,10 @@ def _run_phases(environment: str, sandbox: Optional[bool], mode: str, phase: Opt
         for index, selected in enumerate(phases, 1):
             console.print(f"[bold cyan]phase {selected.number} {selected.name}[/] ({index} of {len(phases)})")
             flow = selected.flow()
+            if mode == "apply":  # the lock's record names the flow run that is running
+                from golive.lock import note_flow_run
+
+                flow = flow.with_options(on_running=[*flow.on_running_hooks, note_flow_run])
             kwargs = dict(environment=str(environment), sandbox=sandbox, mode=mode)
             if mode == "apply":
                 kwargs["allow_replace"] = allow_replace
@@ -153,6 +174,7 @@ def _run_phases(environment: str, sandbox: Optional[bool], mode: str, phase: Opt
             _print_waiting(run, selected, result, phases)
     finally:
         progress.unsubscribe(_print_change)
+        held.close()
     return run, list(zip(phases, results)), time.monotonic() - started
 
 
@@ -291,6 +313,7 @@ def _teardown(environment: str, sandbox: Optional[bool], mode: str, confirm: Opt
         check_confirmation(run, confirm)  # refuse before Prefect even starts
     except TeardownRefused as error:
         raise Failure(str(error)) from None
+    held = _hold_environment(run, mode, f"golive destroy {environment}")
     console.print(f"[bold]{'Planning teardown of' if mode == 'plan' else 'Destroying'} {run.env_name}[/] "
                   f"in {run.target.describe()}")
     progress.subscribe(_print_change)
@@ -302,6 +325,7 @@ def _teardown(environment: str, sandbox: Optional[bool], mode: str, confirm: Opt
         raise Failure(_explain(error, "teardown", verbose)) from None
     finally:
         progress.unsubscribe(_print_change)
+        held.close()
     return run, result, time.monotonic() - started
 
 
