@@ -26,6 +26,7 @@ from prefect.input import RunInput
 from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 
 from golive.cost import check_budget
+from golive.lock import one_at_a_time
 from golive.phases import PHASES, Phase
 from golive.report import PhaseResult, artifact_key
 from golive.run import Run, logger
@@ -126,6 +127,7 @@ def approve(run: Run) -> dict[str, str]:
 
 
 @flow(name="go-live")
+@one_at_a_time("go-live flow")  # golive.lock: one run per environment at a time
 def go_live(environment: str = "sandbox", sandbox: bool | None = None) -> dict:
     """Take the environment live: every phase, the launch gate, approval, DNS cutover, monitoring."""
     run = Run.prepare(environment, sandbox=sandbox)  # a bad file stops here, before any AWS call

@@ -9,6 +9,7 @@ from __future__ import annotations
 from prefect import flow, task
 
 from golive.changes import Change
+from golive.lock import one_at_a_time
 from golive.report import PhaseResult, publish
 from golive.resource import Resource, remove_all
 from golive.retry import TEARDOWN_STEP
@@ -75,6 +76,7 @@ def delete_all(run: Run, kind: str) -> list[Change]:
 
 
 @flow(name="teardown")
+@one_at_a_time("teardown flow")  # golive.lock: one run per environment at a time
 def teardown(
     environment: str = "sandbox", sandbox: bool | None = None, mode: Mode = "apply", confirm: str | None = None
 ) -> PhaseResult:

@@ -2,12 +2,14 @@
 
 A step never builds its own boto3 client: it asks `clients(target)` for one. That keeps a single place
 for credentials (standard chain, a named profile, or a prefect-aws AwsCredentials block), retries
-(botocore's standard mode: throttling, 5xx and connection errors with exponential backoff and jitter),
-the sandbox endpoint, and the call log that lets us prove "a converged re-run writes nothing".
+(botocore's standard mode: throttling, 5xx and connection errors with exponential backoff and jitter;
+plus a NotFound for something this process just created, golive.transient.retry_not_yet_visible), the
+sandbox endpoint, the one-call check that the endpoint answers at all (check_reachable), and the call log that lets us prove "a converged re-run writes nothing".
 """
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -15,6 +17,7 @@ from typing import Any, Callable
 
 import boto3
 from botocore.config import Config
+from botocore.exceptions import ClientError, NoCredentialsError
 from pydantic import BaseModel, ConfigDict
 
 # Operations that only read. Everything else counts as a write in the call log.
@@ -103,6 +106,10 @@ class Aws:
         )
         self.on("before-parameter-build", self._record_call)
         self.on("before-send", self._record_attempt)
+        from golive.transient import retry_not_yet_visible
+
+        self.on("after-call", self._remember_creates)
+        self.on("needs-retry", retry_not_yet_visible)
 
     @staticmethod
     def _make_session(target: AwsTarget) -> boto3.Session:
@@ -151,12 +158,56 @@ class Aws:
             for client in self._clients.values():
                 client.meta.events.unregister(event, handler)
 
-    def _record_call(self, params: dict, model, **_: Any) -> None:
+    def _record_call(self, params: dict, model, context: dict | None = None, **_: Any) -> None:
         self.log.record(model.service_model.service_name, model.name, params)
+        if context is not None:
+            context["golive_params"] = params  # for _remember_creates, once AWS has answered
+
+    def _remember_creates(self, http_response, parsed: dict, model, context: dict | None = None, **_: Any) -> None:
+        """What a successful create named and returned: a NotFound for it soon after is AWS catching up."""
+        from golive.transient import CREATING_PREFIXES, RECENT_CREATES
+
+        if model.name.startswith(CREATING_PREFIXES) and http_response.status_code < 300:
+            RECENT_CREATES.remember((context or {}).get("golive_params"), parsed)
+
+    def check_reachable(self, timeout: float = 3.0) -> str:
+        """One call, one attempt, a short connect timeout: does the endpoint answer, and with which
+        identity? Raises Unreachable with one line that says what to check. Returns the account id (kept,
+        so the run does not ask again)."""
+        sts = self._session.client("sts", endpoint_url=self.target.endpoint_url, config=self._config.merge(
+            Config(retries={"mode": "standard", "max_attempts": 1}, connect_timeout=timeout, read_timeout=timeout)))
+        credentials = self._session.get_credentials()
+        source = getattr(credentials, "method", None) or "none found"
+        where = f"{sts.meta.endpoint_url} ({self.target.describe()}; credentials from {source})"
+        override = os.environ.get("AWS_ENDPOINT_URL_STS") or os.environ.get("AWS_ENDPOINT_URL")
+        check = ("is the sandbox running? `golive sandbox status`" if self.target.is_sandbox else
+                 f"AWS_ENDPOINT_URL (set to {override}), or unset it" if override else
+                 "the network or proxy, the region, and the profile's endpoint_url if it sets one")
+        try:
+            identity = sts.get_caller_identity()
+        except NoCredentialsError:
+            raise Unreachable(f"no AWS credentials for {where}: set aws.profile or aws.credentials_block in the "
+                              "environment file, or AWS_PROFILE / AWS_ACCESS_KEY_ID") from None
+        except ClientError as error:
+            info = error.response.get("Error", {})
+            raise Unreachable(f"AWS refused the credentials at {where}: {info.get('Code')}: {info.get('Message')}. "
+                              "Check the profile or keys") from None
+        except Exception as error:
+            from golive.transient import is_unreachable
+
+            if not is_unreachable(error):
+                raise
+            raise Unreachable(f"cannot reach AWS at {where}: {error}. Check {check}") from None
+        self._account_id = identity["Account"]
+        return self._account_id
 
     def _record_attempt(self, event_name: str, **_: Any) -> None:
         # event_name is "before-send.<service>.<Operation>"; it fires once per attempt.
         self.log.count_attempt(event_name.rsplit(".", 1)[-1])
+
+
+class Unreachable(RuntimeError):
+    """The endpoint refused, did not resolve, or would not take the credentials: said in one line."""
 
 
 _factories: dict[AwsTarget, Aws] = {}

@@ -78,14 +78,36 @@ def _quiet_prefect(verbose: bool) -> None:
                     handler.setLevel(logging.CRITICAL)
 
 
-def _prepare(environment: str, sandbox: Optional[bool], mode: str):
-    """Validate the file and the target before any flow (and before any AWS call)."""
+def _prepare(environment: str, sandbox: Optional[bool], mode: str, reach: bool = True):
+    """Validate the file and the target before any flow (and before any AWS call); then, unless
+    reach=False, one call to check that the endpoint answers and takes the credentials: an unreachable
+    endpoint is one line within seconds, not a flow's worth of retries."""
+    from golive.aws import Unreachable
     from golive.run import Run, SandboxNotRunning
 
     try:
-        return Run.prepare(environment, sandbox=sandbox, mode=mode)
-    except (BadEnvironment, SandboxNotRunning) as error:
+        run = Run.prepare(environment, sandbox=sandbox, mode=mode)
+        if reach:
+            run.aws.check_reachable()
+        return run
+    except (BadEnvironment, SandboxNotRunning, Unreachable) as error:
         raise Failure(str(error)) from None
+
+
+def _hold_environment(run, mode: str, command: str):
+    """In apply mode, hold the environment for the whole command (golive.lock): a second go-live, apply
+    or destroy of it refuses, naming this one. Returns what to close at the end."""
+    from contextlib import ExitStack
+
+    from golive.lock import EnvironmentBusy, hold_environment
+
+    held = ExitStack()
+    if mode == "apply":
+        try:
+            held.enter_context(hold_environment(run.env_name, command))
+        except EnvironmentBusy as error:
+            raise Failure(str(error)) from None
+    return held
 
 
 def _print_change(change: Change) -> None:
@@ -122,6 +144,7 @@ def _run_phases(environment: str, sandbox: Optional[bool], mode: str, phase: Opt
     _quiet_prefect(verbose)
     run = _prepare(environment, sandbox, mode)
     phases = _selected_phases(phase)
+    held = _hold_environment(run, mode, f"golive {mode} {environment}")
     verb = "Planning" if mode == "plan" else "Applying"
     console.print(f"[bold]{verb} {run.env_name}[/] against {run.target.describe()}")
     results = []
@@ -131,6 +154,10 @@ def _run_phases(environment: str, sandbox: Optional[bool], mode: str, phase: Opt
         for index, selected in enumerate(phases, 1):
             console.print(f"[bold cyan]phase {selected.number} {selected.name}[/] ({index} of {len(phases)})")
             flow = selected.flow()
+            if mode == "apply":  # the lock's record names the flow run that is running
+                from golive.lock import note_flow_run
+
+                flow = flow.with_options(on_running=[*flow.on_running_hooks, note_flow_run])
             kwargs = dict(environment=str(environment), sandbox=sandbox, mode=mode)
             if mode == "apply":
                 kwargs["allow_replace"] = allow_replace
@@ -147,6 +174,7 @@ def _run_phases(environment: str, sandbox: Optional[bool], mode: str, phase: Opt
             _print_waiting(run, selected, result, phases)
     finally:
         progress.unsubscribe(_print_change)
+        held.close()
     return run, list(zip(phases, results)), time.monotonic() - started
 
 
@@ -303,6 +331,7 @@ def _teardown(environment: str, sandbox: Optional[bool], mode: str, confirm: Opt
         check_confirmation(run, confirm)  # refuse before Prefect even starts
     except TeardownRefused as error:
         raise Failure(str(error)) from None
+    held = _hold_environment(run, mode, f"golive destroy {environment}")
     console.print(f"[bold]{'Planning teardown of' if mode == 'plan' else 'Destroying'} {run.env_name}[/] "
                   f"in {run.target.describe()}")
     progress.subscribe(_print_change)
@@ -314,6 +343,7 @@ def _teardown(environment: str, sandbox: Optional[bool], mode: str, confirm: Opt
         raise Failure(_explain(error, "teardown", verbose)) from None
     finally:
         progress.unsubscribe(_print_change)
+        held.close()
     return run, result, time.monotonic() - started
 
 
@@ -618,7 +648,7 @@ def doctor(environment: str = EnvArg, sandbox: Optional[bool] = SandboxOpt) -> N
     """Check the environment file, credentials and region; list what a person must set up by hand."""
     from golive.doctor import diagnose
 
-    run = _prepare(environment, sandbox, "plan")
+    run = _prepare(environment, sandbox, "plan", reach=False)  # doctor reports an unreachable endpoint itself
     checks, manual = diagnose(run)
     table = Table(title=f"doctor: {run.env_name} against {run.target.describe()}", title_justify="left")
     for column in ("check", "result", "detail"):

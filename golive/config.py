@@ -53,6 +53,76 @@ def _cidr(value: str) -> ipaddress.IPv4Network:
         raise ValueError(f"{value!r} is not an IPv4 CIDR block such as 10.20.0.0/16 ({error})") from None
 
 
+def _minute_of_day(moment: str, example: str) -> int:
+    match = re.fullmatch(r"(\d\d):(\d\d)", moment)
+    if not match or int(match[1]) > 23 or int(match[2]) > 59:
+        raise ValueError(f"{moment!r} is not a time of day (hh24:mi, 00:00 to 23:59, UTC); e.g. {example}")
+    return int(match[1]) * 60 + int(match[2])
+
+
+def daily_window(value: str) -> tuple[int, int]:
+    """"hh24:mi-hh24:mi" (UTC) as (start, length) in minutes; a window may run past midnight."""
+    start, sep, end = value.partition("-")
+    if not sep:
+        raise ValueError(f"{value!r} is not a window; write hh24:mi-hh24:mi in UTC, e.g. 03:00-04:00")
+    first, last = _minute_of_day(start, "03:00-04:00"), _minute_of_day(end, "03:00-04:00")
+    return first, (last - first) % (24 * 60)
+
+
+WEEK_DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def weekly_window(value: str) -> tuple[int, int]:
+    """"ddd:hh24:mi-ddd:hh24:mi" (UTC) as (start, length) in minutes from Monday 00:00."""
+    moments = []
+    for part in value.split("-") if value.count("-") == 1 else []:
+        day, _, moment = part.partition(":")
+        if day.lower() not in WEEK_DAYS:
+            break
+        moments.append(WEEK_DAYS.index(day.lower()) * 24 * 60 + _minute_of_day(moment, "sun:05:00-sun:06:00"))
+    if len(moments) != 2:
+        raise ValueError(f"{value!r} is not a weekly window; write ddd:hh24:mi-ddd:hh24:mi in UTC with ddd one of "
+                         f"{', '.join(WEEK_DAYS)}, e.g. sun:05:00-sun:06:00")
+    return moments[0], (moments[1] - moments[0]) % (7 * 24 * 60)
+
+
+def _require_length(value: str, length: int, minimum: int, service: str) -> None:
+    if length < minimum:
+        raise ValueError(f"{value} lasts {length} minutes; {service} needs at least {minimum} (e.g. widen it to end "
+                         f"{minimum - length} minutes later)")
+
+
+OFFERINGS_FILE = Path(__file__).resolve().parent / "offerings" / "classes.toml"
+
+
+def offerings() -> dict[str, frozenset[str]]:
+    """The pinned, dated list of RDS instance classes and ElastiCache node types (golive/offerings/)."""
+    data = tomllib.loads(OFFERINGS_FILE.read_text())
+    return {
+        "rds": frozenset(f"db.{family}.{size}" for family, sizes in data["rds"]["classes"].items() for size in sizes),
+        "elasticache": frozenset(f"cache.{family}.{size}" for family, sizes in
+                                 data["elasticache"]["node_types"].items() for size in sizes),
+        "valid_as_of": data["valid_as_of"],
+    }
+
+
+def _offered(value: str, kind: str, example: str) -> str:
+    known = offerings()
+    if value not in known[kind]:
+        family = value.rsplit(".", 1)[0]
+        sizes = sorted(c for c in known[kind] if c.rsplit(".", 1)[0] == family)
+        hint = (f"{family} comes in {', '.join(sizes)}" if sizes else f"e.g. {example}")
+        raise ValueError(f"{value!r} is not a {'DB instance class' if kind == 'rds' else 'cache node type'} AWS offers "
+                         f"({hint}; the list, as of {known['valid_as_of']}, is {OFFERINGS_FILE.name} in golive/offerings/)")
+    return value
+
+
+# The only retentionInDays values CloudWatch Logs accepts (PutRetentionPolicy), as of 2025-01-15:
+# https://docs.aws.amazon.com/AmazonCloudWatchLogs/latest/APIReference/API_PutRetentionPolicy.html
+LogRetentionDays = Literal[1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557,
+                           2922, 3288, 3653]
+
+
 class Strict(BaseModel):
     """Unknown keys are typos until proven otherwise: refuse them."""
 
@@ -100,7 +170,10 @@ class NetworkSettings(Strict):
     @classmethod
     def _subnet_cidrs(cls, values: list[str]) -> list[str]:
         for value in values:
-            _cidr(value)
+            network = _cidr(value)
+            if not 16 <= network.prefixlen <= 28:
+                raise ValueError(f"{value} has a /{network.prefixlen} prefix; AWS allows subnets of /16 to /28 "
+                                 "(e.g. /24: 251 usable addresses)")
         return values
 
     @field_validator("availability_zones")
@@ -144,8 +217,10 @@ class DatabaseSettings(Strict):
     instance_class: str = Field("db.t4g.medium", pattern=r"^db\.[a-z0-9]+\.[a-z0-9]+$")
     allocated_storage_gb: int = Field(100, ge=20, le=65536)
     multi_az: bool = True
-    backup_retention_days: int = Field(7, ge=1, le=35)
-    backup_window: str = Field("03:00-04:00", pattern=r"^\d\d:\d\d-\d\d:\d\d$")
+    backup_retention_days: int = Field(7, description="automated backups kept, 1-35 days")
+    backup_window: str = Field("03:00-04:00", description="daily, hh24:mi-hh24:mi UTC, at least 30 minutes")
+    maintenance_window: str = Field("sun:05:00-sun:06:00", description="weekly, ddd:hh24:mi-ddd:hh24:mi UTC, at "
+                                    "least 30 minutes, not overlapping the backup window")
     deletion_protection: bool = True
     read_replica: bool = False
     database_name: str = Field("precedentum", pattern=r"^[a-z][a-z0-9_]{0,62}$")
@@ -153,6 +228,47 @@ class DatabaseSettings(Strict):
     slow_statement_ms: int = Field(500, ge=0, description="log statements slower than this")
     final_snapshot: bool = Field(True, description="take a final snapshot when the instance is destroyed")
     wait_minutes: float = Field(40, gt=0, le=180, description="bound on waiting for the instance")
+
+    @field_validator("instance_class")
+    @classmethod
+    def _instance_class(cls, value: str) -> str:
+        return _offered(value, "rds", "db.t4g.medium")
+
+    @field_validator("backup_retention_days")
+    @classmethod
+    def _retention(cls, value: int) -> int:
+        if value == 0:
+            raise ValueError("0 turns RDS's automated backups off, and the plan requires them (point-in-time "
+                             "restore, backup verification); use 1 to 35")
+        if not 1 <= value <= 35:
+            raise ValueError(f"{value} is outside RDS's 1 to 35 days; for longer, keep manual snapshots")
+        return value
+
+    @field_validator("backup_window")
+    @classmethod
+    def _backup_window(cls, value: str) -> str:
+        _, length = daily_window(value)
+        _require_length(value, length, 30, "RDS's backup window")
+        return value
+
+    @field_validator("maintenance_window")
+    @classmethod
+    def _maintenance_window(cls, value: str) -> str:
+        _, length = weekly_window(value)
+        _require_length(value, length, 30, "RDS's maintenance window")
+        return value.lower()  # RDS reports it in lower case: compare like with like
+
+    @model_validator(mode="after")
+    def _windows_apart(self) -> "DatabaseSettings":
+        week = 7 * 24 * 60
+        start, length = weekly_window(self.maintenance_window)
+        backup_start, backup_length = daily_window(self.backup_window)
+        for day in range(7):
+            begins = day * 24 * 60 + backup_start
+            if (begins - start) % week < length or (start - begins) % week < backup_length:
+                raise ValueError(f"maintenance_window {self.maintenance_window} overlaps backup_window "
+                                 f"{self.backup_window} (on {WEEK_DAYS[day]}); RDS refuses that: move one of them")
+        return self
 
     @field_validator("engine_version")
     @classmethod
@@ -183,10 +299,15 @@ class DatabaseSettings(Strict):
 
 
 class CacheSettings(Strict):
-    engine_version: str = Field("7.1", pattern=r"^7(\.\d+)?$")
+    engine_version: Literal["7.0", "7.1"] = Field("7.1", description="Redis OSS 7 as ElastiCache offers it")
     node_type: str = Field("cache.t4g.micro", pattern=r"^cache\.[a-z0-9]+\.[a-z0-9]+$")
     multi_az: bool = False
     wait_minutes: float = Field(30, gt=0, le=120, description="bound on waiting for the replication group")
+
+    @field_validator("node_type")
+    @classmethod
+    def _node_type(cls, value: str) -> str:
+        return _offered(value, "elasticache", "cache.t4g.micro")
 
 
 class StorageSettings(Strict):
@@ -194,7 +315,8 @@ class StorageSettings(Strict):
 
 
 class DnsSettings(Strict):
-    subdomains: list[Annotated[str, Field(pattern=r"^[a-z0-9-]{1,63}$")]] = ["www", "api"]
+    # A DNS label: letters, digits and inner hyphens (ACM refuses a name with a label starting or ending in '-').
+    subdomains: list[Annotated[str, Field(pattern=r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")]] = ["www", "api"]
     certificate_wait_minutes: float = Field(45, gt=0, le=4320, description="bound on waiting for ISSUED")
 
 
@@ -402,7 +524,7 @@ class AppSettings(Strict):
 
     path: str = Field("examples/precedentum", description="the app repository, relative to this project or absolute")
     python_version: str = Field("3.11", pattern=r"^3\.\d+$")
-    log_retention_days: Literal[1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1827, 3653] = 30
+    log_retention_days: LogRetentionDays = 30
     images: ImageSettings = ImageSettings()
 
     @property
@@ -516,6 +638,15 @@ class AlarmSettings(Strict):
             raise ValueError(f"{value} is not a multiple of 60; CloudWatch alarms on AWS metrics use whole minutes")
         return value
 
+    @model_validator(mode="after")
+    def _within_a_day(self) -> "AlarmSettings":
+        # PutMetricAlarm refuses an alarm that looks back further than a day at periods of a minute or more.
+        if self.period_seconds * self.evaluation_periods > 86400:
+            raise ValueError(f"period_seconds {self.period_seconds} x evaluation_periods {self.evaluation_periods} is "
+                             f"{self.period_seconds * self.evaluation_periods} s; CloudWatch allows at most 86400 "
+                             f"(one day): lower evaluation_periods to {86400 // self.period_seconds} or less")
+        return self
+
 
 class SecuritySettings(Strict):
     """Plan 7.2: WAF, Shield, flow logs, AWS Config, CloudTrail."""
@@ -524,7 +655,7 @@ class SecuritySettings(Strict):
                                 description="requests per client IP in any 5 minutes before WAF blocks it")
     shield_advanced: bool = Field(False, description="subscribe to Shield Advanced: USD 3,000/month, 1-year commitment")
     log_archive_days: int = Field(365, ge=1, description="access logs, flow logs, Config and CloudTrail files kept")
-    waf_log_retention_days: Literal[1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1827, 3653] = 90
+    waf_log_retention_days: LogRetentionDays = 90
 
 
 class AcceptedFinding(Strict):
@@ -551,7 +682,7 @@ class Environment(Strict):
 
     name: str = Field(description="lower-case letters and digits, at most 16, starting with a letter")
     region: str = "us-east-1"
-    domain: str = Field(max_length=253, pattern=r"^([a-z0-9-]{1,63}\.)+[a-z]{2,63}$")
+    domain: str = Field(pattern=r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
     alerts_email: str = Field(pattern=r"^[^@\s]+@[^@\s]+\.[a-z]{2,}$", description="where alarms and budget alerts go")
     aws: AwsSettings = AwsSettings()
     network: NetworkSettings = NetworkSettings()
@@ -578,6 +709,15 @@ class Environment(Strict):
                 f"{value!r} is not a usable name: lower-case letters and digits only (no '-', so that "
                 "one environment's name never prefixes another's), starting with a letter, at most 16 characters"
             )
+        return value
+
+    @field_validator("domain")
+    @classmethod
+    def _domain(cls, value: str) -> str:
+        # The apex is the certificate's first name (its common name), which ACM limits to 64 characters.
+        if len(value) > 64:
+            raise ValueError(f"{value!r} has {len(value)} characters; ACM allows at most 64 for a certificate's first "
+                             "name (the apex): use a shorter domain")
         return value
 
     @field_validator("region")

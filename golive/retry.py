@@ -1,55 +1,22 @@
-"""Which AWS errors are worth another try, and the Prefect retry policy built on that.
-
-Transient: throttling, 5xx, dropped connections. Everything else (validation, AccessDenied, a missing
-resource) fails at once with AWS's own message: retrying it only hides the cause for minutes.
+"""The Prefect retry policy for AWS steps, built on golive.transient's classification of AWS errors:
+a task is retried only for what AWS documents as transient; anything else fails at once with AWS's message.
 """
 
 from __future__ import annotations
 
 import os
 
-from botocore.exceptions import (
-    ClientError,
-    ConnectionClosedError,
-    ConnectTimeoutError,
-    EndpointConnectionError,
-    ReadTimeoutError,
-)
-from botocore.retries.standard import ThrottledRetryableChecker
 from prefect.cache_policies import NONE
 from prefect.tasks import exponential_backoff
 
-THROTTLING_CODES = frozenset(ThrottledRetryableChecker._THROTTLED_ERROR_CODES)
-SERVER_SIDE_CODES = frozenset(
-    {"InternalError", "InternalFailure", "ServiceUnavailable", "RequestTimeout", "RequestTimeoutException"}
+from golive.transient import (  # noqa: F401 (the classification, importable from here as before)
+    RECENT_CREATES,
+    SETTLING_CODES,
+    error_code,
+    is_not_yet_visible,
+    is_transient,
+    is_unreachable,
 )
-# While a dependent resource is still going away (a NAT gateway's interface, a detaching gateway),
-# AWS answers DependencyViolation; during teardown that settles by itself.
-SETTLING_CODES = frozenset({"DependencyViolation", "InvalidGroup.InUse", "ResourceInUse", "InvalidIPAddress.InUse"})
-CONNECTION_ERRORS = (EndpointConnectionError, ConnectionClosedError, ConnectTimeoutError, ReadTimeoutError)
-
-
-def error_code(error: BaseException) -> str | None:
-    if isinstance(error, ClientError):
-        return error.response.get("Error", {}).get("Code")
-    return None
-
-
-def is_transient(error: BaseException) -> bool:
-    if isinstance(error, CONNECTION_ERRORS):
-        return True
-    if isinstance(error, ClientError):
-        status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
-        return error_code(error) in THROTTLING_CODES | SERVER_SIDE_CODES or status >= 500
-    return False
-
-
-def is_not_yet_visible(error: BaseException) -> bool:
-    """EC2 is eventually consistent: a resource created a moment ago can still be 'NotFound' to the
-    next call (InvalidVpcID.NotFound, InvalidGroup.NotFound, ...). Retrying the task is safe, because
-    every step rediscovers before it creates."""
-    code = error_code(error) or ""
-    return code.endswith(".NotFound")
 
 
 def _failure(state) -> BaseException | None:

@@ -137,7 +137,7 @@ class DbInstance(RdsResource):
         "instance_class": "DBInstanceClass", "allocated_storage_gb": "AllocatedStorage", "storage_type": "StorageType",
         "multi_az": "MultiAZ", "deletion_protection": "DeletionProtection",
         "backup_retention_days": "BackupRetentionPeriod", "backup_window": "PreferredBackupWindow",
-        "publicly_accessible": "PubliclyAccessible", "security_groups": "VpcSecurityGroupIds",
+        "maintenance_window": "PreferredMaintenanceWindow", "publicly_accessible": "PubliclyAccessible", "security_groups": "VpcSecurityGroupIds",
         "parameter_group": "DBParameterGroupName",
     }
 
@@ -160,7 +160,7 @@ class DbInstance(RdsResource):
             return {**spec, "replica_of": self.replica_of}
         return {**spec, "allocated_storage_gb": db.allocated_storage_gb, "multi_az": db.multi_az,
                 "backup_retention_days": db.backup_retention_days, "backup_window": db.backup_window,
-                "subnet_group": self.subnet_group, "database_name": db.database_name,
+                "maintenance_window": db.maintenance_window, "subnet_group": self.subnet_group, "database_name": db.database_name,
                 "master_username": db.master_username, "managed_master_password": True}
 
     @staticmethod
@@ -171,7 +171,7 @@ class DbInstance(RdsResource):
             "storage_type": item.get("StorageType"), "storage_encrypted": item.get("StorageEncrypted"),
             "multi_az": item.get("MultiAZ"), "deletion_protection": item.get("DeletionProtection"),
             "backup_retention_days": item.get("BackupRetentionPeriod"), "backup_window": item.get("PreferredBackupWindow"),
-            "publicly_accessible": item.get("PubliclyAccessible"),
+            "maintenance_window": item.get("PreferredMaintenanceWindow"), "publicly_accessible": item.get("PubliclyAccessible"),
             "security_groups": sorted(g["VpcSecurityGroupId"] for g in item.get("VpcSecurityGroups", [])),
             "parameter_group": next((g["DBParameterGroupName"] for g in item.get("DBParameterGroups", [])), None),
             "subnet_group": item.get("DBSubnetGroup", {}).get("DBSubnetGroupName"),
@@ -207,7 +207,7 @@ class DbInstance(RdsResource):
                 Engine="postgres", EngineVersion=db.engine_version, AllocatedStorage=db.allocated_storage_gb,
                 StorageType="gp3", StorageEncrypted=True, MultiAZ=db.multi_az,
                 BackupRetentionPeriod=db.backup_retention_days, PreferredBackupWindow=db.backup_window,
-                DBSubnetGroupName=self.subnet_group, DBName=db.database_name, MasterUsername=db.master_username,
+                PreferredMaintenanceWindow=db.maintenance_window, DBSubnetGroupName=self.subnet_group, DBName=db.database_name, MasterUsername=db.master_username,
                 # RDS generates the password and keeps it in Secrets Manager: it never passes through us.
                 ManageMasterUserPassword=True, **common)
         self._wait("db_instance_available", self.name)

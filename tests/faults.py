@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+from urllib.parse import parse_qs
 
 from botocore.awsrequest import AWSResponse
 
@@ -63,3 +64,26 @@ class FailFirst:
                 return None
             self.remaining -= 1
         return error_response(self.protocol, self.status, self.code, self.message)
+
+
+class NotYetVisible:
+    """Answer the first n attempts of one EC2 operation with `code`, naming the id the request carries in
+    `parameter` (say CreateSubnet's VpcId): what AWS says when a resource made moments ago has not yet
+    reached every endpoint."""
+
+    def __init__(self, operation: str, parameter: str, code: str, times: int):
+        self.operation, self.parameter, self.code, self.remaining = operation, parameter, code, times
+        self.named: list[str] = []
+        self._lock = threading.Lock()
+
+    def __call__(self, event_name: str, request=None, **_):
+        if not event_name.endswith("." + self.operation):
+            return None
+        with self._lock:
+            if self.remaining <= 0:
+                return None
+            self.remaining -= 1
+        body = request.body.decode() if isinstance(request.body, bytes) else (request.body or "")
+        value = parse_qs(body).get(self.parameter, ["?"])[0]
+        self.named.append(value)
+        return error_response("ec2", 400, self.code, f"The {self.parameter} '{value}' does not exist")

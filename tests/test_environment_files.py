@@ -64,6 +64,98 @@ INVALID = {
 }
 
 
+def _database(extra: str):
+    return lambda t: t.replace("[database]\n", "[database]\n" + extra + "\n")
+
+
+def _section(name: str, body: str):
+    return lambda t: t + f"\n[{name}]\n{body}\n"
+
+
+# Values moto would take and AWS refuses: each stops in validation, naming the field and the fix.
+INVALID.update({
+    "VPC larger than /16": (lambda t: t.replace('vpc_cidr = "10.40.0.0/16"', 'vpc_cidr = "10.32.0.0/12"'),
+                            r"network\.vpc_cidr: 10\.32\.0\.0/12 has a /12 prefix; AWS allows /16 to /28"),
+    "subnet smaller than /28": (lambda t: t.replace('"10.40.1.0/24"', '"10.40.1.0/29"'),
+                                r"network\.public_subnets: 10\.40\.1\.0/29 has a /29 prefix; AWS allows subnets of "
+                                r"/16 to /28"),
+    "backup window not a time": (_database('backup_window = "25:00-26:00"'),
+                                 r"database\.backup_window: '25:00' is not a time of day.*e\.g\. 03:00-04:00"),
+    "backup window shorter than 30 minutes": (_database('backup_window = "03:00-03:15"'),
+                                              r"database\.backup_window: 03:00-03:15 lasts 15 minutes; RDS's backup "
+                                              r"window needs at least 30"),
+    "maintenance window not ddd:hh24:mi": (_database('maintenance_window = "sunday 05:00-06:00"'),
+                                           r"database\.maintenance_window: .*not a weekly window; write "
+                                           r"ddd:hh24:mi-ddd:hh24:mi.*sun:05:00-sun:06:00"),
+    "maintenance window shorter than 30 minutes": (_database('maintenance_window = "sun:05:00-sun:05:20"'),
+                                                   r"database\.maintenance_window: .*lasts 20 minutes; RDS's "
+                                                   r"maintenance window needs at least 30"),
+    "maintenance window overlapping the backup window": (
+        _database('backup_window = "05:30-06:30"'),
+        r"database: maintenance_window sun:05:00-sun:06:00 overlaps backup_window 05:30-06:30 \(on sun\)"),
+    "backup window past midnight overlapping the maintenance window": (
+        _database('backup_window = "23:30-00:30"\nmaintenance_window = "Mon:00:00-Mon:00:30"'),
+        r"database: maintenance_window mon:00:00-mon:00:30 overlaps backup_window 23:30-00:30 \(on sun\)"),
+    "DB instance class that does not exist": (_database('instance_class = "db.t4g.huge"'),
+                                              r"database\.instance_class: 'db\.t4g\.huge' is not a DB instance class "
+                                              r"AWS offers \(db\.t4g comes in .*db\.t4g\.medium.*as of 2025-01-15"),
+    "DB instance family that does not exist": (_database('instance_class = "db.q9.large"'),
+                                               r"database\.instance_class: 'db\.q9\.large' is not .*e\.g\. "
+                                               r"db\.t4g\.medium"),
+    "cache node type that does not exist": (_section("cache", 'node_type = "cache.t4g.large"'),
+                                            r"cache\.node_type: 'cache\.t4g\.large' is not a cache node type AWS "
+                                            r"offers \(cache\.t4g comes in cache\.t4g\.medium, cache\.t4g\.micro"),
+    "cache engine version that does not exist": (_section("cache", 'engine_version = "7.9"'),
+                                                 r"cache\.engine_version: '7\.9' is not allowed.*'7\.0' or '7\.1'"),
+    "backup retention 0 (backups off)": (_database("backup_retention_days = 0"),
+                                         r"database\.backup_retention_days: 0 turns RDS's automated backups off.*"
+                                         r"use 1 to 35"),
+    "backup retention above 35": (_database("backup_retention_days = 36"),
+                                  r"database\.backup_retention_days: 36 is outside RDS's 1 to 35 days"),
+    "storage below RDS's minimum": (_database("allocated_storage_gb = 10"),
+                                    r"database\.allocated_storage_gb: .*greater than or equal to 20"),
+    "log retention CloudWatch does not accept": (_section("app", "log_retention_days = 10"),
+                                                 r"app\.log_retention_days: 10 is not allowed.*1096"),
+    "alarm looking back more than a day": (_section("alarms", "period_seconds = 3600\nevaluation_periods = 25"),
+                                           r"alarms: period_seconds 3600 x evaluation_periods 25 is 90000 s; "
+                                           r"CloudWatch allows at most 86400 .*evaluation_periods to 24 or less"),
+    "subdomain starting with a hyphen": (_section("dns", 'subdomains = ["www", "-api"]'),
+                                         r"dns\.subdomains\.1: .*should match pattern"),
+    "apex longer than a certificate's first name": (
+        lambda t: t.replace('domain = "sandbox.precedentum.test"', f'domain = "{"a" * 60}.precedentum.test"'),
+        r"domain: .* has 77 characters; ACM allows at most 64"),
+    "service port out of range": (_section("services.backend", "cpu = 512\nmemory = 1024\nport = 70000"),
+                                  r"services\.backend\.port: .*less than or equal to 65535"),
+})
+
+
+def test_windows_across_midnight_and_the_week_and_every_cloudwatch_retention_are_accepted(tmp_path):
+    path = write_environment(tmp_path, edit=lambda t: t.replace("[database]\n", (
+        '[database]\nbackup_window = "23:30-00:30"\nmaintenance_window = "wed:05:00-wed:05:30"\n'))
+        + "\n[app]\nlog_retention_days = 1096\n")
+    env = load_environment(path)
+    assert (env.database.backup_window, env.app.log_retention_days) == ("23:30-00:30", 1096)
+    path = write_environment(tmp_path, edit=lambda t: t.replace("[database]\n", (
+        '[database]\nmaintenance_window = "Sun:23:45-MON:00:30"\n')), name="weekwrap")
+    assert load_environment(path).database.maintenance_window == "sun:23:45-mon:00:30"  # as RDS reports it
+
+
+def test_the_offerings_list_holds_the_classes_the_shipped_files_and_prices_use():
+    import tomllib
+
+    from golive.config import offerings
+    from golive.cost import PRICES_DIR
+
+    known = offerings()
+    for name in ("production", "staging", "sandbox"):
+        env = load_environment(name)
+        assert env.database.instance_class in known["rds"] and env.cache.node_type in known["elasticache"]
+    prices = tomllib.loads((PRICES_DIR / "us-east-1.toml").read_text())
+    assert set(prices["rds"]["instance_hour"]) <= known["rds"]
+    assert set(prices["elasticache"]["node_hour"]) <= known["elasticache"]
+    assert known["valid_as_of"] == "2025-01-15"
+
+
 @pytest.mark.parametrize("case", sorted(INVALID))
 def test_invalid_file_names_file_field_and_fix_without_touching_aws(case, tmp_path):
     edit, expected = INVALID[case]

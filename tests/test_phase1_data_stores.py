@@ -20,6 +20,7 @@ def test_database_is_private_encrypted_ssl_only_and_backed_up(aws):
     db = rds.describe_db_instances(DBInstanceIdentifier="golive-sandbox-postgres")["DBInstances"][0]
     assert db["PubliclyAccessible"] is False and db["StorageEncrypted"] is True
     assert db["BackupRetentionPeriod"] == 7 and db["PreferredBackupWindow"] == "03:00-04:00"
+    assert db["PreferredMaintenanceWindow"] == "sun:05:00-sun:06:00"  # the file's, not one RDS picks
     assert db["EngineVersion"].split(".")[0] == "16" and db["StorageType"] == "gp3"
     assert db["MasterUserSecret"]["SecretArn"], "the master password is managed by RDS in Secrets Manager"
     groups = {g["VpcSecurityGroupId"] for g in db["VpcSecurityGroups"]}
@@ -98,17 +99,22 @@ def test_a_modifiable_field_is_an_update_in_place(aws, tmp_path):
 
     infrastructure(environment="sandbox", sandbox=True)
     bigger = write_environment(tmp_path, edit=lambda t: t.replace(
-        "[database]\n", '[database]\ninstance_class = "db.t4g.large"\nallocated_storage_gb = 200\n'))
+        "[database]\n", '[database]\ninstance_class = "db.t4g.large"\nallocated_storage_gb = 200\n'
+                         'maintenance_window = "Tue:06:00-Tue:06:30"\n'))
     plan = infrastructure(environment=str(bigger), sandbox=True, mode="plan")
     changes = {c.kind: c for c in plan.changes if c.is_change}
     # The free-storage alarm follows the size; the applied cost estimate follows the class and the size.
     assert set(changes) == {"rds-instance", "cloudwatch-alarm", "cost-estimate"}
     assert changes["rds-instance"].action is Action.UPDATE
-    assert {f.field for f in changes["rds-instance"].fields} == {"instance_class", "allocated_storage_gb"}
+    assert {f.field for f in changes["rds-instance"].fields} == {"instance_class", "allocated_storage_gb",
+                                                                  "maintenance_window"}
     assert changes["cloudwatch-alarm"].name == "golive-sandbox-postgres-free-storage"
     infrastructure(environment=str(bigger), sandbox=True)
     db = prepare().client("rds").describe_db_instances(DBInstanceIdentifier="golive-sandbox-postgres")["DBInstances"][0]
-    assert (db["DBInstanceClass"], db["AllocatedStorage"]) == ("db.t4g.large", 200)
+    assert (db["DBInstanceClass"], db["AllocatedStorage"], db["PreferredMaintenanceWindow"]) == (
+        "db.t4g.large", 200, "tue:06:00-tue:06:30")
+    again = infrastructure(environment=str(bigger), sandbox=True, mode="plan")
+    assert not [c for c in again.changes if c.kind == "rds-instance" and c.is_change]  # converged
 
 
 def test_a_secret_key_is_generated_once_and_kept(aws):

@@ -1,21 +1,33 @@
 """Transient AWS errors are retried (by botocore per call, by Prefect per task); validation and
-permission errors fail at once with AWS's message."""
+permission errors, a NotFound for something the run did not just create, and an unreachable endpoint
+fail at once with one readable message."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import time
+
 import pytest
-from botocore.exceptions import ClientError, EndpointConnectionError
+from botocore.exceptions import (
+    ClientError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    ReadTimeoutError,
+)
 
 from flows.infrastructure import infrastructure
 from golive.changes import Summary
 from golive.retry import is_transient
-from tests.awsstate import EXPECTED_SINGLE_NAT, counts
-from tests.conftest import prepare
-from tests.faults import FailFirst, Throttle
+from tests.awsstate import EXPECTED_SINGLE_NAT, counts, ec2_inventory
+from tests.conftest import GOLIVE, REPO, prepare
+from tests.faults import FailFirst, NotYetVisible, Throttle
 
 
-def client_error(code: str, status: int) -> ClientError:
-    return ClientError({"Error": {"Code": code, "Message": "x"}, "ResponseMetadata": {"HTTPStatusCode": status}}, "Op")
+def client_error(code: str, status: int, message: str = "x") -> ClientError:
+    return ClientError({"Error": {"Code": code, "Message": message}, "ResponseMetadata": {"HTTPStatusCode": status}},
+                       "Op")
 
 
 @pytest.mark.parametrize("code,status,transient", [
@@ -28,17 +40,92 @@ def test_what_counts_as_transient(code, status, transient):
     assert is_transient(client_error(code, status)) is transient
 
 
-def test_not_yet_visible_resources_retry_the_task_but_not_the_call():
-    from golive.retry import is_not_yet_visible
+def test_a_not_found_is_eventual_consistency_only_for_what_this_process_just_created(monkeypatch):
+    import golive.transient as transient
+    from golive.retry import RECENT_CREATES, is_not_yet_visible
 
-    assert is_not_yet_visible(client_error("InvalidVpcID.NotFound", 400))
-    assert is_not_yet_visible(client_error("InvalidGroup.NotFound", 400))
-    assert not is_transient(client_error("InvalidVpcID.NotFound", 400))  # botocore does not resend it
-    assert not is_not_yet_visible(client_error("AccessDenied", 403))
+    RECENT_CREATES.clear()
+    vpc_missing = client_error("InvalidVpcID.NotFound", 400, "The vpc ID 'vpc-0a1b2c3d4e5f60718' does not exist")
+    assert not is_not_yet_visible(vpc_missing)  # nothing created: the id is wrong, say so at once
+    RECENT_CREATES.remember({"VpcId": "vpc-0a1b2c3d4e5f60718"}, {"Vpc": {"VpcId": "vpc-0a1b2c3d4e5f60718"}})
+    assert is_not_yet_visible(vpc_missing)
+    assert not is_transient(vpc_missing)  # botocore's standard retries do not resend it; our handler does
+    assert not is_not_yet_visible(client_error("InvalidAMIID.NotFound", 400,
+                                               "The image id '[ami-0123456789abcdef0]' does not exist"))
+    assert not is_not_yet_visible(client_error("AccessDenied", 403, "vpc-0a1b2c3d4e5f60718"))
+    # A create that returns an ARN: the message may name the ARN or only its last part.
+    RECENT_CREATES.remember({"CertificateArn": "arn:aws:acm:us-east-1:123456789012:certificate/4f1c-9a2b"})
+    assert is_not_yet_visible(client_error("ResourceNotFoundException", 400,
+                                           "Could not find certificate 4f1c-9a2b."))
+    assert not is_not_yet_visible(client_error("ResourceNotFoundException", 400,
+                                               "Could not find certificate 0000-dead."))
+    # Past the window, the same NotFound is the answer.
+    monkeypatch.setattr(transient, "EVENTUAL_CONSISTENCY_SECONDS", -1.0)
+    assert not is_not_yet_visible(vpc_missing)
+    RECENT_CREATES.clear()
 
 
-def test_connection_errors_are_transient():
-    assert is_transient(EndpointConnectionError(endpoint_url="http://127.0.0.1:1"))
+def test_a_dropped_connection_is_transient_but_an_unreachable_endpoint_is_not():
+    from golive.retry import is_unreachable
+
+    for dropped in (ConnectionClosedError(endpoint_url="http://127.0.0.1:1"),
+                    ReadTimeoutError(endpoint_url="http://127.0.0.1:1")):
+        assert is_transient(dropped) and not is_unreachable(dropped)
+    for unreachable in (EndpointConnectionError(endpoint_url="http://127.0.0.1:1"),
+                        ConnectTimeoutError(endpoint_url="http://127.0.0.1:1")):
+        assert is_unreachable(unreachable) and not is_transient(unreachable)
+
+
+def test_a_not_found_for_a_vpc_just_created_is_resent_by_the_call_and_the_run_converges(aws):
+    run = prepare()
+    fault = NotYetVisible("CreateSubnet", "VpcId", "InvalidVpcID.NotFound", times=2)
+    run.aws.on("before-send.ec2", fault)
+    try:
+        infrastructure(environment="sandbox", sandbox=True)
+    finally:
+        run.aws.off("before-send.ec2", fault)
+    vpc_id = ec2_inventory(run)["vpcs"][0]["VpcId"]
+    assert fault.named == [vpc_id, vpc_id], "the fault must have named the VPC the run had just created"
+    creates = [call for call in run.aws.log.calls if call.operation == "CreateSubnet"]
+    assert len(creates) == EXPECTED_SINGLE_NAT["subnets"]  # no task retry: each subnet asked for once
+    assert run.aws.log.attempts["CreateSubnet"] == len(creates) + 2  # the call resent twice
+    assert counts(run) == EXPECTED_SINGLE_NAT
+
+
+def test_a_not_found_for_something_the_run_did_not_create_fails_at_once_with_awss_message(aws):
+    run = prepare()
+    fault = FailFirst("CreateSubnet", 100, "ec2", 400, "InvalidVpcID.NotFound",
+                      "The vpc ID 'vpc-0badc0ffee0000000' does not exist")
+    run.aws.on("before-send.ec2", fault)
+    try:
+        with pytest.raises(ClientError, match="vpc-0badc0ffee0000000' does not exist") as raised:
+            infrastructure(environment="sandbox", sandbox=True)
+    finally:
+        run.aws.off("before-send.ec2", fault)
+    assert raised.value.response["Error"]["Code"] == "InvalidVpcID.NotFound"
+    creates = [call for call in run.aws.log.calls if call.operation == "CreateSubnet"]
+    assert run.aws.log.attempts["CreateSubnet"] == len(creates)  # no call resent
+    assert len({call.params["CidrBlock"] for call in creates}) == len(creates)  # no task retried
+
+
+@pytest.mark.parametrize("endpoint", ["http://127.0.0.1:9", "http://golive-no-such-host.invalid"])
+def test_an_unreachable_endpoint_fails_within_seconds_with_one_line(endpoint, tmp_path):
+    """Connection refused and a name that does not resolve: one line naming the endpoint, the credentials
+    and what to check, well under 10 s, no trace (before Prefect starts, before any flow)."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("AWS_", "PREFECT_API_URL"))}
+    env.update(AWS_ENDPOINT_URL=endpoint, AWS_ACCESS_KEY_ID="golive-test", AWS_SECRET_ACCESS_KEY="golive-test",
+               AWS_CONFIG_FILE=str(tmp_path / "none"), COLUMNS="200")
+    started = time.monotonic()
+    result = subprocess.run([*GOLIVE, "plan", "sandbox", "--aws"], cwd=REPO, env=env, capture_output=True,
+                            text=True, timeout=60)
+    seconds = time.monotonic() - started
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert seconds < 10, f"took {seconds:.1f} s"
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: cannot reach AWS at ")
+    assert endpoint in lines[0] and "credentials from env" in lines[0] and f"AWS_ENDPOINT_URL (set to {endpoint})" in lines[0]
 
 
 def test_throttling_on_a_share_of_calls_is_retried_and_the_run_converges(aws):

@@ -1,0 +1,144 @@
+"""Which AWS errors are worth another try (no Prefect here: the CLI's first check and botocore's per-call
+handlers use it before Prefect is imported; golive.retry builds the task retry policy on it).
+
+Transient: throttling, 5xx, a connection dropped mid-request, and a named eventual-consistency error
+(`*.NotFound` and the like) for something this process created moments ago. Everything else (validation,
+AccessDenied, a NotFound for something the run did not just create, such as a wrong AMI or a missing
+certificate) fails at once with AWS's own message: retrying it only hides the cause for minutes. An
+endpoint that refuses connections or does not resolve is not retried by the task either: botocore has
+already tried each call, and the CLI checks the endpoint once before any flow (golive.aws.check_reachable).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+import time
+from typing import Any, Iterable
+
+from botocore.exceptions import (
+    ClientError,
+    ConnectionClosedError,
+    ReadTimeoutError,
+)
+from botocore.exceptions import ConnectionError as BotocoreConnectionError
+from botocore.retries.standard import ThrottledRetryableChecker
+
+THROTTLING_CODES = frozenset(ThrottledRetryableChecker._THROTTLED_ERROR_CODES)
+SERVER_SIDE_CODES = frozenset(
+    {"InternalError", "InternalFailure", "ServiceUnavailable", "RequestTimeout", "RequestTimeoutException"}
+)
+# While a dependent resource is still going away (a NAT gateway's interface, a detaching gateway),
+# AWS answers DependencyViolation; during teardown that settles by itself.
+SETTLING_CODES = frozenset({"DependencyViolation", "InvalidGroup.InUse", "ResourceInUse", "InvalidIPAddress.InUse"})
+# The request reached AWS and the answer was lost: worth another try.
+CONNECTION_ERRORS = (ConnectionClosedError, ReadTimeoutError)
+# No connection at all (refused, DNS failure, connect timeout, TLS): the endpoint or the network is wrong.
+UNREACHABLE_ERRORS = (BotocoreConnectionError,)
+# Codes AWS uses for "no such thing". Only worth a retry when the thing was created moments ago by this
+# process (AWS documents EC2, IAM, ELB and others as eventually consistent right after a create).
+_NOT_FOUND = re.compile(r"(NotFound|NotFoundFault|NotFoundException|NoSuchEntity)$")
+# How long after a create a NotFound for it still counts as AWS catching up. AWS gives no figure; IAM's
+# propagation is the slowest documented one and settles within seconds to a minute.
+EVENTUAL_CONSISTENCY_SECONDS = 120.0
+# Per call: attempts and first delay for a not-yet-visible resource (0.5, 1, 2, 4, 8 s: 15.5 s at most).
+NOT_YET_VISIBLE_ATTEMPTS = 6
+NOT_YET_VISIBLE_FIRST_DELAY = float(os.environ.get("GOLIVE_NOT_YET_VISIBLE_DELAY", "0.5"))
+# Operations that make something (their request names and response ids are remembered for the window).
+CREATING_PREFIXES = ("Create", "Run", "Allocate", "Register", "Request", "Copy", "Restore", "Import", "Put",
+                     "Issue", "Associate", "Attach")
+
+
+class RecentCreates:
+    """The names and ids this process created in the last EVENTUAL_CONSISTENCY_SECONDS, from the requests
+    and responses of successful creates. A NotFound whose message names one of them is AWS catching up."""
+
+    def __init__(self) -> None:
+        self._seen: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def remember(self, *values: Any) -> None:
+        now = time.monotonic()
+        with self._lock:
+            for value in _strings(values):
+                self._seen[value] = now
+            for value, at in list(self._seen.items()):
+                if now - at > EVENTUAL_CONSISTENCY_SECONDS:
+                    del self._seen[value]
+
+    def named_in(self, message: str) -> bool:
+        now = time.monotonic()
+        with self._lock:
+            return any(now - self._seen.get(token, -1e9) <= EVENTUAL_CONSISTENCY_SECONDS
+                       for token in _tokens(message))
+
+    def clear(self) -> None:
+        with self._lock:
+            self._seen.clear()
+
+
+def _strings(values: Iterable[Any]) -> Iterable[str]:
+    for value in values:
+        if isinstance(value, dict):
+            yield from _strings(value.values())
+        elif isinstance(value, (list, tuple)):
+            yield from _strings(value)
+        elif isinstance(value, str) and 4 <= len(value) <= 2048 and " " not in value:
+            yield value
+            if value.startswith("arn:"):  # messages often name the resource, not its ARN
+                yield value.rsplit(":", 1)[-1].rsplit("/", 1)[-1]
+
+
+def _tokens(message: str) -> set[str]:
+    return {token.strip("'\"`.()[]{}<>") for token in re.split(r"[\s,;=]+", message or "")} - {""}
+
+
+RECENT_CREATES = RecentCreates()
+
+
+def error_code(error: BaseException) -> str | None:
+    if isinstance(error, ClientError):
+        return error.response.get("Error", {}).get("Code")
+    return None
+
+
+def is_transient(error: BaseException) -> bool:
+    """Throttling, 5xx, or a connection that dropped mid-request."""
+    if isinstance(error, CONNECTION_ERRORS):
+        return True
+    if isinstance(error, ClientError):
+        status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+        return error_code(error) in THROTTLING_CODES | SERVER_SIDE_CODES or status >= 500
+    return False
+
+
+def is_unreachable(error: BaseException) -> bool:
+    """No connection to the endpoint at all: retrying the task would only repeat botocore's attempts."""
+    return isinstance(error, UNREACHABLE_ERRORS)
+
+
+def not_yet_visible(code: str | None, message: str | None) -> bool:
+    """AWS is eventually consistent: a resource created a moment ago can still be 'NotFound' to the next
+    call (InvalidVpcID.NotFound naming the VPC this run just made). Only then is it worth a retry; a
+    NotFound for anything else (a wrong AMI, a certificate that does not exist) is the answer."""
+    return bool(code and _NOT_FOUND.search(code)) and RECENT_CREATES.named_in(message or "")
+
+
+def is_not_yet_visible(error: BaseException) -> bool:
+    if not isinstance(error, ClientError):
+        return False
+    info = error.response.get("Error", {})
+    return not_yet_visible(info.get("Code"), info.get("Message"))
+
+
+def retry_not_yet_visible(response=None, attempts: int = 1, **_: Any) -> float | None:
+    """botocore 'needs-retry' handler: resend a call whose answer is a NotFound for something this process
+    just created, after 0.5, 1, 2, ... s. Safe for every call: the request was refused, so nothing was
+    done. Returns None otherwise, leaving the decision to botocore's standard retries."""
+    if response is None or attempts >= NOT_YET_VISIBLE_ATTEMPTS:
+        return None
+    info = (response[1] or {}).get("Error", {})
+    if not not_yet_visible(info.get("Code"), info.get("Message")):
+        return None
+    return NOT_YET_VISIBLE_FIRST_DELAY * 2 ** (attempts - 1)

@@ -1,0 +1,103 @@
+"""One go-live, apply or destroy per environment at a time (golive/lock.py): a second one refuses at
+once naming the run that holds the environment; a killed holder never leaves it locked."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from golive.lock import EnvironmentBusy, LIMIT_PREFIX, hold_environment, lock_path
+from tests.awsstate import EXPECTED_SINGLE_NAT, counts
+from tests.conftest import GOLIVE, REPO, cli_env, prepare
+
+HOLD = ("import sys, time\nfrom golive.lock import hold_environment\n"
+        "with hold_environment(sys.argv[1], 'a test holder'):\n"
+        "    print('held', flush=True)\n    time.sleep(120)\n")
+
+
+def _holder(env_name: str, env: dict) -> subprocess.Popen:
+    """Another process that holds the environment until killed."""
+    child = subprocess.Popen([sys.executable, "-c", HOLD, env_name], cwd=REPO, env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    assert child.stdout.readline().strip() == "held", child.stderr.read()
+    return child
+
+
+def test_a_second_holder_refuses_naming_the_first_and_a_killed_holder_frees_it_at_once(prefect_api):
+    child = _holder("locktest", cli_env(prefect_api))
+    try:
+        with pytest.raises(EnvironmentBusy, match=rf"locktest is busy: `a test holder` holds it \(pid {child.pid} "):
+            with hold_environment("locktest", "a second holder"):
+                pass
+        record = json.loads(lock_path("locktest").read_text())
+        assert record["lease_id"], "with a Prefect server that outlives processes, the Prefect slot is held too"
+    finally:
+        child.send_signal(signal.SIGKILL)  # no clean-up: its flock goes with it, its lease stays behind
+        child.wait()
+    started = time.monotonic()
+    with hold_environment("locktest", "after the kill"):  # releases the dead holder's lease, no waiting
+        assert json.loads(lock_path("locktest").read_text())["command"] == "after the kill"
+    assert time.monotonic() - started < 5
+
+
+def test_a_run_elsewhere_holding_the_prefect_limit_is_named(prefect_api, monkeypatch):
+    """Another machine has no file lock here: Prefect's limit is what stops us, and the refusal names the
+    flow run that holds it."""
+    import golive.lock
+    from prefect import flow
+    from prefect.concurrency.sync import concurrency
+
+    monkeypatch.setattr(golive.lock, "WAIT_SECONDS", 1.0)
+    with hold_environment("elsewhere", "create the limit"):
+        pass
+    refused = {}
+
+    @flow(name="go-live")
+    def remote(environment: str = "elsewhere"):
+        with concurrency(LIMIT_PREFIX + "elsewhere", occupy=1, strict=True):
+            try:
+                with hold_environment("elsewhere", "a local apply"):
+                    pass
+            except EnvironmentBusy as error:
+                refused["message"] = str(error)
+        from prefect.context import FlowRunContext
+
+        return str(FlowRunContext.get().flow_run.id)
+
+    # The remote run holds the slot through Prefect only; the file lock is not held in between because
+    # hold_environment is tried from inside it, after the slot was taken.
+    run_id = remote()
+    assert f"flow run {run_id}" in refused["message"], refused
+    assert f"concurrency limit {LIMIT_PREFIX}elsewhere is held by" in refused["message"]
+
+
+def test_two_concurrent_applies_one_refuses_naming_the_other_and_one_of_each_resource_exists(aws, prefect_api):
+    env = cli_env(prefect_api)
+    first = subprocess.Popen([*GOLIVE, "apply", "sandbox", "--phase", "infrastructure"], cwd=REPO, env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    path = lock_path("sandbox")
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:  # the first holds the lock, and its first flow runs
+        record = json.loads(path.read_text() or "{}") if path.exists() else {}
+        if record.get("pid") == first.pid and record.get("flow_run_id"):
+            break
+        assert first.poll() is None, first.communicate()
+        time.sleep(0.1)
+    second = subprocess.run([*GOLIVE, "apply", "sandbox", "--phase", "infrastructure"], cwd=REPO, env=env,
+                            capture_output=True, text=True, timeout=120)
+    out, err = first.communicate(timeout=600)
+    assert first.returncode == 0, out + err
+    assert second.returncode == 1
+    assert "Traceback" not in second.stderr
+    line = second.stderr.strip()
+    assert line.startswith("error: sandbox is busy: `golive apply sandbox` holds it "), line
+    assert f"(pid {first.pid} " in line and f"flow run {record['flow_run_id']} (" in line
+    print(line)
+    assert counts(prepare()) == EXPECTED_SINGLE_NAT  # one of each: the second run created nothing
+    assert not path.read_text(), "the lock is released (and its record cleared) when the run ends"
