@@ -49,24 +49,63 @@ class Failure(Exception):
     """An error already explained to the user: print it and exit 1."""
 
 
-def _flow_settings():
-    """Against Prefect's temporary server (no PREFECT_API_URL) nothing outlives this process to watch for
-    crashed runs, so flows skip their heartbeat (joining its thread costs up to a second per flow)."""
+# Prefect's temporary server creates its database on its first start; on a fresh machine that migration
+# outlasts Prefect's default 20 s start-up timeout (measured: 29 s on an idle 2-core machine).
+EPHEMERAL_STARTUP_TIMEOUT_SECONDS = 180
+
+
+def _prefect_api(run) -> Optional[str]:
+    """The Prefect API a command's runs go to: the user's PREFECT_API_URL when set (Prefect Cloud, their own
+    server); for a run against the sandbox, the sandbox's own server while it is up (no start-up to wait for,
+    the runs stay visible in its UI); None: Prefect's temporary server, for this process only."""
+    if os.environ.get("PREFECT_API_URL"):
+        return os.environ["PREFECT_API_URL"]
+    if run.target.is_sandbox:
+        from golive.sandbox import orchestrator
+
+        return orchestrator.status()["prefect_api_url"]
+    return None
+
+
+def _flow_settings(run):
+    """The settings a command's flows run under. Against the user's own server nothing changes. Against
+    the sandbox's server or the temporary one, flows skip their heartbeat: it only feeds a zombie-run
+    automation, which neither has, and joining its thread costs up to a second per flow."""
     from contextlib import nullcontext
 
     if os.environ.get("PREFECT_API_URL"):
         return nullcontext()
-    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+    from prefect.settings import (PREFECT_API_URL, PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
+                                  PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS, temporary_settings)
 
-    return temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None})
+    updates = {PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}
+    api = _prefect_api(run)
+    if api:
+        updates[PREFECT_API_URL] = api
+    elif not os.environ.get("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"):
+        updates[PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS] = EPHEMERAL_STARTUP_TIMEOUT_SECONDS
+    return temporary_settings(updates=updates)
+
+
+def _print_target(verb: str, run) -> None:
+    """What a command acts on, and where its runs can be watched."""
+    api = _prefect_api(run)
+    where = (f"runs recorded at PREFECT_API_URL {api}" if os.environ.get("PREFECT_API_URL") else
+             f"runs in the sandbox's Prefect UI at {api.removesuffix('/api')}" if api else
+             "runs in a temporary Prefect server (set PREFECT_API_URL to keep them)")
+    console.print(f"[bold]{verb} {run.env_name}[/] against {run.target.describe()}\n[dim]{where}[/]")
 
 
 def _quiet_prefect(verbose: bool) -> None:
     # Our progress lines and a failure's one line are the terminal view; Prefect's own lines (its
     # tracebacks included) still reach the run log in the UI, and the terminal with --verbose.
+    # The environment reaches Prefect's temporary server too (a subprocess writing to this terminal): its
+    # shutdown's "Error flushing 1 events" and CancelledError are handled there, and stay out of the way.
+    # Prefect's internal services (the events and log workers) log through a handler of their own ("debug").
     if verbose:
         return
     os.environ["PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL"] = "CRITICAL"
+    os.environ["PREFECT_LOGGING_HANDLERS_DEBUG_LEVEL"] = "CRITICAL"
     if "prefect.logging.handlers" in sys.modules:  # Prefect configured its logging before the CLI ran
         import logging
 
@@ -74,7 +113,7 @@ def _quiet_prefect(verbose: bool) -> None:
 
         for logger in [logging.getLogger(), *map(logging.getLogger, list(logging.root.manager.loggerDict))]:
             for handler in logger.handlers:
-                if isinstance(handler, PrefectConsoleHandler):
+                if isinstance(handler, PrefectConsoleHandler) or logger.name == "prefect._internal":
                     handler.setLevel(logging.CRITICAL)
 
 
@@ -123,7 +162,7 @@ def _run_phases(environment: str, sandbox: Optional[bool], mode: str, phase: Opt
     run = _prepare(environment, sandbox, mode)
     phases = _selected_phases(phase)
     verb = "Planning" if mode == "plan" else "Applying"
-    console.print(f"[bold]{verb} {run.env_name}[/] against {run.target.describe()}")
+    _print_target(verb, run)
     results = []
     progress.subscribe(_print_change)
     started = time.monotonic()
@@ -137,7 +176,7 @@ def _run_phases(environment: str, sandbox: Optional[bool], mode: str, phase: Opt
             if force and "force" in flow.parameters.properties:
                 kwargs["force"] = force
             try:
-                with _flow_settings():
+                with _flow_settings(run):
                     result = flow(**kwargs)
             except Exception as error:
                 if mode == "plan" and results:  # what was planned before the failure still stands
@@ -267,13 +306,9 @@ def _print_plan_by_phase(results) -> None:
 def _print_deliverables(result) -> None:
     if not result.deliverables:
         return
-    table = Table(title=f"{result.phase} deliverables ({result.environment})", title_justify="left")
-    for column in ("section", "deliverable", "result", "evidence"):
-        table.add_column(column, overflow="fold")
-    for d in result.deliverables:
-        style = {True: "green", False: "red", None: "yellow"}[d.ok]
-        table.add_row(d.section, d.text, f"[{style}]{d.mark}[/]", d.evidence)
-    console.print(table)
+    from golive.terminal import deliverables_table
+
+    console.print(deliverables_table(f"{result.phase} deliverables ({result.environment})", result.deliverables, console))
 
 
 def _teardown(environment: str, sandbox: Optional[bool], mode: str, confirm: Optional[str], verbose: bool):
@@ -285,12 +320,11 @@ def _teardown(environment: str, sandbox: Optional[bool], mode: str, confirm: Opt
         check_confirmation(run, confirm)  # refuse before Prefect even starts
     except TeardownRefused as error:
         raise Failure(str(error)) from None
-    console.print(f"[bold]{'Planning teardown of' if mode == 'plan' else 'Destroying'} {run.env_name}[/] "
-                  f"in {run.target.describe()}")
+    _print_target("Planning teardown of" if mode == "plan" else "Destroying", run)
     progress.subscribe(_print_change)
     started = time.monotonic()
     try:
-        with _flow_settings():
+        with _flow_settings(run):
             result = teardown(environment=str(environment), sandbox=sandbox, mode=mode, confirm=confirm)
     except Exception as error:
         raise Failure(_explain(error, "teardown", verbose)) from None
@@ -319,9 +353,9 @@ def verify_backup(environment: str = EnvArg, sandbox: Optional[bool] = SandboxOp
     run = _prepare(environment, sandbox, "apply")
     from flows.backup_verification import backup_verification
 
-    console.print(f"[bold]Verifying backups of {run.env_name}[/] against {run.target.describe()}")
+    _print_target("Verifying backups of", run)
     try:
-        with _flow_settings():
+        with _flow_settings(run):
             result = backup_verification(environment=str(environment), sandbox=sandbox)
     except Exception as error:
         raise Failure(_explain(error, "backup-verification", verbose)) from None
@@ -390,10 +424,10 @@ def _run_flow(path: str, ref: str, target: Optional[bool], verbose: bool, verb: 
     run = _prepare(ref, target, "apply")
     module, name = path.split(":")
     flow = getattr(importlib.import_module(module), name)
-    console.print(f"[bold]{verb} {run.env_name}[/] against {run.target.describe()}")
+    _print_target(verb, run)
     progress.subscribe(_print_change)
     try:
-        with _flow_settings():
+        with _flow_settings(run):
             return flow(**parameters)
     except Exception as error:
         raise Failure(_explain(error, flow.name, verbose)) from None
@@ -497,12 +531,12 @@ def audit(environment: str = EnvArg, sandbox: Optional[bool] = SandboxOpt, verbo
     run = _prepare(environment, sandbox, "plan")
     from flows.monitoring import security_audit
 
-    console.print(f"[bold]Auditing {run.env_name}[/] in {run.target.describe()}")
+    _print_target("Auditing", run)
     try:
-        with _flow_settings():
+        with _flow_settings(run):
             result = security_audit(environment=str(environment), sandbox=sandbox, gate=False)
     except Exception as error:
-        raise Failure(_explain(error)) from None
+        raise Failure(_explain(error, "security-audit", verbose)) from None
     table = Table(title=f"security audit: {run.env_name}", title_justify="left")
     for column in ("id", "severity", "status", "resource", "evidence", "fix", "control"):
         table.add_column(column, overflow="fold")
@@ -544,9 +578,11 @@ def doctor(environment: str = EnvArg, sandbox: Optional[bool] = SandboxOpt) -> N
 
 
 @sandbox_app.command("up")
-def sandbox_up() -> None:
-    """Start the sandbox in the background: moto (AWS), PostgreSQL and Redis on 127.0.0.1.
-    A second `up` leaves running services alone and restarts any that died."""
+def sandbox_up(prefect: bool = typer.Option(True, "--prefect/--no-prefect",
+                                            help="also the local Prefect server and worker (about 400 MB); "
+                                                 "without them each command starts Prefect's temporary server")) -> None:
+    """Start the sandbox in the background: moto (AWS), PostgreSQL, Redis, the app, the edge and a Prefect
+    server and worker, on 127.0.0.1. A second `up` leaves running services alone and restarts any that died."""
     from golive.sandbox import control_plane, data_plane
 
     state = control_plane.up()
@@ -560,6 +596,12 @@ def sandbox_up() -> None:
     console.print(f"edge: DNS {served['dns_server']}, ALB {served['edge']['alb']} (HTTP {served['edge']['alb-http']}), "
                   f"CloudFront {served['edge']['cloudfront']}, previous site {served['edge']['previous']}; "
                   f"CA {served['ca_file']}")
+    if prefect:
+        from golive.sandbox import orchestrator
+
+        started = orchestrator.up()
+        console.print(f"Prefect: UI {started['ui_url']}, worker on pool {orchestrator.POOL}; every golive command "
+                      "against the sandbox records its runs there (unless PREFECT_API_URL says otherwise)")
 
 
 @sandbox_app.command("down")
@@ -575,14 +617,15 @@ def sandbox_down() -> None:
 @sandbox_app.command("status")
 def sandbox_status(as_json: bool = typer.Option(False, "--json", help="machine-readable")) -> None:
     """Is the sandbox running, and where."""
-    from golive.sandbox import control_plane, data_plane, edge
+    from golive.sandbox import control_plane, data_plane, edge, orchestrator
 
-    state = {**control_plane.status(), **data_plane.status(), **edge.status()}
+    state = {**control_plane.status(), **data_plane.status(), **edge.status(), **orchestrator.status()}
     if as_json:
         print(json.dumps(state))
     elif state["running"]:
         console.print(f"running: AWS endpoint {state['aws_endpoint_url']} (pid {state['pid']})\n"
-                      f"PostgreSQL: {state['postgres_dsn'] or 'not running'}\nRedis: {state['redis_url'] or 'not running'}")
+                      f"PostgreSQL: {state['postgres_dsn'] or 'not running'}\nRedis: {state['redis_url'] or 'not running'}\n"
+                      f"Prefect UI: {state['prefect_ui_url'] or 'not running'}")
     else:
         console.print("not running: start it with `golive sandbox up`")
     if not state["running"] and not as_json:
