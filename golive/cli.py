@@ -11,6 +11,7 @@ import os
 import sys
 import time
 import traceback
+from contextvars import ContextVar, copy_context
 from pathlib import Path
 from typing import List, Optional
 
@@ -127,13 +128,21 @@ def _prepare(environment: str, sandbox: Optional[bool], mode: str):
         raise Failure(str(error)) from None
 
 
+# Set in a phase planned beside others: its lines wait here and are printed in the phases' order.
+_phase_output: ContextVar[Optional[list]] = ContextVar("phase_output", default=None)
+
+
 def _print_change(change: Change) -> None:
     if change.action is Action.NOOP:
         return
     # One print per change: concurrent tasks must not interleave their lines.
     lines = [f"[{change.action.style}]{escape(change.headline())}[/]"]
     lines += [f"      [dim]{escape(field.render())}[/]" for field in change.fields]
-    console.print("\n".join(lines))
+    held = _phase_output.get()
+    if held is not None:
+        held.append("\n".join(lines))
+    else:
+        console.print("\n".join(lines))
 
 
 def _selected_phases(refs: Optional[List[str]]):
@@ -163,30 +172,62 @@ def _run_phases(environment: str, sandbox: Optional[bool], mode: str, phase: Opt
     phases = _selected_phases(phase)
     verb = "Planning" if mode == "plan" else "Applying"
     _print_target(verb, run)
+
+    def run_phase(selected, output: Optional[list] = None):
+        flow = selected.flow()
+        kwargs = dict(environment=str(environment), sandbox=sandbox, mode=mode)
+        if mode == "apply":
+            kwargs["allow_replace"] = allow_replace
+        if force and "force" in flow.parameters.properties:
+            kwargs["force"] = force
+        if output is not None:
+            _phase_output.set(output)  # Prefect copies the context into the phase's task threads
+        with _flow_settings(run):
+            return flow(**kwargs)
+
     results = []
     progress.subscribe(_print_change)
     started = time.monotonic()
+    outputs: dict[int, list] = {}
+    pool = None
+    if mode == "plan" and len(phases) > 1:
+        # A plan writes nothing, so no phase waits for another's resources (each discovers what exists):
+        # all phases at once, each one's lines printed in dependency order as if they had run in turn.
+        from concurrent.futures import ThreadPoolExecutor
+
+        _start_prefect(run)  # one server for every thread (a temporary one is started once, here)
+        pool = ThreadPoolExecutor(max_workers=len(phases), thread_name_prefix="phase")
+        outputs = {p.number: [] for p in phases}
+        # Each thread starts from this one's context (the Prefect settings in force here, as a task's would).
+        futures = {p.number: pool.submit(copy_context().run, run_phase, p, outputs[p.number]) for p in phases}
     try:
         for index, selected in enumerate(phases, 1):
             console.print(f"[bold cyan]phase {selected.number} {selected.name}[/] ({index} of {len(phases)})")
-            flow = selected.flow()
-            kwargs = dict(environment=str(environment), sandbox=sandbox, mode=mode)
-            if mode == "apply":
-                kwargs["allow_replace"] = allow_replace
-            if force and "force" in flow.parameters.properties:
-                kwargs["force"] = force
             try:
-                with _flow_settings(run):
-                    result = flow(**kwargs)
+                result = futures[selected.number].result() if pool else run_phase(selected)
             except Exception as error:
+                for text in outputs.get(selected.number, []):
+                    console.print(text)
                 if mode == "plan" and results:  # what was planned before the failure still stands
                     _print_plan_by_phase(list(zip(phases, results)))
                 raise Failure(_explain(error, f"phase {selected.number} {selected.name}", verbose)) from None
+            for text in outputs.get(selected.number, []):
+                console.print(text)
             results.append(result)
             _print_waiting(run, selected, result, phases)
     finally:
         progress.unsubscribe(_print_change)
+        if pool:
+            pool.shutdown(wait=False, cancel_futures=True)
     return run, list(zip(phases, results)), time.monotonic() - started
+
+
+def _start_prefect(run) -> None:
+    """Reach the API once before threads do: Prefect's temporary server, when it is the one, starts here."""
+    from prefect.client.orchestration import get_client
+
+    with _flow_settings(run), get_client(sync_client=True) as client:
+        client.api_healthcheck()
 
 
 def _print_waiting(run, phase, result, planned) -> None:

@@ -75,8 +75,11 @@ def up() -> dict:
 
 
 def status() -> dict:
-    """Where the sandbox's Prefect answers (None when not running), and whether its worker polls."""
-    state = SERVER.running()
+    """Where the sandbox's Prefect listens (None when not running), and whether its worker runs. Cheap (no
+    HTTP call, as control_plane.endpoint_url): every command against the sandbox asks, and a busy server
+    that is slow to answer a health check is still the one its runs belong in."""
+    state = SERVER.read()
+    state = state if SERVER.alive(state) and state.get("port") else None
     return {"prefect_api_url": f"http://{HOST}:{state['port']}/api" if state else None,
             "prefect_ui_url": state["url"] if state else None,
             "prefect_worker": WORKER.alive(WORKER.read())}
