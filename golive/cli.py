@@ -624,6 +624,13 @@ def sandbox_up(prefect: bool = typer.Option(True, "--prefect/--no-prefect",
                                                  "without them each command starts Prefect's temporary server")) -> None:
     """Start the sandbox in the background: moto (AWS), PostgreSQL, Redis, the app, the edge and a Prefect
     server and worker, on 127.0.0.1. A second `up` leaves running services alone and restarts any that died."""
+    try:
+        _sandbox_up(prefect)
+    except RuntimeError as error:  # a service that did not start: its log says why
+        raise Failure(f"{error}. Stop what did start with `golive sandbox down`, then `golive sandbox up` again") from None
+
+
+def _sandbox_up(prefect: bool) -> None:
     from golive.sandbox import control_plane, data_plane
 
     state = control_plane.up()
@@ -678,6 +685,12 @@ def main() -> None:
         app()
     except Failure as error:
         errors.print(f"[red]error:[/] {escape(str(error))}", soft_wrap=True)  # one line, however narrow the terminal
+        sys.exit(1)
+    except Exception as error:  # not foreseen by the command: still one line, the trace with --verbose
+        if {"--verbose", "-v"} & set(sys.argv):
+            errors.print("".join(traceback.format_exception(error)), markup=False, soft_wrap=True)
+        hint = "" if {"--verbose", "-v"} & set(sys.argv) else " (--verbose for the trace)"
+        errors.print(f"[red]error:[/] {escape(f'{type(error).__name__}: {error}')}{hint}", soft_wrap=True)
         sys.exit(1)
 
 
