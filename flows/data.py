@@ -13,7 +13,7 @@ from __future__ import annotations
 from prefect import flow
 from prefect.artifacts import create_table_artifact
 
-from golive import dataplane
+from golive import dataplane, integrity
 from golive.report import PhaseResult, artifact_key, deliverable, finish_phase
 from golive.run import Mode, Run
 from tasks.app import (AdminRecord, DataState, IntegrityReport, StepRecord, create_cache_table, ensure_admin_password,
@@ -34,6 +34,8 @@ def data(environment: str = "sandbox", sandbox: bool | None = None, mode: Mode =
          allow_replace: bool = False, cases: int = 500) -> PhaseResult:
     """Create the app's role, migrate, load the initial data, create the admin user, prove the data is sound."""
     run = Run.prepare(environment, sandbox=sandbox, mode=mode, allow_replace=allow_replace)
+    if run.applying:
+        integrity.preload()  # ready by the time the data is
     role = ensure_app_database_role.submit(run)
     state = read_data_state.submit(run)
     one_offs = prepare_one_off_tasks(run, current_release_tag(run))

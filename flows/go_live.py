@@ -82,15 +82,19 @@ def run_phases(environment: str, sandbox: bool | None, progress: Progress,
     futures: dict[int, Any] = {}
     results: dict[int, PhaseResult | None] = {}
     pending = list(phases)
+    finished: list[str] = []  # progress to report once the phases it made ready are started
     while True:
         ready = [p for p in pending if all(d in results for d in p.after)]
         for phase in ready:
             pending.remove(phase)
             if not phase.automated:
                 results[phase.number] = None
-                progress.step(f"phase {phase.number} {phase.name}: not automated yet")
+                finished.append(f"phase {phase.number} {phase.name}: not automated yet")
                 continue
             futures[phase.number] = run_phase.submit(phase.flow_path, phase.number, environment, sandbox)
+        for step in finished:  # after the submissions: each is a call to the API, the next phase need not wait
+            progress.step(step)
+        finished.clear()
         if ready and any(p.automated is False for p in ready):
             continue  # a phase marked done may have made others ready
         # Wait for whichever running phase finishes first, then look again for newly ready ones: a phase
@@ -105,7 +109,7 @@ def run_phases(environment: str, sandbox: bool | None, progress: Progress,
         if after and number in after:
             after[number]()
         name = next(p.name for p in phases if p.number == number)
-        progress.step(f"phase {number} {name}: {results[number].summary.brief()}")
+        finished.append(f"phase {number} {name}: {results[number].summary.brief()}")
 
 
 def approve(run: Run) -> dict[str, str]:

@@ -11,6 +11,7 @@ import os
 import sys
 import time
 import traceback
+from contextvars import ContextVar, copy_context
 from pathlib import Path
 from typing import List, Optional
 
@@ -49,24 +50,63 @@ class Failure(Exception):
     """An error already explained to the user: print it and exit 1."""
 
 
-def _flow_settings():
-    """Against Prefect's temporary server (no PREFECT_API_URL) nothing outlives this process to watch for
-    crashed runs, so flows skip their heartbeat (joining its thread costs up to a second per flow)."""
+# Prefect's temporary server creates its database on its first start; on a fresh machine that migration
+# outlasts Prefect's default 20 s start-up timeout (measured: 29 s on an idle 2-core machine).
+EPHEMERAL_STARTUP_TIMEOUT_SECONDS = 180
+
+
+def _prefect_api(run) -> Optional[str]:
+    """The Prefect API a command's runs go to: the user's PREFECT_API_URL when set (Prefect Cloud, their own
+    server); for a run against the sandbox, the sandbox's own server while it is up (no start-up to wait for,
+    the runs stay visible in its UI); None: Prefect's temporary server, for this process only."""
+    if os.environ.get("PREFECT_API_URL"):
+        return os.environ["PREFECT_API_URL"]
+    if run.target.is_sandbox:
+        from golive.sandbox import orchestrator
+
+        return orchestrator.status()["prefect_api_url"]
+    return None
+
+
+def _flow_settings(run):
+    """The settings a command's flows run under. Against the user's own server nothing changes. Against
+    the sandbox's server or the temporary one, flows skip their heartbeat: it only feeds a zombie-run
+    automation, which neither has, and joining its thread costs up to a second per flow."""
     from contextlib import nullcontext
 
     if os.environ.get("PREFECT_API_URL"):
         return nullcontext()
-    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+    from prefect.settings import (PREFECT_API_URL, PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
+                                  PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS, temporary_settings)
 
-    return temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None})
+    updates = {PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}
+    api = _prefect_api(run)
+    if api:
+        updates[PREFECT_API_URL] = api
+    elif not os.environ.get("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"):
+        updates[PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS] = EPHEMERAL_STARTUP_TIMEOUT_SECONDS
+    return temporary_settings(updates=updates)
+
+
+def _print_target(verb: str, run) -> None:
+    """What a command acts on, and where its runs can be watched."""
+    api = _prefect_api(run)
+    where = (f"runs recorded at PREFECT_API_URL {api}" if os.environ.get("PREFECT_API_URL") else
+             f"runs in the sandbox's Prefect UI at {api.removesuffix('/api')}" if api else
+             "runs in a temporary Prefect server (set PREFECT_API_URL to keep them)")
+    console.print(f"[bold]{verb} {run.env_name}[/] against {run.target.describe()}\n[dim]{where}[/]")
 
 
 def _quiet_prefect(verbose: bool) -> None:
     # Our progress lines and a failure's one line are the terminal view; Prefect's own lines (its
     # tracebacks included) still reach the run log in the UI, and the terminal with --verbose.
+    # The environment reaches Prefect's temporary server too (a subprocess writing to this terminal): its
+    # shutdown's "Error flushing 1 events" and CancelledError are handled there, and stay out of the way.
+    # Prefect's internal services (the events and log workers) log through a handler of their own ("debug").
     if verbose:
         return
     os.environ["PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL"] = "CRITICAL"
+    os.environ["PREFECT_LOGGING_HANDLERS_DEBUG_LEVEL"] = "CRITICAL"
     if "prefect.logging.handlers" in sys.modules:  # Prefect configured its logging before the CLI ran
         import logging
 
@@ -74,7 +114,7 @@ def _quiet_prefect(verbose: bool) -> None:
 
         for logger in [logging.getLogger(), *map(logging.getLogger, list(logging.root.manager.loggerDict))]:
             for handler in logger.handlers:
-                if isinstance(handler, PrefectConsoleHandler):
+                if isinstance(handler, PrefectConsoleHandler) or logger.name == "prefect._internal":
                     handler.setLevel(logging.CRITICAL)
 
 
@@ -110,13 +150,21 @@ def _hold_environment(run, mode: str, command: str):
     return held
 
 
+# Set in a phase planned beside others: its lines wait here and are printed in the phases' order.
+_phase_output: ContextVar[Optional[list]] = ContextVar("phase_output", default=None)
+
+
 def _print_change(change: Change) -> None:
     if change.action is Action.NOOP:
         return
     # One print per change: concurrent tasks must not interleave their lines.
     lines = [f"[{change.action.style}]{escape(change.headline())}[/]"]
     lines += [f"      [dim]{escape(field.render())}[/]" for field in change.fields]
-    console.print("\n".join(lines))
+    held = _phase_output.get()
+    if held is not None:
+        held.append("\n".join(lines))
+    else:
+        console.print("\n".join(lines))
 
 
 def _selected_phases(refs: Optional[List[str]]):
@@ -146,36 +194,68 @@ def _run_phases(environment: str, sandbox: Optional[bool], mode: str, phase: Opt
     phases = _selected_phases(phase)
     held = _hold_environment(run, mode, f"golive {mode} {environment}")
     verb = "Planning" if mode == "plan" else "Applying"
-    console.print(f"[bold]{verb} {run.env_name}[/] against {run.target.describe()}")
+    _print_target(verb, run)
+
+    def run_phase(selected, output: Optional[list] = None):
+        flow = selected.flow()
+        if mode == "apply":  # the lock's record names the flow run that is running
+            from golive.lock import note_flow_run
+
+            flow = flow.with_options(on_running=[*flow.on_running_hooks, note_flow_run])
+        kwargs = dict(environment=str(environment), sandbox=sandbox, mode=mode)
+        if mode == "apply":
+            kwargs["allow_replace"] = allow_replace
+        if force and "force" in flow.parameters.properties:
+            kwargs["force"] = force
+        if output is not None:
+            _phase_output.set(output)  # Prefect copies the context into the phase's task threads
+        with _flow_settings(run):
+            return flow(**kwargs)
+
     results = []
     progress.subscribe(_print_change)
     started = time.monotonic()
+    outputs: dict[int, list] = {}
+    pool = None
+    if mode == "plan" and len(phases) > 1:
+        # A plan writes nothing, so no phase waits for another's resources (each discovers what exists):
+        # all phases at once, each one's lines printed in dependency order as if they had run in turn.
+        from concurrent.futures import ThreadPoolExecutor
+
+        _start_prefect(run)  # one server for every thread (a temporary one is started once, here)
+        pool = ThreadPoolExecutor(max_workers=len(phases), thread_name_prefix="phase")
+        outputs = {p.number: [] for p in phases}
+        # Each thread starts from this one's context (the Prefect settings in force here, as a task's would).
+        futures = {p.number: pool.submit(copy_context().run, run_phase, p, outputs[p.number]) for p in phases}
     try:
         for index, selected in enumerate(phases, 1):
             console.print(f"[bold cyan]phase {selected.number} {selected.name}[/] ({index} of {len(phases)})")
-            flow = selected.flow()
-            if mode == "apply":  # the lock's record names the flow run that is running
-                from golive.lock import note_flow_run
-
-                flow = flow.with_options(on_running=[*flow.on_running_hooks, note_flow_run])
-            kwargs = dict(environment=str(environment), sandbox=sandbox, mode=mode)
-            if mode == "apply":
-                kwargs["allow_replace"] = allow_replace
-            if force and "force" in flow.parameters.properties:
-                kwargs["force"] = force
             try:
-                with _flow_settings():
-                    result = flow(**kwargs)
+                result = futures[selected.number].result() if pool else run_phase(selected)
             except Exception as error:
+                for text in outputs.get(selected.number, []):
+                    console.print(text)
                 if mode == "plan" and results:  # what was planned before the failure still stands
                     _print_plan_by_phase(list(zip(phases, results)))
                 raise Failure(_explain(error, f"phase {selected.number} {selected.name}", verbose)) from None
+            for text in outputs.get(selected.number, []):
+                console.print(text)
             results.append(result)
             _print_waiting(run, selected, result, phases)
     finally:
         progress.unsubscribe(_print_change)
+        if pool:
+            pool.shutdown(wait=False, cancel_futures=True)
         held.close()
     return run, list(zip(phases, results)), time.monotonic() - started
+
+
+def _start_prefect(run) -> None:
+    """Reach the API once before threads do: Prefect's temporary server, when it is the one, starts here."""
+    from prefect.client.orchestration import get_client
+
+    with _flow_settings(run), get_client(sync_client=True) as client:
+        client.api_healthcheck()
 
 
 def _print_waiting(run, phase, result, planned) -> None:
@@ -313,13 +393,9 @@ def _print_plan_by_phase(results) -> None:
 def _print_deliverables(result) -> None:
     if not result.deliverables:
         return
-    table = Table(title=f"{result.phase} deliverables ({result.environment})", title_justify="left")
-    for column in ("section", "deliverable", "result", "evidence"):
-        table.add_column(column, overflow="fold")
-    for d in result.deliverables:
-        style = {True: "green", False: "red", None: "yellow"}[d.ok]
-        table.add_row(d.section, d.text, f"[{style}]{d.mark}[/]", d.evidence)
-    console.print(table)
+    from golive.terminal import deliverables_table
+
+    console.print(deliverables_table(f"{result.phase} deliverables ({result.environment})", result.deliverables, console))
 
 
 def _teardown(environment: str, sandbox: Optional[bool], mode: str, confirm: Optional[str], verbose: bool):
@@ -332,12 +408,11 @@ def _teardown(environment: str, sandbox: Optional[bool], mode: str, confirm: Opt
     except TeardownRefused as error:
         raise Failure(str(error)) from None
     held = _hold_environment(run, mode, f"golive destroy {environment}")
-    console.print(f"[bold]{'Planning teardown of' if mode == 'plan' else 'Destroying'} {run.env_name}[/] "
-                  f"in {run.target.describe()}")
+    _print_target("Planning teardown of" if mode == "plan" else "Destroying", run)
     progress.subscribe(_print_change)
     started = time.monotonic()
     try:
-        with _flow_settings():
+        with _flow_settings(run):
             result = teardown(environment=str(environment), sandbox=sandbox, mode=mode, confirm=confirm)
     except Exception as error:
         raise Failure(_explain(error, "teardown", verbose)) from None
@@ -367,9 +442,9 @@ def verify_backup(environment: str = EnvArg, sandbox: Optional[bool] = SandboxOp
     run = _prepare(environment, sandbox, "apply")
     from flows.backup_verification import backup_verification
 
-    console.print(f"[bold]Verifying backups of {run.env_name}[/] against {run.target.describe()}")
+    _print_target("Verifying backups of", run)
     try:
-        with _flow_settings():
+        with _flow_settings(run):
             result = backup_verification(environment=str(environment), sandbox=sandbox)
     except Exception as error:
         raise Failure(_explain(error, "backup-verification", verbose)) from None
@@ -438,10 +513,10 @@ def _run_flow(path: str, ref: str, target: Optional[bool], verbose: bool, verb: 
     run = _prepare(ref, target, "apply")
     module, name = path.split(":")
     flow = getattr(importlib.import_module(module), name)
-    console.print(f"[bold]{verb} {run.env_name}[/] against {run.target.describe()}")
+    _print_target(verb, run)
     progress.subscribe(_print_change)
     try:
-        with _flow_settings():
+        with _flow_settings(run):
             return flow(**parameters)
     except Exception as error:
         raise Failure(_explain(error, flow.name, verbose)) from None
@@ -617,12 +692,12 @@ def audit(environment: str = EnvArg, sandbox: Optional[bool] = SandboxOpt, verbo
     run = _prepare(environment, sandbox, "plan")
     from flows.monitoring import security_audit
 
-    console.print(f"[bold]Auditing {run.env_name}[/] in {run.target.describe()}")
+    _print_target("Auditing", run)
     try:
-        with _flow_settings():
+        with _flow_settings(run):
             result = security_audit(environment=str(environment), sandbox=sandbox, gate=False)
     except Exception as error:
-        raise Failure(_explain(error)) from None
+        raise Failure(_explain(error, "security-audit", verbose)) from None
     table = Table(title=f"security audit: {run.env_name}", title_justify="left")
     for column in ("id", "severity", "status", "resource", "evidence", "fix", "control"):
         table.add_column(column, overflow="fold")
@@ -664,9 +739,18 @@ def doctor(environment: str = EnvArg, sandbox: Optional[bool] = SandboxOpt) -> N
 
 
 @sandbox_app.command("up")
-def sandbox_up() -> None:
-    """Start the sandbox in the background: moto (AWS), PostgreSQL and Redis on 127.0.0.1.
-    A second `up` leaves running services alone and restarts any that died."""
+def sandbox_up(prefect: bool = typer.Option(True, "--prefect/--no-prefect",
+                                            help="also the local Prefect server and worker (about 400 MB); "
+                                                 "without them each command starts Prefect's temporary server")) -> None:
+    """Start the sandbox in the background: moto (AWS), PostgreSQL, Redis, the app, the edge and a Prefect
+    server and worker, on 127.0.0.1. A second `up` leaves running services alone and restarts any that died."""
+    try:
+        _sandbox_up(prefect)
+    except RuntimeError as error:  # a service that did not start: its log says why
+        raise Failure(f"{error}. Stop what did start with `golive sandbox down`, then `golive sandbox up` again") from None
+
+
+def _sandbox_up(prefect: bool) -> None:
     from golive.sandbox import control_plane, data_plane
 
     state = control_plane.up()
@@ -680,6 +764,12 @@ def sandbox_up() -> None:
     console.print(f"edge: DNS {served['dns_server']}, ALB {served['edge']['alb']} (HTTP {served['edge']['alb-http']}), "
                   f"CloudFront {served['edge']['cloudfront']}, previous site {served['edge']['previous']}; "
                   f"CA {served['ca_file']}")
+    if prefect:
+        from golive.sandbox import orchestrator
+
+        started = orchestrator.up()
+        console.print(f"Prefect: UI {started['ui_url']}, worker on pool {orchestrator.POOL}; every golive command "
+                      "against the sandbox records its runs there (unless PREFECT_API_URL says otherwise)")
 
 
 @sandbox_app.command("down")
@@ -695,14 +785,15 @@ def sandbox_down() -> None:
 @sandbox_app.command("status")
 def sandbox_status(as_json: bool = typer.Option(False, "--json", help="machine-readable")) -> None:
     """Is the sandbox running, and where."""
-    from golive.sandbox import control_plane, data_plane, edge
+    from golive.sandbox import control_plane, data_plane, edge, orchestrator
 
-    state = {**control_plane.status(), **data_plane.status(), **edge.status()}
+    state = {**control_plane.status(), **data_plane.status(), **edge.status(), **orchestrator.status()}
     if as_json:
         print(json.dumps(state))
     elif state["running"]:
         console.print(f"running: AWS endpoint {state['aws_endpoint_url']} (pid {state['pid']})\n"
-                      f"PostgreSQL: {state['postgres_dsn'] or 'not running'}\nRedis: {state['redis_url'] or 'not running'}")
+                      f"PostgreSQL: {state['postgres_dsn'] or 'not running'}\nRedis: {state['redis_url'] or 'not running'}\n"
+                      f"Prefect UI: {state['prefect_ui_url'] or 'not running'}")
     else:
         console.print("not running: start it with `golive sandbox up`")
     if not state["running"] and not as_json:
@@ -714,6 +805,12 @@ def main() -> None:
         app()
     except Failure as error:
         errors.print(f"[red]error:[/] {escape(str(error))}", soft_wrap=True)  # one line, however narrow the terminal
+        sys.exit(1)
+    except Exception as error:  # not foreseen by the command: still one line, the trace with --verbose
+        if {"--verbose", "-v"} & set(sys.argv):
+            errors.print("".join(traceback.format_exception(error)), markup=False, soft_wrap=True)
+        hint = "" if {"--verbose", "-v"} & set(sys.argv) else " (--verbose for the trace)"
+        errors.print(f"[red]error:[/] {escape(f'{type(error).__name__}: {error}')}{hint}", soft_wrap=True)
         sys.exit(1)
 
 

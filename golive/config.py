@@ -7,6 +7,7 @@ what differs from the plan.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 import tomllib
@@ -129,8 +130,10 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+@functools.lru_cache(maxsize=1)
 def _known_regions() -> frozenset[str]:
-    # botocore ships its endpoint data, so this needs no network call.
+    # botocore ships its endpoint data, so this needs no network call; parsing it takes a tenth of a second
+    # and every flow loads the file again: once per process.
     return frozenset(botocore.session.get_session().get_available_regions("ec2"))
 
 

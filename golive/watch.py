@@ -8,7 +8,6 @@ import time
 from dataclasses import dataclass
 
 from rich.console import Console
-from rich.markdown import Markdown
 
 
 @dataclass
@@ -58,7 +57,9 @@ async def _watch(name: str, parameters: dict, timeout: float, console: Console) 
             flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run.id])))
         report = next((a for a in artifacts if a.key and a.key.endswith("go-live-report")), None)
         if report is not None:
-            console.print(Markdown(report.data))
+            from golive.terminal import readable_markdown
+
+            console.print(readable_markdown(report.data, console))
         elif not state.is_completed():
             # The failing child says why: show the innermost failed run's message.
             children = await client.read_flow_runs(flow_run_filter=FlowRunFilter(

@@ -68,7 +68,7 @@ def test_data_plane_answers_and_comes_back_after_a_crash(state):
     import psycopg
     import redis
 
-    golive(state, "sandbox", "up")
+    golive(state, "sandbox", "up", "--no-prefect")
     first = status(state)
     with psycopg.connect(first["postgres_dsn"]) as connection:
         assert connection.execute("SELECT current_database()").fetchone()[0] == "precedentum"
@@ -80,7 +80,7 @@ def test_data_plane_answers_and_comes_back_after_a_crash(state):
     while status(state)["postgres_dsn"] and time.monotonic() < deadline:
         time.sleep(0.05)
     assert status(state)["postgres_dsn"] is None
-    golive(state, "sandbox", "up")
+    golive(state, "sandbox", "up", "--no-prefect")
     with psycopg.connect(status(state)["postgres_dsn"]) as connection:
         assert connection.execute("SELECT 1").fetchone() == (1,)
 
@@ -93,11 +93,11 @@ def state(tmp_path):
 
 def test_up_twice_leaves_one_server_and_down_leaves_no_process(state):
     assert status(state) == {**status(state), "running": False}
-    first = golive(state, "sandbox", "up")
+    first = golive(state, "sandbox", "up", "--no-prefect")
     assert first.returncode == 0, first.stderr
     up = status(state)
     assert up["running"] is True and up["aws_endpoint_url"].startswith("http://127.0.0.1:")
-    second = golive(state, "sandbox", "up")
+    second = golive(state, "sandbox", "up", "--no-prefect")
     assert "already running" in second.stdout
     assert status(state)["pid"] == up["pid"]
     assert moto_processes(state) == [up["pid"]]
@@ -121,14 +121,14 @@ def test_up_twice_leaves_one_server_and_down_leaves_no_process(state):
 
 
 def test_up_after_a_crash_starts_a_fresh_server(state):
-    golive(state, "sandbox", "up")
+    golive(state, "sandbox", "up", "--no-prefect")
     crashed = status(state)["pid"]
     os.kill(crashed, signal.SIGKILL)
     deadline = time.monotonic() + 5
     while crashed in moto_processes(state) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert status(state)["running"] is False
-    golive(state, "sandbox", "up")
+    golive(state, "sandbox", "up", "--no-prefect")
     restarted = status(state)
     assert restarted["running"] is True and restarted["pid"] != crashed
     assert moto_processes(state) == [restarted["pid"]]
@@ -140,41 +140,65 @@ def test_commands_against_a_stopped_sandbox_say_how_to_start_it(state):
     assert "golive sandbox up" in done.stderr
 
 
-def test_the_local_prefect_server_and_worker_come_up_take_the_pool_and_go_down(tmp_path):
-    """What `make go-live` runs the deployment on: the server answers, the worker polls the sandbox's pool,
-    and `golive sandbox down` stops both (nothing left)."""
+def test_sandbox_up_brings_prefect_and_a_first_plan_runs_on_it_from_an_empty_prefect_home(tmp_path):
+    """`golive sandbox up` starts the local Prefect server and worker with the rest; a `golive plan sandbox`
+    from an empty Prefect home (a fresh clone) records its runs there, with no traceback in the terminal;
+    the worker polls the sandbox's pool (what `make go-live` runs on); `golive sandbox down` stops both."""
     from prefect.client.orchestration import get_client
 
-    state = tmp_path / "state"
-    env = {**os.environ, "GOLIVE_STATE_DIR": str(state), "PREFECT_HOME": str(tmp_path / "prefect")}
+    state, home = tmp_path / "state", tmp_path / "prefect-home"
+    env = {**os.environ, "GOLIVE_STATE_DIR": str(state), "PREFECT_HOME": str(home), "COLUMNS": "200"}
     env.pop("PREFECT_API_URL", None)
-    script = ("import json; from golive.sandbox import orchestrator; print(json.dumps(orchestrator.up()))")
-    up = subprocess.run([GOLIVE[0], "-c", script], cwd=REPO, env=env, capture_output=True, text=True, timeout=150)
-    assert up.returncode == 0, up.stdout + up.stderr
-    started = json.loads(up.stdout.strip().splitlines()[-1])
-    try:
-        assert started["server_started"] and started["worker_started"]
-        assert started["api_url"].startswith("http://127.0.0.1:")
 
-        async def pool_workers() -> list[str]:
+    def golive_cli(*args: str, timeout: float = 180) -> subprocess.CompletedProcess:
+        return subprocess.run([*GOLIVE, *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
+
+    try:
+        up = golive_cli("sandbox", "up")
+        assert up.returncode == 0, up.stdout + up.stderr
+        started = json.loads(golive_cli("sandbox", "status", "--json").stdout)
+        api, ui = started["prefect_api_url"], started["prefect_ui_url"]
+        assert api == f"{ui}/api" and ui.startswith("http://127.0.0.1:") and started["prefect_worker"] is True
+        assert ui in up.stdout
+
+        assert not home.exists() or not any(home.iterdir())
+        began = time.monotonic()
+        planned = golive_cli("plan", "sandbox")
+        seconds = time.monotonic() - began
+        assert planned.returncode == 2, planned.stdout + planned.stderr
+        # (The plan itself shows the app-errors metric filter, whose pattern is "Traceback".)
+        assert "Traceback (most recent call last)" not in planned.stdout + planned.stderr, planned.stderr
+        assert planned.stderr == "", planned.stderr
+        assert f"runs in the sandbox's Prefect UI at {ui}" in planned.stdout
+        assert "Plan:" in planned.stdout and "0 writes" in planned.stdout
+        print(f"first plan from an empty Prefect home: {seconds:.1f} s")
+
+        async def recorded() -> tuple[set[str], list[str]]:
             async with get_client() as client:
-                return [w.name for w in await client.read_workers_for_work_pool("golive-sandbox")]
+                flows = {f.id: f.name for f in await client.read_flows()}
+                runs = await client.read_flow_runs()
+                workers = [w.name for w in await client.read_workers_for_work_pool("golive-sandbox")]
+                return {flows[r.flow_id] for r in runs if r.state and r.state.is_completed()}, workers
 
         import asyncio
 
         from prefect.settings import PREFECT_API_URL, temporary_settings
 
         deadline, workers = time.monotonic() + 60, []
-        with temporary_settings(updates={PREFECT_API_URL: started["api_url"]}):
-            while not workers and time.monotonic() < deadline:
+        with temporary_settings(updates={PREFECT_API_URL: api}):
+            while time.monotonic() < deadline:
                 try:
-                    workers = asyncio.run(pool_workers())
+                    completed, workers = asyncio.run(recorded())
                 except Exception:  # the pool appears with the worker's first poll
-                    workers = []
+                    completed, workers = set(), []
+                if workers:
+                    break
                 time.sleep(1)
         assert workers, "the worker never polled the golive-sandbox pool"
+        # Every phase the plan ran is a completed run in the sandbox's server, so in its UI.
+        assert {f"phase-{n}" for n in range(1, 8)} <= {name[:7] for name in completed}, completed
     finally:
-        down = golive(state, "sandbox", "down")
+        down = golive_cli("sandbox", "down", timeout=60)
     assert down.returncode == 0 and "prefect-worker" in down.stdout and "prefect-server" in down.stdout, down.stdout
-    for marker in (b"prefect server start", b"worker start --pool golive-sandbox"):
+    for marker in (b"prefect server start", b"worker start --pool golive-sandbox", b"golive.sandbox.moto_server"):
         assert moto_processes(state, marker) == [], marker

@@ -1,5 +1,7 @@
-"""The sandbox's own Prefect: a local server (SQLite under .golive/prefect) and a process worker, so that
-`make go-live` runs the go-live the way production does: a deployment run picked up by a worker.
+"""The sandbox's own Prefect: a local server (SQLite in the sandbox's state directory) and a process worker.
+`golive sandbox up` starts both with the rest, so `make go-live` runs the go-live the way production does (a
+deployment run picked up by a worker), and every `golive` command against the sandbox records its runs there
+(no temporary server to start, runs visible in the UI).
 
 Both run detached under the same supervisor as moto and PostgreSQL; `golive sandbox down` stops them.
 """
@@ -11,7 +13,7 @@ import sys
 import urllib.request
 from pathlib import Path
 
-from golive.sandbox.services import HOST, Service, locked
+from golive.sandbox.services import HOST, Service, locked, state_dir
 
 POOL = "golive-sandbox"
 PROJECT_DIR = Path(__file__).resolve().parents[2]
@@ -32,10 +34,17 @@ def api_url() -> str | None:
     return f"http://{HOST}:{state['port']}/api" if state else None
 
 
+def _server_env() -> dict[str, str]:
+    # The server's database lives with the sandbox it records (one state directory, one sandbox), whatever
+    # PREFECT_HOME the shell has: a new state directory is a new, empty history. Its first start creates the
+    # database (about 11 s on this machine): within the start timeout.
+    return {**_QUIET, "PREFECT_HOME": str(state_dir() / "prefect")}
+
+
 SERVER = Service(
     name="prefect-server", marker="prefect server start --host 127.0.0.1",
     argv=lambda port: [*_PREFECT, "server", "start", "--host", HOST, "--port", str(port)],
-    ready=_healthy, env=lambda: dict(_QUIET), start_timeout=90,
+    ready=_healthy, env=_server_env, start_timeout=90,
     extra=lambda port: {"url": f"http://{HOST}:{port}"},
     # The UI in the browser calls the API at this address (its default is port 4200).
     port_env=lambda port: {"PREFECT_UI_API_URL": f"http://{HOST}:{port}/api"},
@@ -63,6 +72,17 @@ def up() -> dict:
         worker, worker_started = WORKER.start()
     return {"api_url": api_url(), "ui_url": server["url"], "server_started": server_started,
             "worker_started": worker_started}
+
+
+def status() -> dict:
+    """Where the sandbox's Prefect listens (None when not running), and whether its worker runs. Cheap (no
+    HTTP call, as control_plane.endpoint_url): every command against the sandbox asks, and a busy server
+    that is slow to answer a health check is still the one its runs belong in."""
+    state = SERVER.read()
+    state = state if SERVER.alive(state) and state.get("port") else None
+    return {"prefect_api_url": f"http://{HOST}:{state['port']}/api" if state else None,
+            "prefect_ui_url": state["url"] if state else None,
+            "prefect_worker": WORKER.alive(WORKER.read())}
 
 
 def down() -> dict:
