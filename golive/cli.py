@@ -557,20 +557,21 @@ def go_live(environment: str = EnvArg,
 
 def _prefect_api_for(run) -> str:
     """The Prefect API the bootstrap registers with: PREFECT_API_URL (Prefect Cloud or your server); for the
-    sandbox without one, the sandbox's own local server (started if need be, as `golive go-live` does)."""
-    api = os.environ.get("PREFECT_API_URL")
-    if api:
-        return api
-    if not run.target.is_sandbox:
+    sandbox without one, the sandbox's own local server (started if need be, as `golive go-live` does). Set
+    in the environment too: the bootstrap's `prefect deploy` subprocess registers there."""
+    api = _prefect_api(run)
+    if not api and not run.target.is_sandbox:
         raise Failure("set PREFECT_API_URL to the Prefect API production runs on (and PREFECT_API_KEY for Prefect "
                       "Cloud): the bootstrap registers the work pool, block and deployments there")
-    from golive.sandbox import orchestrator
-    from golive.sandbox.services import locked
+    if not api:
+        from golive.sandbox import orchestrator
+        from golive.sandbox.services import locked
 
-    with locked():
-        orchestrator.SERVER.start()
-    os.environ["PREFECT_API_URL"] = orchestrator.api_url()
-    return os.environ["PREFECT_API_URL"]
+        with locked():
+            orchestrator.SERVER.start()
+        api = orchestrator.api_url()
+    os.environ["PREFECT_API_URL"] = api
+    return api
 
 
 @app.command()
@@ -586,8 +587,9 @@ def bootstrap(environment: str = EnvArg, sandbox: Optional[bool] = SandboxOpt,
     Exit codes as plan's with --plan (0 nothing to do, 2 changes)."""
     _quiet_prefect(verbose)
     mode = "plan" if plan_only else "apply"
-    run = _prepare(environment, sandbox, mode)
-    api = _prefect_api_for(run)
+    run = _prepare(environment, sandbox, mode, reach=False)
+    api = _prefect_api_for(run)  # a missing Prefect API is said before any AWS call
+    _prepare(environment, sandbox, mode)
     from flows.bootstrap import bootstrap as bootstrap_flow, bootstrap_teardown
 
     verb = ("Planning the removal of" if plan_only else "Removing") if destroy else (
@@ -596,7 +598,7 @@ def bootstrap(environment: str = EnvArg, sandbox: Optional[bool] = SandboxOpt,
     progress.subscribe(_print_change)
     started = time.monotonic()
     try:
-        with _flow_settings():
+        with _flow_settings(run):
             if destroy:
                 from flows.teardown import TeardownRefused, check_confirmation
 
