@@ -459,6 +459,11 @@ class SecurityGroup(Ec2Resource):
         return {"vpc_id": known_after_apply(self.vpc_id), "description": self.description,
                 "ingress": sorted(str(r) for r in self.ingress), "egress": sorted(str(r) for r in self.egress)}
 
+    def untagged_filters(self) -> list[dict] | None:
+        # Its GroupName is its deterministic name, in its VPC: found even with every tag removed.
+        filters = [{"Name": "group-name", "Values": [self.name]}]
+        return filters + [{"Name": "vpc-id", "Values": [self.vpc_id]}] if self.vpc_id else filters
+
     def _group_ids(self) -> dict[str, str]:
         """component -> group id for this environment's groups (to resolve 'sg:<component>' peers)."""
         if self.known_ids is not None:

@@ -21,10 +21,15 @@ EMULATOR_SETTINGS = {
 
 def install_emulation() -> None:
     """Where moto falls short of what the runbook needs AWS to do, the sandbox emulates it (DESIGN.md,
-    "One code path"): ECR keeps pushed blobs, ECS runs tasks, RDS gives its instance a real login."""
-    from golive.sandbox import ecr_emulation, ecs_emulation, rds_emulation
+    "One code path"): ECR keeps pushed blobs, ECS runs tasks, RDS gives its instance a real login,
+    ElastiCache deletes subnet groups and finishes deleting replication groups, a deregistered scalable
+    target takes its scaling policies and their alarms with it."""
+    from golive.sandbox import (autoscaling_emulation, ecr_emulation, ecs_emulation, elasticache_emulation,
+                                rds_emulation)
 
+    autoscaling_emulation.install()
     ecr_emulation.install()
+    elasticache_emulation.install()
     ecs_emulation.install()
     rds_emulation.install()
 
