@@ -78,10 +78,9 @@ def teardown(
     """Tear the environment down in reverse dependency order."""
     run = Run.prepare(environment, sandbox=sandbox, mode=mode)
     check_confirmation(run, confirm)
-    if run.applying:
-        # Before anything is deleted, even if this run is killed later: the next apply draws a new
-        # generation, so no client token of its creates resolves to something deleted here.
-        forget_generation(run)
+    # Before anything is deleted, even if this run is killed later: the next apply draws a new
+    # generation, so no client token of its creates resolves to something deleted here.
+    forgotten = forget_generation(run)
 
     submitted: dict[str, list] = {}
     for name, (kinds, after) in CHAINS.items():  # declared after what they wait for
@@ -94,6 +93,7 @@ def teardown(
         submitted[name] = futures
     # Resolve every future: a failed deletion must fail the teardown.
     changes = [change for futures in submitted.values() for future in futures for change in future.result()]
+    changes = [forgotten, *changes] if forgotten else changes
     # What a destroy keeps on purpose, named so a person can find (and one day delete) it.
     kept = [s["DBSnapshotIdentifier"] for s in database.final_snapshots(run)]
     result = PhaseResult(phase="teardown", environment=run.env_name, mode=run.mode,

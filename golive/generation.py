@@ -23,6 +23,7 @@ import hashlib
 import re
 import secrets
 
+from golive.changes import Action, Change
 from golive.naming import parameter_name, tag_list
 from golive.run import Run
 
@@ -59,17 +60,28 @@ def generation(run: Run) -> str:
     return ssm.get_parameter(Name=_parameter(run))["Parameter"]["Value"]
 
 
-def forget(run: Run) -> bool:
-    """Called first by a destroy (apply mode): later creates draw a new generation, so none of their
-    tokens can resolve to something this destroy deletes. True when there was one to forget."""
-    if current(run) is None:
-        return False
-    ssm = run.client("ssm")
-    try:
-        ssm.delete_parameter(Name=_parameter(run))
-    except ssm.exceptions.ParameterNotFound:
-        return False
-    return True
+def is_generation(parameter: str) -> bool:
+    """True for the generation's own parameter (teardown forgets it first, not with the other parameters)."""
+    return parameter.endswith(f"/lifecycle/{COMPONENT}")
+
+
+def forget(run: Run) -> Change | None:
+    """Called first by a destroy: later creates draw a new generation, so none of their tokens can resolve
+    to something this destroy deletes (a destroy killed half-way included). Plan mode only reports it."""
+    found = current(run)
+    if found is None:
+        return None
+    name = _parameter(run)
+    if run.applying:
+        ssm = run.client("ssm")
+        try:
+            ssm.delete_parameter(Name=name)
+        except ssm.exceptions.ParameterNotFound:
+            return None  # another destroy forgot it first
+    change = Change(action=Action.DELETE, kind="ssm-parameter", name=name, id=name,
+                    note="the generation in client tokens: the next apply draws a new one")
+    run.report(change)
+    return change
 
 
 def client_token(run: Run, component: str, max_length: int = 64, pattern: str = r"[^a-zA-Z0-9-]") -> str:

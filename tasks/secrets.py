@@ -15,6 +15,7 @@ from prefect import task
 
 from golive import dataplane
 from golive.changes import KNOWN_AFTER_APPLY, Record
+from golive.generation import is_generation
 from golive.naming import parameter_name, secret_name, tag_list
 from golive.resource import Found, Resource, ensure
 from golive.retry import AWS_STEP
@@ -153,7 +154,7 @@ class Parameter(Resource):
         prefix = parameter_name(run.env_name, "")
         pages = run.client("ssm").get_paginator("get_parameters_by_path").paginate(Path=prefix, Recursive=True)
         return [Found(id=p["Name"], state={}, component=p["Name"].removeprefix(prefix))
-                for page in pages for p in page["Parameters"]]
+                for page in pages for p in page["Parameters"] if not is_generation(p["Name"])]
 
 
 class SecretRecord(Record):
