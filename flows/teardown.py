@@ -21,8 +21,11 @@ from tasks import (alarms, cache, cdn, ci_identity, cloudtrail, compute, config_
 # Each chain is deleted in order, after the chains it names (whose resources hold interfaces in its
 # subnets and security groups); otherwise chains run at once.
 CHAINS: dict[str, tuple[list[type[Resource]], list[str]]] = {
-    # CloudFront first: it holds the certificate and fronts the ALB and the static bucket.
-    "cdn": (cdn.TEARDOWN_ORDER, []),
+    # The cutover's weighted records first: in a zone golive did not make, each name is handed back to
+    # what served it before while the distribution still answers; then the new target's health check.
+    "cutover": (cutover.TEARDOWN_ORDER, []),
+    # CloudFront next: it holds the certificate and fronts the ALB and the static bucket.
+    "cdn": (cdn.TEARDOWN_ORDER, ["cutover"]),
     # Scheduled actions before their scalable targets (moto keeps them after a target goes; AWS does not).
     "scaling_schedule": (scaling_schedule.TEARDOWN_ORDER, []),
     # Services scaled to 0 and gone before the cluster; listeners before target groups.
@@ -32,7 +35,6 @@ CHAINS: dict[str, tuple[list[type[Resource]], list[str]]] = {
     "database": (database.TEARDOWN_ORDER, []),
     "cache": (cache.TEARDOWN_ORDER, []),
     "storage": (storage.TEARDOWN_ORDER, ["cdn"]),
-    "cutover": (cutover.TEARDOWN_ORDER, []),  # the new target's Route 53 health check
     "dns": (dns.TEARDOWN_ORDER, ["cdn", "load_balancer", "cutover"]),  # the certificate is in use until both are gone
     "secrets": (secrets.TEARDOWN_ORDER, ["database"]),
     # Phase 7. The WAF after CloudFront (a web ACL in use cannot be deleted); the composite alarm before

@@ -87,3 +87,26 @@ def test_an_address_still_in_use_after_its_nat_gateway_is_released_once_free(aws
         run.aws.off("before-send.ec2", fault)
     assert run.aws.log.attempts["ReleaseAddress"] >= 3
     assert counts(run)["addresses"] == 0
+
+
+def test_in_a_zone_golive_did_not_make_the_cutovers_records_are_handed_back_to_the_previous_answer(aws):
+    """The domain's own zone outlives a destroy; the cutover's weighted pair at each name does not: the
+    name answers again what it answered before (golive-previous, as a simple record), in one batch."""
+    from tasks.cutover_records import NEW, PREVIOUS
+
+    run = prepare()
+    route53 = run.client("route53")
+    zone = route53.create_hosted_zone(Name=run.environment.domain, CallerReference="made-by-a-person")["HostedZone"]
+    www = f"www.{run.environment.domain}."
+    previous = {"Name": www, "Type": "CNAME", "TTL": 60, "ResourceRecords": [{"Value": "previous.example.net"}]}
+    new = {"Name": www, "Type": "CNAME", "TTL": 60, "ResourceRecords": [{"Value": "d111111abcdef8.cloudfront.net"}]}
+    route53.change_resource_record_sets(HostedZoneId=zone["Id"], ChangeBatch={"Changes": [
+        {"Action": "CREATE", "ResourceRecordSet": {**previous, "SetIdentifier": PREVIOUS, "Weight": 0}},
+        {"Action": "CREATE", "ResourceRecordSet": {**new, "SetIdentifier": NEW, "Weight": 100}}]})
+
+    result = teardown(environment="sandbox", sandbox=True)
+    assert [(c.kind, c.name) for c in result.changes] == [("cutover-records", f"{www.rstrip('.')} CNAME")]
+    records = [r for r in route53.list_resource_record_sets(HostedZoneId=zone["Id"])["ResourceRecordSets"]
+               if r["Name"] == www]
+    assert records == [previous], records
+    assert [z["Id"] for z in route53.list_hosted_zones()["HostedZones"]] == [zone["Id"]], "not golive's: kept"
