@@ -60,3 +60,28 @@ def test_apply_destroy_apply_destroy_apply_every_phase(aws, empty_database, pref
         assert len({sent[operation] for sent in tokens}) == 3, [sent[operation] for sent in tokens]
     # ... and the third apply converged: a plan of every phase has nothing to do.
     golive("plan", "sandbox", exit_code=0)
+
+
+def test_a_retried_create_sends_the_same_token_and_a_create_after_a_destroy_a_new_one(aws):
+    """The generation behind every client token: drawn once (plan never draws one), the same for every
+    attempt until a destroy forgets it, which a destroy does first, before it deletes anything."""
+    planning, applying = prepare(mode="plan"), prepare()
+    assert generation.client_token(planning, "certificate") == "golive-sandbox-certificate-next"  # never sent
+    assert generation.current(applying) is None and applying.aws.log.writes() == []
+
+    first = generation.client_token(applying, "certificate", 32, r"[^a-zA-Z0-9]")
+    assert generation.client_token(applying, "certificate", 32, r"[^a-zA-Z0-9]") == first, "a retry: the same token"
+    assert len(first) <= 32 and first.isalnum()
+    assert generation.client_token(applying, "uptime") != generation.client_token(applying, "cdn")
+    # Tagged for the environment like everything else it owns, so a listing by tag finds it.
+    name = "/golive/sandbox/lifecycle/generation"
+    tags = applying.client("ssm").list_tags_for_resource(ResourceType="Parameter", ResourceId=name)["TagList"]
+    assert {"Key": "golive:environment", "Value": "sandbox"} in tags
+
+    from flows.teardown import teardown
+
+    applying.aws.log.clear()
+    result = teardown(environment="sandbox", sandbox=True)
+    assert [c.name for c in result.changes] == [name]
+    assert [c.operation for c in applying.aws.log.writes()] == ["DeleteParameter"]
+    assert generation.client_token(applying, "certificate", 32, r"[^a-zA-Z0-9]") != first, "after a destroy: a new one"
