@@ -154,9 +154,11 @@ class Parameter(Resource):
 
     @classmethod
     def discover_all(cls, run: Run) -> list[Found]:
-        """By the environment's tag, whatever the path (the generation is forgotten first, on its own)."""
+        """By the environment's tags, under its path (the only one its deploy role may write: IAM scopes
+        it there). The generation is forgotten first, on its own (flows/teardown.py)."""
         prefix = parameter_name(run.env_name, "")
-        pages = run.client("ssm").get_paginator("describe_parameters").paginate(
+        pages = run.client("ssm").get_paginator("get_parameters_by_path").paginate(
+            Path=prefix, Recursive=True,
             ParameterFilters=[{"Key": f"tag:{ENVIRONMENT_TAG}", "Values": [run.env_name]},
                               {"Key": f"tag:{MANAGED_BY_TAG}", "Values": [MANAGED_BY]}])
         return [Found(id=p["Name"], state={}, component=p["Name"].removeprefix(prefix))
