@@ -31,6 +31,11 @@ def test_tags_removed_by_hand_are_reported_by_plan_and_restored_by_apply(aws):
     rds.remove_tags_from_resource(ResourceName=subnet_group_arn, TagKeys=["golive:environment"])
     subnet = by_component(ec2_inventory(run)["subnets"])["private-a"]
     ec2.create_tags(Resources=[subnet["SubnetId"]], Tags=[{"Key": "Name", "Value": "renamed by hand"}])
+    # Every tag off the internet gateway and a public subnet: found by their VPC (and CIDR block).
+    gateway = ec2_inventory(run)["internet_gateways"][0]
+    ec2.delete_tags(Resources=[gateway["InternetGatewayId"]], Tags=[{"Key": t["Key"]} for t in gateway["Tags"]])
+    public = by_component(ec2_inventory(run)["subnets"])["public-b"]
+    ec2.delete_tags(Resources=[public["SubnetId"]], Tags=[{"Key": t["Key"]} for t in public["Tags"]])
     assert "database" not in by_component(ec2_inventory(run)["security_groups"])  # what discovery by tag sees
 
     run.aws.log.clear()
@@ -39,9 +44,10 @@ def test_tags_removed_by_hand_are_reported_by_plan_and_restored_by_apply(aws):
     assert run.aws.log.writes() == [], "plan writes nothing"
     said = " ".join(planned.output.split())  # rich wraps long lines at the runner's width
     for line in ("~ security-group golive-sandbox-database", "~ db-subnet-group golive-sandbox-db",
-                 "~ subnet golive-sandbox-private-a"):
+                 "~ subnet golive-sandbox-private-a", "~ internet-gateway golive-sandbox-igw",
+                 "~ subnet golive-sandbox-public-b"):
         assert line in said, planned.output
-    assert said.count("ownership tags removed or changed by hand: apply restores them") == 3, planned.output
+    assert said.count("ownership tags removed or changed by hand: apply restores them") == 5, planned.output
     assert "tags: {'Name': None, 'golive:environment': None" in said
     assert "+ security-group golive-sandbox-database" not in planned.output, "never planned as a new one"
 
@@ -49,7 +55,7 @@ def test_tags_removed_by_hand_are_reported_by_plan_and_restored_by_apply(aws):
     applied = cli("apply", "sandbox", "--phase", "infrastructure")
     assert applied.exit_code == 0, applied.output
     writes = sorted(c.operation for c in run.aws.log.writes())
-    assert writes == ["AddTagsToResource", "CreateTags", "CreateTags"], writes
+    assert writes == ["AddTagsToResource"] + ["CreateTags"] * 4, writes
     # Restored on the very resources found, no duplicate.
     groups = [g for g in ec2.describe_security_groups()["SecurityGroups"] if g["GroupName"] == "golive-sandbox-database"]
     assert [g["GroupId"] for g in groups] == [database["GroupId"]]
@@ -57,6 +63,8 @@ def test_tags_removed_by_hand_are_reported_by_plan_and_restored_by_apply(aws):
     assert {t["Key"]: t["Value"] for t in rds.list_tags_for_resource(ResourceName=subnet_group_arn)["TagList"]
             }["golive:environment"] == "sandbox"
     assert counts(run) == EXPECTED_SINGLE_NAT
+    assert by_component(ec2_inventory(run)["subnets"])["public-b"]["SubnetId"] == public["SubnetId"]
+    assert ec2_inventory(run)["internet_gateways"][0]["InternetGatewayId"] == gateway["InternetGatewayId"]
 
     run.aws.log.clear()
     assert cli("plan", "sandbox", "--phase", "infrastructure").exit_code == 0
