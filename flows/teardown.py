@@ -9,6 +9,7 @@ from __future__ import annotations
 from prefect import flow, task
 
 from golive.changes import Change
+from golive.generation import forget as forget_generation
 from golive.lock import one_at_a_time
 from golive.report import PhaseResult, publish
 from golive.resource import Resource, remove_all
@@ -22,8 +23,11 @@ from tasks import results_storage, work_pool
 # Each chain is deleted in order, after the chains it names (whose resources hold interfaces in its
 # subnets and security groups); otherwise chains run at once.
 CHAINS: dict[str, tuple[list[type[Resource]], list[str]]] = {
-    # CloudFront first: it holds the certificate and fronts the ALB and the static bucket.
-    "cdn": (cdn.TEARDOWN_ORDER, []),
+    # The cutover's weighted records first: in a zone golive did not make, each name is handed back to
+    # what served it before while the distribution still answers; then the new target's health check.
+    "cutover": (cutover.TEARDOWN_ORDER, []),
+    # CloudFront next: it holds the certificate and fronts the ALB and the static bucket.
+    "cdn": (cdn.TEARDOWN_ORDER, ["cutover"]),
     # Scheduled actions before their scalable targets (moto keeps them after a target goes; AWS does not).
     "scaling_schedule": (scaling_schedule.TEARDOWN_ORDER, []),
     # Services scaled to 0 and gone before the cluster; listeners before target groups.
@@ -33,7 +37,6 @@ CHAINS: dict[str, tuple[list[type[Resource]], list[str]]] = {
     "database": (database.TEARDOWN_ORDER, []),
     "cache": (cache.TEARDOWN_ORDER, []),
     "storage": (storage.TEARDOWN_ORDER, ["cdn"]),
-    "cutover": (cutover.TEARDOWN_ORDER, []),  # the new target's Route 53 health check
     "dns": (dns.TEARDOWN_ORDER, ["cdn", "load_balancer", "cutover"]),  # the certificate is in use until both are gone
     "secrets": (secrets.TEARDOWN_ORDER, ["database"]),
     # Phase 7. The WAF after CloudFront (a web ACL in use cannot be deleted); the composite alarm before
@@ -83,6 +86,9 @@ def teardown(
     """Tear the environment down in reverse dependency order."""
     run = Run.prepare(environment, sandbox=sandbox, mode=mode)
     check_confirmation(run, confirm)
+    # Before anything is deleted, even if this run is killed later: the next apply draws a new
+    # generation, so no client token of its creates resolves to something deleted here.
+    forgotten = forget_generation(run)
 
     submitted: dict[str, list] = {}
     for name, (kinds, after) in CHAINS.items():  # declared after what they wait for
@@ -95,7 +101,10 @@ def teardown(
         submitted[name] = futures
     # Resolve every future: a failed deletion must fail the teardown.
     changes = [change for futures in submitted.values() for future in futures for change in future.result()]
+    changes = [forgotten, *changes] if forgotten else changes
+    # What a destroy keeps on purpose, named so a person can find (and one day delete) it.
+    kept = [s["DBSnapshotIdentifier"] for s in database.final_snapshots(run)]
     result = PhaseResult(phase="teardown", environment=run.env_name, mode=run.mode,
-                         target=run.target.describe(), changes=changes)
+                         target=run.target.describe(), changes=changes, outputs={"final_snapshots": kept})
     publish(result)
     return result

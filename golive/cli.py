@@ -429,6 +429,8 @@ def destroy(environment: str = EnvArg, sandbox: Optional[bool] = SandboxOpt,
     """Delete everything the environment owns, in reverse dependency order."""
     run, result, seconds = _teardown(environment, sandbox, "apply", confirm, verbose)
     deleted = Summary.of(result.changes).delete
+    for snapshot in result.outputs.get("final_snapshots", []):
+        console.print(f"kept: RDS final snapshot {snapshot} (restore from it, or delete it when no longer needed)")
     if deleted:
         console.print(f"\n[bold]Destroy complete:[/] {deleted} deleted. ({_call_counts(run)}, {seconds:.1f} s)")
     else:

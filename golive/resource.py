@@ -22,7 +22,9 @@ from golive.naming import (
     MANAGED_BY_TAG,
     ec2_filters,
     resource_name,
+    tag_list,
     tag_value,
+    tags,
 )
 from golive.run import Run
 
@@ -51,12 +53,14 @@ class AmbiguousResource(RuntimeError):
 
 @dataclass
 class Found:
-    """A resource as AWS reports it: its id, the fields we compare, and the raw description."""
+    """A resource as AWS reports it: its id, the fields we compare, and the raw description. `tags` is
+    what it carries (None: not read; Resource.current_tags reads them where the kind can)."""
 
     id: str
     state: dict[str, Any]
     component: str = ""
     raw: dict[str, Any] = field(default_factory=dict)
+    tags: dict[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -111,13 +115,36 @@ class Resource(ABC):
         raise NotImplementedError(f"{self.kind} cannot be updated in place: {', '.join(changes)}")
 
     @abstractmethod
-    def delete(self, found: Found) -> None:
-        """Delete it and wait until it is gone (or no longer blocks what depends on it)."""
+    def delete(self, found: Found) -> str | None:
+        """Delete it and wait until it is gone (or no longer blocks what depends on it). May return a note
+        for the change, such as what the deletion keeps (an RDS final snapshot)."""
 
     @classmethod
     def discover_all(cls, run: Run) -> list[Found]:
         """Everything of this kind the environment owns, whatever its component (for teardown)."""
         raise NotImplementedError
+
+    # Tag drift. The ownership tags (golive.naming.tags) are how every step finds what it made; one removed
+    # or changed by hand would make discovery miss the resource and apply make a second one. A kind that
+    # can tell its resource by something other than tags (its deterministic name) implements
+    # discover_untagged(); a kind that can read and write its tags implements current_tags() and
+    # restore_tags(). ensure() then shows the drift as an update of `tags` (plan exits 2) and apply puts the
+    # tags back on the resource it found, never a duplicate (Ansible's purge_tags, for the keys golive owns:
+    # tags a person added are left alone).
+
+    def ownership_tags(self) -> dict[str, str]:
+        return tags(self.run.env_name, self.component)
+
+    def discover_untagged(self) -> Found | None:
+        """This component's resource found without its ownership tags (by its deterministic name), or None."""
+        return None
+
+    def current_tags(self, found: Found) -> dict[str, str] | None:
+        """The tags the resource carries, or None where the kind does not compare them."""
+        return found.tags
+
+    def restore_tags(self, found: Found) -> None:
+        raise NotImplementedError(f"{self.kind} cannot restore its tags")
 
     @classmethod
     def before_teardown(cls, run: Run, found: list[Found]) -> None:
@@ -133,6 +160,16 @@ def owned_by(item: dict, environment: str, component: str | None) -> bool:
         and tag_value(tags, MANAGED_BY_TAG) == MANAGED_BY
         and (component is None or tag_value(tags, COMPONENT_TAG) == component)
     )
+
+
+def tag_drift(resource: Resource, found: Found) -> FieldChange | None:
+    """The ownership tags the resource lacks or carries with another value, as a change of `tags`."""
+    current = resource.current_tags(found)
+    if current is None:
+        return None
+    wanted = resource.ownership_tags()
+    before = {key: current.get(key) for key in wanted}
+    return FieldChange(field="tags", before=before, after=wanted) if before != wanted else None
 
 
 def diff(desired: dict[str, Any], found: Found) -> dict[str, FieldChange]:
@@ -163,6 +200,9 @@ def ensure(resource: Resource) -> Ensured:
         return Ensured(id=None, change=change)
     found = resource.discover()
     if found is None:
+        # Ours by name, its ownership tags removed by hand: restored below, never duplicated.
+        found = resource.discover_untagged()
+    if found is None:
         # Fields the emulator cannot hold are left out of the create (Resource.create skips them too) and
         # said so, never shown as made.
         lacking = {f: c for f, c in resource.sandbox_lacks.items() if f in desired} if run.target.is_sandbox else {}
@@ -182,6 +222,9 @@ def ensure(resource: Resource) -> Ensured:
         return Ensured(id=new_id, change=change)
 
     changes = diff(desired, found)
+    drift = tag_drift(resource, found)
+    if drift is not None:
+        changes["tags"] = drift
     if not changes:
         change = Change(action=Action.NOOP, kind=resource.kind, name=resource.name, id=found.id)
         return Ensured(id=found.id, change=change, found=found)
@@ -223,13 +266,19 @@ def ensure(resource: Resource) -> Ensured:
         if not changes:
             return Ensured(id=found.id, change=skipped, found=found)
 
+    notes = [skipped.note] if lacking else []
+    if drift is not None:
+        notes.append("ownership tags removed or changed by hand: " + ("restored" if run.applying else "apply restores them"))
     change = Change(
         action=Action.UPDATE, kind=resource.kind, name=resource.name, id=found.id, fields=tuple(changes.values()),
-        note=skipped.note if lacking else "",
+        note="; ".join(notes),
     )
     if run.applying:
         _refuse_unknown(resource, {f: c.after for f, c in changes.items()})
-        resource.update(found, changes)
+        if changes.pop("tags", None) is not None:
+            resource.restore_tags(found)
+        if changes:
+            resource.update(found, changes)
     run.report(change)
     return Ensured(id=found.id, change=change, found=found)
 
@@ -249,7 +298,9 @@ def remove_all(kind: type[Resource], run: Run) -> list[Change]:
             change = change.model_copy(update={
                 "action": Action.SKIP, "note": f"sandbox: moto has no {kind.sandbox_lacks_delete}; deleted against AWS"})
         elif run.applying:
-            resource.delete(found)
+            note = resource.delete(found)
+            if note:
+                change = change.model_copy(update={"note": note})
         run.report(change)
         changes.append(change)
     return changes
@@ -295,20 +346,34 @@ class NamedResource(Resource):
         return items[0] if items else None
 
     @classmethod
+    def _tags(cls, run: Run, item: dict) -> dict[str, str]:
+        tag_list_ = run.client(cls.service).list_tags_for_resource(ResourceName=item[cls.arn_key])["TagList"]
+        return {t["Key"]: t["Value"] for t in tag_list_}
+
+    @classmethod
     def owner(cls, run: Run, item: dict) -> str | None:
-        tags = run.client(cls.service).list_tags_for_resource(ResourceName=item[cls.arn_key])["TagList"]
-        return {t["Key"]: t["Value"] for t in tags}.get(ENVIRONMENT_TAG)
+        return cls._tags(run, item).get(ENVIRONMENT_TAG)
+
+    def current_tags(self, found: Found) -> dict[str, str] | None:
+        return found.tags if found.tags is not None else (self._tags(self.run, found.raw) if found.raw else None)
+
+    def restore_tags(self, found: Found) -> None:
+        self.client.add_tags_to_resource(ResourceName=found.raw[self.arn_key],
+                                         Tags=tag_list(self.run.env_name, self.component))
 
     @classmethod
     def discover_all(cls, run: Run) -> list[Found]:
+        """By the environment's tag, whatever the name (the component is its tag too)."""
         operation, _, key = cls.describe
-        prefix = resource_name(run.env_name, "")  # names carry no '-': this prefix is the environment's alone
+        prefix = resource_name(run.env_name, "")
         found = []
         for page in run.client(cls.service).get_paginator(operation).paginate():
             for item in page[key]:
                 name = item[cls.describe_name_key]
-                if name.startswith(prefix) and cls.owner(run, item) == run.env_name:
-                    found.append(Found(id=name, state={}, raw=item, component=name.removeprefix(prefix)))
+                tags_ = cls._tags(run, item)
+                if tags_.get(ENVIRONMENT_TAG) == run.env_name and tags_.get(MANAGED_BY_TAG) == MANAGED_BY:
+                    found.append(Found(id=name, state={}, raw=item, tags=tags_,
+                                       component=tags_.get(COMPONENT_TAG) or name.removeprefix(prefix)))
         return found
 
 
@@ -367,7 +432,29 @@ class Ec2Resource(Resource):
             state=self.observe(item),
             component=tag_value(item.get("Tags"), COMPONENT_TAG) or "",
             raw=item,
+            tags={t["Key"]: t["Value"] for t in item.get("Tags") or []},
         )
+
+    def untagged_filters(self) -> list[dict] | None:
+        """Describe filters that find this component's resource by its name, not its tags (a security
+        group's GroupName, say); None where the kind's only name is its Name tag."""
+        return None
+
+    def discover_untagged(self) -> Found | None:
+        filters = self.untagged_filters()
+        if not filters:
+            return None
+        items = getattr(self.ec2, self.describe_operation)(Filters=filters)[self.result_key]
+        # Someone else's (another environment's tag on it) is never taken over.
+        items = [i for i in items if tag_value(i.get("Tags"), ENVIRONMENT_TAG) in (None, self.run.env_name)
+                 and self.is_live(i)]
+        if len(items) > 1:
+            raise AmbiguousResource(f"{len(items)} {self.kind}s are named {self.name}: "
+                                    f"{', '.join(i[self.id_key] for i in items)}. Only one should be.")
+        return self._found(items[0]) if items else None
+
+    def restore_tags(self, found: Found) -> None:
+        self.ec2.create_tags(Resources=[found.id], Tags=tag_list(self.run.env_name, self.component))
 
     def discover(self) -> Found | None:
         items = self._describe(self.run, self.component)
@@ -392,6 +479,4 @@ class Ec2Resource(Resource):
         ]
 
     def tag_specifications(self, resource_type: str) -> list[dict]:
-        from golive.naming import tag_list
-
         return [{"ResourceType": resource_type, "Tags": tag_list(self.run.env_name, self.component)}]

@@ -27,7 +27,7 @@ from golive.run import Run
 from tasks.compute import LogGroup, log_group_name
 from tasks.cutover import NewTargetHealthCheck
 from tasks.dashboard import Targets
-from tasks.observability import MetricAlarm, TopicRecord, alarm, rate_alarm
+from tasks.observability import MetricAlarm, TopicRecord, alarm, owned_alarms, rate_alarm
 
 APP_ERRORS_METRIC = "ApplicationErrors"
 # What counts as an application error in the backend's log: Django's and gunicorn's ERROR and CRITICAL
@@ -52,10 +52,7 @@ class EdgeMetricAlarm(MetricAlarm):
     def discover_all(cls, run: Run) -> list[Found]:
         if run.environment.region == "us-east-1":
             return []  # the same alarms MetricAlarm's teardown already finds
-        prefix = resource_name(run.env_name, "")
-        pages = run.edge_client("cloudwatch").get_paginator("describe_alarms").paginate(AlarmNamePrefix=prefix)
-        return [Found(id=a["AlarmArn"], state={}, raw=a, component=a["AlarmName"].removeprefix(prefix))
-                for page in pages for a in page["MetricAlarms"]]
+        return owned_alarms(run, run.edge_client("cloudwatch"))
 
 
 class CompositeAlarm(Resource):

@@ -1,8 +1,9 @@
 """Plan section 1.4, ElastiCache Redis 7: subnet group, parameter group, and a replication group with
 cluster mode off (so there is one primary endpoint), encrypted in transit and at rest.
 
-moto 5.2.5 lacks create_cache_parameter_group and delete_cache_subnet_group, and never finishes
-deleting a replication group: in the sandbox those steps are shown as skipped, never hidden.
+moto 5.2.5 lacks create_cache_parameter_group: in the sandbox that step is shown as skipped, never hidden.
+(The sandbox emulates the DeleteCacheSubnetGroup and the end of a replication group's deletion that moto
+lacks: golive/sandbox/elasticache_emulation.py.)
 """
 
 from __future__ import annotations
@@ -40,7 +41,6 @@ class CacheSubnetGroup(CacheResource):
     describe = ("describe_cache_subnet_groups", "CacheSubnetGroupName", "CacheSubnetGroups")
     describe_name_key = "CacheSubnetGroupName"
     not_found = "CacheSubnetGroupNotFoundFault"
-    sandbox_lacks_delete = "delete_cache_subnet_group"
 
     def __init__(self, run: Run, component: str = "cache", subnet_ids: list[str | None] = ()):
         super().__init__(run, component)
@@ -201,18 +201,11 @@ class ReplicationGroup(CacheResource):
         self._wait()
 
     def delete(self, found: Found) -> None:
-        self.elasticache.delete_replication_group(ReplicationGroupId=found.id, RetainPrimaryCluster=False)
-        if self.run.target.is_sandbox:
-            # moto leaves a deleted group 'deleting' forever: waiting would never end.
-            return
+        if found.raw.get("Status") != "deleting":  # a killed teardown's deletion is already under way
+            self.elasticache.delete_replication_group(ReplicationGroupId=found.id, RetainPrimaryCluster=False)
+        # Until it is gone its subnet group is in use (CacheSubnetGroupInUse) and its name taken.
         self.elasticache.get_waiter("replication_group_deleted").wait(
-            ReplicationGroupId=found.id,
-            WaiterConfig={"Delay": 20, "MaxAttempts": int(self.run.environment.cache.wait_minutes * 3)})
-
-    @classmethod
-    def discover_all(cls, run: Run) -> list[Found]:
-        return [f for f in super().discover_all(run) if f.raw.get("Status") != "deleting"]
-
+            ReplicationGroupId=found.id, WaiterConfig=self.run.waiter(20, self.run.environment.cache.wait_minutes))
 
 class CacheRecord(Record):
     primary_endpoint: str | None

@@ -27,6 +27,7 @@ from typing import Any
 from prefect import task
 
 from golive.changes import Action, Change, Record, known_after_apply
+from golive.generation import client_token
 from golive.naming import ENVIRONMENT_TAG, resource_name, tag_list
 from golive.resource import Found, Resource, ensure
 from golive.retry import AWS_STEP
@@ -222,7 +223,8 @@ class Distribution(Resource):
     def create(self) -> str:
         self._check()
         distribution = self.cloudfront.create_distribution_with_tags(DistributionConfigWithTags={
-            "DistributionConfig": self._config(f"{self.name}-{uuid.uuid4()}"),
+            # Same reference and config on a retry: CloudFront returns the distribution the first attempt made.
+            "DistributionConfig": self._config(client_token(self.run, self.component, 128)),
             "Tags": {"Items": tag_list(self.run.env_name, self.component)}})["Distribution"]
         self.wait_deployed(distribution["Id"])
         return distribution["Id"]

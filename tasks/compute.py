@@ -153,6 +153,12 @@ def active_revisions(ecs, family: str) -> list[str]:
     return sorted(arns, key=lambda arn: int(arn.rsplit(":", 1)[1]), reverse=True)
 
 
+def _revisions(ecs, family: str, status: str) -> list[str]:
+    """The family's revisions in one status (the prefix also matches longer family names: filtered)."""
+    return [arn for page in ecs.get_paginator("list_task_definitions").paginate(familyPrefix=family, status=status)
+            for arn in page["taskDefinitionArns"] if arn.rsplit(":", 1)[0].endswith(f"/{family}")]
+
+
 def secret_value_from(run: Run, name: str, json_key: str | None = None) -> str | None:
     """A container secret's valueFrom: the secret's full ARN (ECS needs it to read a JSON key), with the
     key when one is given; None while the secret does not exist (plan mode before Phase 1)."""
@@ -280,7 +286,18 @@ class TaskDefinition(PerService):
 
     @classmethod
     def discover_all(cls, run: Run) -> list[Found]:
-        return [found for family in (*SERVICES, ONE_OFF) if (found := cls(run, family).discover())]
+        """Every family with a revision left, ACTIVE or only INACTIVE (a killed teardown's): a destroy
+        deletes them all, AWS keeps INACTIVE revisions indefinitely otherwise."""
+        ecs = run.client("ecs")
+        found = []
+        for family in (*SERVICES, ONE_OFF):
+            definition = cls(run, family)
+            live = definition.discover()
+            if live is not None:
+                found.append(live)
+            elif _revisions(ecs, definition.name, "INACTIVE"):
+                found.append(Found(id=definition.name, component=family, raw={"family": definition.name}, state={}))
+        return found
 
     def _check_secrets_exist(self) -> None:
         """ECS accepts a definition whose secrets do not exist, then every task fails to start: check first."""
@@ -310,10 +327,16 @@ class TaskDefinition(PerService):
         self.registered = self._register()
 
     def delete(self, found: Found) -> None:
-        # Every ACTIVE revision of the family: deregistered definitions cannot start new tasks.
-        for page in self.ecs.get_paginator("list_task_definitions").paginate(familyPrefix=found.raw["family"], status="ACTIVE"):
-            for arn in page["taskDefinitionArns"]:
-                self.ecs.deregister_task_definition(taskDefinition=arn)
+        # Every ACTIVE revision of the family is deregistered (it can no longer start tasks), then every
+        # revision deleted (DeleteTaskDefinitions takes INACTIVE ones, ten at a time).
+        family = found.raw["family"]
+        for arn in _revisions(self.ecs, family, "ACTIVE"):
+            self.ecs.deregister_task_definition(taskDefinition=arn)
+        inactive = _revisions(self.ecs, family, "INACTIVE")
+        for start in range(0, len(inactive), 10):
+            failures = self.ecs.delete_task_definitions(taskDefinitions=inactive[start:start + 10]).get("failures", [])
+            if failures:
+                raise RuntimeError(f"task definition {family}: {failures[0].get('arn')}: {failures[0].get('reason')}")
 
 
 

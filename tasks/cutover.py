@@ -42,6 +42,7 @@ from tasks.cutover_checks import check_public_resolvers, check_step_health, veri
 from tasks.cutover_records import (NEW, OURS, PREVIOUS, CutoverError, CutoverFailed, Distribution, Layout, _record_change,
                                    _wait_insync, find_zone, host, read_layout, record_key, show_weights, validate_batch,
                                    weights_of, zone_records)
+from tasks.cutover_records import WeightedRecords
 from tasks.cutover_target import HealthCheckRecord, NewTargetHealthCheck, ensure_new_target_health_check, locate_new_target
 
 __all__ = ["NEW", "PREVIOUS", "CutoverError", "CutoverFailed", "CutoverResult", "Rollback", "cutover",
@@ -261,4 +262,5 @@ def _rolled_back(run: Run, base: dict, steps: list[Step], changes: list[Change],
     return CutoverFailed(f"DNS cutover failed: {reason}. Rollback: {back.note}; {back.summary}", result=result)
 
 
-TEARDOWN_ORDER: list[type[Resource]] = [NewTargetHealthCheck]
+# The weighted records before the health check golive-new names (Route 53 refuses HealthCheckInUse).
+TEARDOWN_ORDER: list[type[Resource]] = [WeightedRecords, NewTargetHealthCheck]

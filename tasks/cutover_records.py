@@ -53,7 +53,7 @@ from prefect import task
 from pydantic import BaseModel, ConfigDict
 
 from golive.changes import Action, Change, FieldChange
-from golive.resource import Found, diff
+from golive.resource import Found, Resource, diff
 from golive.retry import AWS_STEP
 from golive.emulator import cannot_observe
 from golive.run import Run
@@ -433,3 +433,47 @@ def _record_change(desired: dict, current: dict | None) -> Change:
         return Change(action=Action.NOOP, kind="dns-record", name=name, id=name)
     return Change(action=Action.UPDATE, kind="dns-record", name=name, id=name, fields=tuple(changes.values()))
 
+
+
+class WeightedRecords(Resource):
+    """Teardown of the cutover's records at one name: its golive-new and golive-previous record sets.
+    A zone golive made goes whole with the destroy (tasks/dns.py); in a zone it did not make (the domain's
+    own, kept), the name is handed back to what served it before: the weighted pair is replaced, in one
+    batch, by a simple record with golive-previous's answer, so the name is never without one and no
+    record points at the deleted distribution. A name that had no previous answer loses golive-new."""
+
+    kind = "cutover-records"
+
+    def __init__(self, run: Run, component: str):
+        super().__init__(run, component)
+        self.name = component  # "www.example.com A": the name and type the pair shares
+
+    def desired(self) -> dict[str, Any]:
+        return {}
+
+    def discover(self) -> Found | None:
+        return next((f for f in self.discover_all(self.run) if f.component == self.component), None)
+
+    def create(self) -> str:
+        raise NotImplementedError("the cutover writes these records (tasks/cutover.py)")
+
+    @classmethod
+    def discover_all(cls, run: Run) -> list[Found]:
+        zone_id = find_zone(run)
+        pairs: dict[str, list[dict]] = defaultdict(list)
+        for record in zone_records(run, zone_id):
+            if record.get("SetIdentifier") in OURS:
+                pairs[f"{host(record['Name'])} {record['Type']}"].append(record)
+        return [Found(id=key, component=key, state={}, raw={"zone": zone_id, "records": records})
+                for key, records in sorted(pairs.items())]
+
+    def delete(self, found: Found) -> str:
+        records = found.raw["records"]
+        changes = [{"Action": "DELETE", "ResourceRecordSet": r} for r in records]
+        previous = next((r for r in records if r["SetIdentifier"] == PREVIOUS), None)
+        if previous is not None:
+            simple = {k: v for k, v in previous.items() if k not in ("SetIdentifier", "Weight", "HealthCheckId")}
+            changes.append({"Action": "CREATE", "ResourceRecordSet": simple})
+        self.run.client("route53").change_resource_record_sets(HostedZoneId=found.raw["zone"], ChangeBatch={
+            "Comment": f"golive destroy {self.run.env_name}: the cutover's records at {found.id}", "Changes": changes})
+        return "the name answers what it answered before the cutover" if previous else "no previous answer to restore"

@@ -4,12 +4,12 @@ golive-previous whatever the weights say)."""
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from prefect import task
 
 from golive.changes import Record
+from golive.generation import client_token
 from golive.naming import COMPONENT_TAG, ENVIRONMENT_TAG, resource_name, tag_list
 from golive.resource import AmbiguousResource, Found, Resource, ensure, owned_by
 from golive.retry import AWS_STEP
@@ -141,7 +141,9 @@ class NewTargetHealthCheck(Resource):
         once = self.run.aws.client("route53", retry=False)
         spec = self.desired()
         check = once.create_health_check(
-            CallerReference=f"{self.name}-{int(time.time() * 1000)}",
+            # golive-ENV-COMPONENT-GENERATION: Route 53 refuses a reference of a deleted check for good, so
+            # it must be new after a destroy (golive/generation.py); the prefix marks it ours before tagging.
+            CallerReference=client_token(self.run, self.component, 64),
             HealthCheckConfig={"Type": spec["type"], "FullyQualifiedDomainName": spec["fqdn"],
                                "ResourcePath": spec["path"], "Port": spec["port"], "RequestInterval": spec["interval"],
                                "FailureThreshold": spec["failure_threshold"], "EnableSNI": spec["sni"]},

@@ -36,8 +36,10 @@ class RdsResource(NamedResource):
         return self.client
 
     def _check_ours(self, item: dict) -> None:
-        if self.owner(self.run, item) != self.run.env_name:
-            raise NotOurs(f"{self.kind} {self.name} exists but is not tagged {ENVIRONMENT_TAG}={self.run.env_name}: "
+        # Untagged, it is ours by its name (golive's namespace) with its tags removed by hand: ensure()
+        # shows that as tag drift and restores them. Tagged for another environment, it is not ours.
+        if self.owner(self.run, item) not in (None, self.run.env_name):
+            raise NotOurs(f"{self.kind} {self.name} exists but is tagged for another {ENVIRONMENT_TAG}, not {self.run.env_name}: "
                           "golive will not take over a resource it did not make. Rename or remove it.")
 
 
@@ -226,22 +228,50 @@ class DbInstance(RdsResource):
         self.rds.modify_db_instance(DBInstanceIdentifier=found.id, ApplyImmediately=True, **kwargs)
         self._wait("db_instance_available", found.id)
 
-    def delete(self, found: Found) -> None:
+    def delete(self, found: Found) -> str | None:
+        """Delete the instance; the final snapshot (if the file asks for one) is kept and named in the
+        returned note. Its automated backups go with it: the final snapshot is what outlives it, and a
+        retained automated snapshot would hold the instance's name (an apply after the destroy failed on
+        it with DBSnapshotAlreadyExists)."""
+        if found.raw.get("DBInstanceStatus") == "deleting":  # a killed teardown already asked for it
+            self._wait("db_instance_deleted", found.id)
+            return None
         if found.raw.get("DeletionProtection"):
             # Teardown was confirmed by the caller (flows/teardown.py); lift the guard only now.
             self.rds.modify_db_instance(DBInstanceIdentifier=found.id, DeletionProtection=False, ApplyImmediately=True)
         is_replica = bool(found.raw.get("ReadReplicaSourceDBInstanceIdentifier"))
         final = self.run.environment.database.final_snapshot and not is_replica  # replicas have no snapshot
-        kwargs: dict[str, Any] = {"SkipFinalSnapshot": not final, "DeleteAutomatedBackups": False}
-        if final:
-            kwargs["FinalDBSnapshotIdentifier"] = f"{found.id}-final-{time.strftime('%Y%m%d%H%M%S')}"
+        kwargs: dict[str, Any] = {"SkipFinalSnapshot": not final, "DeleteAutomatedBackups": True}
+        snapshot = final_snapshot_name(found.id) if final else None
+        if snapshot:
+            kwargs["FinalDBSnapshotIdentifier"] = snapshot
         self.rds.delete_db_instance(DBInstanceIdentifier=found.id, **kwargs)
         self._wait("db_instance_deleted", found.id)
+        return f"final snapshot {snapshot} kept" if snapshot else None
 
     @classmethod
     def discover_all(cls, run: Run) -> list[Found]:
         # Replicas before their source, so the source is not deleted under them.
         return sorted(super().discover_all(run), key=lambda f: not f.raw.get("ReadReplicaSourceDBInstanceIdentifier"))
+
+
+FINAL_SNAPSHOT_MARK = "-final-"
+
+
+def final_snapshot_name(instance: str) -> str:
+    """<instance>-final-<UTC time to the second>: unique per destroy (an apply and a destroy in between
+    take far longer than a second), so a re-apply and a second destroy never collide with the first's."""
+    return f"{instance}{FINAL_SNAPSHOT_MARK}{time.strftime('%Y%m%d%H%M%S', time.gmtime())}"
+
+
+def final_snapshots(run: Run) -> list[dict]:
+    """The environment's final snapshots (kept by a destroy, tagged by CopyTagsToSnapshot), oldest first."""
+    rds = run.client("rds")
+    found = [s for page in rds.get_paginator("describe_db_snapshots").paginate(SnapshotType="manual")
+             for s in page["DBSnapshots"]
+             if FINAL_SNAPSHOT_MARK in s["DBSnapshotIdentifier"]
+             and {t["Key"]: t["Value"] for t in s.get("TagList", [])}.get(ENVIRONMENT_TAG) == run.env_name]
+    return sorted(found, key=lambda s: s["DBSnapshotIdentifier"])
 
 
 class DatabaseRecord(Record):

@@ -7,13 +7,13 @@ only a zone golive created (its CallerReference says so) goes with teardown.
 
 from __future__ import annotations
 
-import re
 import time
 from typing import Any
 
 from prefect import task
 
 from golive.changes import Record
+from golive.generation import client_token
 from golive.naming import COMPONENT_TAG, ENVIRONMENT_TAG, PREFIX, resource_name, tag_list
 from golive.resource import Found, Resource, ensure
 from golive.retry import AWS_STEP
@@ -39,9 +39,6 @@ class HostedZone(Resource):
     def domain(self) -> str:
         return self.run.environment.domain
 
-    def _reference_prefix(self) -> str:
-        return f"{PREFIX}-{self.run.env_name}-"
-
     def desired(self) -> dict[str, Any]:
         return {"name": self.domain + ".", "private": False}
 
@@ -60,7 +57,8 @@ class HostedZone(Resource):
     def create(self) -> str:
         # The reference marks the zone as ours even if the run dies before tagging it.
         zone = self.route53.create_hosted_zone(
-            Name=self.domain, CallerReference=f"{self._reference_prefix()}{int(time.time() * 1000)}",
+            # golive-ENV-zone-GENERATION (golive/generation.py): Route 53 refuses a reference it has seen.
+            Name=self.domain, CallerReference=client_token(self.run, self.component, 128),
             HostedZoneConfig={"Comment": f"Precedentum {self.run.env_name}, managed by golive", "PrivateZone": False},
         )["HostedZone"]
         zone_id = _zone_id(zone["Id"])
@@ -190,8 +188,9 @@ class Certificate(Resource):
         names = self.run.environment.certificate_names
         return self.acm.request_certificate(
             DomainName=names[0], SubjectAlternativeNames=names[1:], ValidationMethod="DNS",
-            # Within an hour, a repeated request (a retried task) returns the same certificate.
-            IdempotencyToken=re.sub(r"[^a-zA-Z0-9]", "", f"golive{self.run.env_name}{self.component}")[:32],
+            # Within an hour, a repeated request (a retried task) returns the same certificate; the generation
+            # makes it a new request after a destroy, which would otherwise get the deleted certificate back.
+            IdempotencyToken=client_token(self.run, self.component, 32, r"[^a-zA-Z0-9]"),
             Tags=tag_list(self.run.env_name, self.component),
         )["CertificateArn"]
 

@@ -140,6 +140,11 @@ class Subnet(Ec2Resource):
                 "availability_zone": item["AvailabilityZone"],
                 "map_public_ip_on_launch": item.get("MapPublicIpOnLaunch", False)}
 
+    def untagged_filters(self) -> list[dict] | None:
+        # A CIDR block is unique within its VPC: the subnet is found by it with every tag removed.
+        return [{"Name": "vpc-id", "Values": [self.vpc_id]}, {"Name": "cidr-block", "Values": [self.cidr]}] \
+            if self.vpc_id and self.cidr else None
+
     def create(self) -> str:
         subnet_id = self.ec2.create_subnet(
             VpcId=self.vpc_id, CidrBlock=self.cidr, AvailabilityZone=self.az,
@@ -185,6 +190,10 @@ class InternetGateway(Ec2Resource):
     def observe(self, item: dict) -> dict[str, Any]:
         attached = [a["VpcId"] for a in item.get("Attachments", []) if a.get("State") in ("attached", "available")]
         return {"attached_to": attached[0] if attached else None}
+
+    def untagged_filters(self) -> list[dict] | None:
+        # A VPC takes one internet gateway: the one attached to ours is ours, tagged or not.
+        return [{"Name": "attachment.vpc-id", "Values": [self.vpc_id]}] if self.vpc_id else None
 
     def create(self) -> str:
         gateway_id = self.ec2_once.create_internet_gateway(
@@ -458,6 +467,11 @@ class SecurityGroup(Ec2Resource):
     def desired(self) -> dict[str, Any]:
         return {"vpc_id": known_after_apply(self.vpc_id), "description": self.description,
                 "ingress": sorted(str(r) for r in self.ingress), "egress": sorted(str(r) for r in self.egress)}
+
+    def untagged_filters(self) -> list[dict] | None:
+        # Its GroupName is its deterministic name, in its VPC: found even with every tag removed.
+        filters = [{"Name": "group-name", "Values": [self.name]}]
+        return filters + [{"Name": "vpc-id", "Values": [self.vpc_id]}] if self.vpc_id else filters
 
     def _group_ids(self) -> dict[str, str]:
         """component -> group id for this environment's groups (to resolve 'sg:<component>' peers)."""

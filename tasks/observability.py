@@ -12,8 +12,8 @@ from typing import Any
 from prefect import task
 
 from golive.changes import Record, known_after_apply
-from golive.naming import ENVIRONMENT_TAG, resource_name, tag_list
-from golive.resource import Found, Resource, ensure
+from golive.naming import COMPONENT_TAG, ENVIRONMENT_TAG, resource_name, tag_list, tag_value
+from golive.resource import Found, Resource, ensure, owned_by
 from golive.retry import AWS_STEP
 from golive.run import Run
 
@@ -264,10 +264,21 @@ class MetricAlarm(Resource):
 
     @classmethod
     def discover_all(cls, run: Run) -> list[Found]:
-        prefix = resource_name(run.env_name, "")  # names carry no '-', so this prefix is ours alone
-        pages = run.client("cloudwatch").get_paginator("describe_alarms").paginate(AlarmNamePrefix=prefix)
-        return [Found(id=a["AlarmArn"], state={}, raw=a, component=a["AlarmName"].removeprefix(prefix))
-                for page in pages for a in page["MetricAlarms"]]
+        return owned_alarms(run, run.client("cloudwatch"))
+
+
+def owned_alarms(run: Run, cloudwatch) -> list[Found]:
+    """The environment's metric alarms in one region, by their tags (whatever their names): not the alarms
+    AWS makes for a target-tracking policy, which go with the policy."""
+    prefix = resource_name(run.env_name, "")
+    found = []
+    for page in cloudwatch.get_paginator("describe_alarms").paginate(AlarmTypes=["MetricAlarm"]):
+        for item in page["MetricAlarms"]:
+            tags = cloudwatch.list_tags_for_resource(ResourceARN=item["AlarmArn"])["Tags"]
+            if owned_by({"Tags": tags}, run.env_name, None):
+                found.append(Found(id=item["AlarmArn"], state={}, raw=item,
+                                   component=tag_value(tags, COMPONENT_TAG) or item["AlarmName"].removeprefix(prefix)))
+    return found
 
 
 def alarm(namespace: str, metric: str, dimensions: dict[str, str], comparison: str, threshold: float,

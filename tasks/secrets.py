@@ -15,8 +15,9 @@ from prefect import task
 
 from golive import dataplane
 from golive.changes import KNOWN_AFTER_APPLY, Record
-from golive.naming import parameter_name, secret_name, tag_list
-from golive.resource import Found, Resource, ensure
+from golive.generation import is_generation
+from golive.naming import ENVIRONMENT_TAG, MANAGED_BY, MANAGED_BY_TAG, parameter_name, secret_name, tag_list
+from golive.resource import Found, Resource, ensure, owned_by
 from golive.retry import AWS_STEP
 from golive.run import Run
 from tasks.cache import CacheRecord
@@ -103,12 +104,15 @@ class Secret(Resource):
 
     @classmethod
     def discover_all(cls, run: Run) -> list[Found]:
+        """By the environment's tags (ListSecrets returns them), whatever the name; not those already
+        scheduled for deletion."""
         prefix = secret_name(run.env_name, "")
         client = run.client("secretsmanager")
-        pages = client.get_paginator("list_secrets").paginate(Filters=[{"Key": "name", "Values": [prefix]}])
+        pages = client.get_paginator("list_secrets").paginate(
+            Filters=[{"Key": "tag-key", "Values": [ENVIRONMENT_TAG]}, {"Key": "tag-value", "Values": [run.env_name]}])
         return [Found(id=s["ARN"], state={}, component=s["Name"].removeprefix(prefix))
                 for page in pages for s in page["SecretList"]
-                if s["Name"].startswith(prefix) and not s.get("DeletedDate")]
+                if owned_by(s, run.env_name, None) and not s.get("DeletedDate")]
 
 
 class Parameter(Resource):
@@ -150,10 +154,15 @@ class Parameter(Resource):
 
     @classmethod
     def discover_all(cls, run: Run) -> list[Found]:
+        """By the environment's tags, under its path (the only one its deploy role may write: IAM scopes
+        it there). The generation is forgotten first, on its own (flows/teardown.py)."""
         prefix = parameter_name(run.env_name, "")
-        pages = run.client("ssm").get_paginator("get_parameters_by_path").paginate(Path=prefix, Recursive=True)
+        pages = run.client("ssm").get_paginator("get_parameters_by_path").paginate(
+            Path=prefix, Recursive=True,
+            ParameterFilters=[{"Key": f"tag:{ENVIRONMENT_TAG}", "Values": [run.env_name]},
+                              {"Key": f"tag:{MANAGED_BY_TAG}", "Values": [MANAGED_BY]}])
         return [Found(id=p["Name"], state={}, component=p["Name"].removeprefix(prefix))
-                for page in pages for p in page["Parameters"]]
+                for page in pages for p in page["Parameters"] if not is_generation(p["Name"])]
 
 
 class SecretRecord(Record):
