@@ -90,6 +90,28 @@ def test_the_rds_path_snapshots_restores_and_deletes_as_far_as_moto_allows(loade
 
 
 
+def test_a_killed_runs_snapshot_scratch_instance_and_dump_are_removed_and_named_backups_kept(loaded):
+    """What a run SIGKILLed between its backup and its clean-up leaves (a verification snapshot, a scratch
+    instance, a dump file) the next run removes first; an on-demand snapshot is not the verification's."""
+    store = backups.AwsBackups(loaded)
+    left = store.take()  # the snapshot a killed run took ...
+    scratch = store.restore(left)  # ... and the instance it restored into
+    kept, _ = backups.take_on_demand(loaded, "before-upgrade", aws_in_sandbox=True)
+    dump = backups.SandboxBackups(loaded).directory / "sandbox-20261201T000000000000.dump"
+    dump.parent.mkdir(parents=True, exist_ok=True)
+    dump.write_bytes(b"left by a killed run")
+
+    result = backup_verification(environment="sandbox", sandbox=True, aws_in_sandbox=True)
+    removed = {(c.kind, c.name) for c in result.changes}
+    assert {("scratch-copy", scratch.name), ("verification-backup", left.id)} <= removed, removed
+    rds = loaded.client("rds")
+    assert [s["DBSnapshotIdentifier"] for s in rds.describe_db_snapshots(SnapshotType="manual")["DBSnapshots"]] == [kept.id]
+    assert [d["DBInstanceIdentifier"] for d in rds.describe_db_instances()["DBInstances"]
+            if d["DBInstanceStatus"] != "deleting"] == ["golive-sandbox-postgres"]
+    backup_verification(environment="sandbox", sandbox=True)  # the local path: its leftover dump goes too
+    assert not dump.exists()
+
+
 def test_a_backup_of_a_database_without_rows_fails_saying_what_it_read(phase_1):  # noqa: F811
     """Restoring nothing proves nothing: a source without a row fails (all([]) would have passed it)."""
     with pytest.raises(RestoreVerificationFailed, match="the backup holds no table: restoring it would prove nothing"):
