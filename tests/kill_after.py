@@ -7,6 +7,7 @@ For the soak (tests/soak.py), two more ways, each optional:
 - GOLIVE_TEST_KILL_AFTER_WRITES=K [GOLIVE_TEST_KILL_DELAY=s]: SIGKILL s seconds after AWS answered the
   run's K-th write (so the kill lands in a wait, a read or the next write as often as after a create);
   GOLIVE_TEST_KILL_LOG names a file that gets one line saying where.
+- GOLIVE_TEST_KILL_AT=s: SIGKILL s seconds after the process started (a converged run makes no write).
 - GOLIVE_TEST_FAULT_SHARE=0.05 GOLIVE_TEST_FAULT_SEED=n: that share of all requests answered with
   throttling or a 5xx at the wire (tests/faults.py); GOLIVE_TEST_FAULT_LOG gets one line per fault.
 A process that leads its own process group (the soak starts it so) kills the group: nothing it started
@@ -77,7 +78,10 @@ def _init_with_tripwire(self, target):
 
 def _client_with_faults(self, service: str, *, retry: bool = True):
     client = _original_client(self, service, retry=retry)
-    if _faults is not None and not getattr(client, "_golive_faults", False):
+    with _lock:
+        if _faults is None or getattr(client, "_golive_faults", False):
+            return client
+        client._golive_faults = True
         inject = _faults.handler(client.meta.service_model.protocol)
 
         def logged(event_name: str, **kwargs):
@@ -87,11 +91,18 @@ def _client_with_faults(self, service: str, *, retry: bool = True):
             return response
 
         client.meta.events.register("before-send", logged)
-        client._golive_faults = True
     return client
 
 
 if __name__ == "__main__":
+    if os.environ.get("GOLIVE_TEST_KILL_AT"):
+        at = float(os.environ["GOLIVE_TEST_KILL_AT"])
+
+        def kill_at() -> None:
+            _note("GOLIVE_TEST_KILL_LOG", f"{at:.1f} s after the start, {_writes} writes in")
+            _kill()
+
+        threading.Timer(at, kill_at).start()
     with mock.patch.object(golive.aws.Aws, "__init__", _init_with_tripwire), \
             mock.patch.object(golive.aws.Aws, "client", _client_with_faults):
         from golive.cli import main

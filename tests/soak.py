@@ -3,8 +3,10 @@ while a share of AWS requests fail with throttling and 5xx at the wire, then app
 emulator must then hold no duplicate and no untagged orphan (an independent boto3 listing,
 tests/awsstate.py) and `golive plan sandbox` must exit 0.
 
-A moment is "s seconds after AWS answered the run's K-th write" (K 1-20, s 0-3): each killed run gets a
-little further than the last, so the 20 kills land across all seven phases, in creates, waits and reads.
+A moment is "s seconds after AWS answered the run's K-th write" (K 1-12, s 0-2): each killed run gets a
+little further than the last, so the kills land across all seven phases, in creates, waits and reads.
+Once a run has reached the end (it makes no write any more), the moments left are random times within
+the length of that converged run.
 Its own sandbox (state in .golive/soak, started fresh, stopped at the end) and Prefect server.
 SOAK_SEED replays a run; SOAK_KILLS and SOAK_FAULT_SHARE change the figures.
 """
@@ -34,7 +36,8 @@ ENVIRONMENT = "sandbox"
 def golive(*args: str, **extra: str) -> subprocess.CompletedProcess:
     """The CLI (through tests.kill_after, which kills and injects faults as the extra settings say), in a
     process group of its own so a kill takes whatever it started with it."""
-    env = {**os.environ, "COLUMNS": "200", **extra}
+    # Unbuffered: what a killed run printed (its phase) is read after the kill.
+    env = {**os.environ, "COLUMNS": "200", "PYTHONUNBUFFERED": "1", **extra}
     started = subprocess.Popen([sys.executable, "-m", "tests.kill_after", *args], cwd=REPO, env=env, text=True,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
     out, _ = started.communicate(timeout=900)
@@ -75,25 +78,27 @@ def main() -> int:
               "GOLIVE_RETRY_BASE_DELAY": "0.5"}
     failures: list[str] = []
     try:
-        killed = 0
-        for number in range(1, KILLS + 1):
-            writes, delay = rng.randint(1, 20), round(rng.choice([0.0, rng.uniform(0, 3)]), 1)
+        killed, converged_seconds, number = 0, None, 0
+        while killed < KILLS and number < 2 * KILLS:  # a run that ends before its moment is not a kill
+            number += 1
+            writes, delay = rng.randint(1, 12), round(rng.choice([0.0, rng.uniform(0, 2)]), 1)
+            moment = ({"GOLIVE_TEST_KILL_AT": str(round(rng.uniform(3, converged_seconds), 1))} if converged_seconds
+                      else {"GOLIVE_TEST_KILL_AFTER_WRITES": str(writes), "GOLIVE_TEST_KILL_DELAY": str(delay)})
             began = time.monotonic()
             result = golive("apply", ENVIRONMENT, **faults, GOLIVE_TEST_FAULT_SEED=str(rng.randrange(10**6)),
-                            GOLIVE_TEST_KILL_AFTER_WRITES=str(writes), GOLIVE_TEST_KILL_DELAY=str(delay),
-                            GOLIVE_TEST_KILL_LOG=str(kill_log))
+                            GOLIVE_TEST_KILL_LOG=str(kill_log), **moment)
             seconds = time.monotonic() - began
             if result.returncode == -signal.SIGKILL:
                 killed += 1
-                print(f"kill {number:2}/{KILLS}: {seconds:5.1f} s into the run, in {phase_at_end(result.stdout)}, "
-                      f"{last_line(kill_log)}", flush=True)
+                print(f"run {number:2}, kill {killed:2}/{KILLS}: {seconds:5.1f} s into the run, in "
+                      f"{phase_at_end(result.stdout)}, {last_line(kill_log)}", flush=True)
             elif result.returncode == 0:
-                print(f"kill {number:2}/{KILLS}: none, the run finished ({seconds:.1f} s) before its write {writes}",
-                      flush=True)
+                converged_seconds = seconds
+                print(f"run {number:2}: not killed, it finished ({seconds:.1f} s) before its moment", flush=True)
             else:
                 error = [line for line in result.stdout.splitlines() if line.startswith("error")] or result.stdout.splitlines()[-3:]
                 failures.append(f"run {number} failed on its own: {' '.join(error)}")
-                print(f"kill {number:2}/{KILLS}: the run FAILED by itself ({seconds:.1f} s): {' '.join(error)}", flush=True)
+                print(f"run {number:2}: FAILED by itself ({seconds:.1f} s): {' '.join(error)}", flush=True)
 
         final = golive("apply", ENVIRONMENT, **faults, GOLIVE_TEST_FAULT_SEED=str(rng.randrange(10**6)))
         summary = [line for line in final.stdout.splitlines() if line.startswith(("Apply complete", "error"))]

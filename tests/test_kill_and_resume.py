@@ -108,3 +108,34 @@ def test_killed_ecs_wait_release_and_rollback_are_finished_not_repeated(empty_da
         ssm.get_parameter(Name="/golive/sandbox/release/rollback-in-progress")
     plan = ecs(environment="sandbox", sandbox=True, mode="plan")
     assert not Summary.of(plan.changes).has_changes, [c.headline() for c in plan.changes if c.is_change]
+
+
+def test_route53_resources_a_killed_run_made_but_did_not_tag_are_tagged_not_duplicated(aws):
+    """Route 53 tags in a second call. Killed between the two (found by `make soak`: an untagged uptime
+    health check), the next run finds the zone and the check by their CallerReference and tags them."""
+    from golive.naming import ENVIRONMENT_TAG, resource_name
+    from golive.resource import ensure
+    from tasks.alarms import UptimeHealthCheck
+    from tasks.dns import HostedZone
+
+    run = prepare()
+    route53 = run.client("route53")
+    zone = route53.create_hosted_zone(Name=run.environment.domain, CallerReference="golive-sandbox-1764558000000")
+    check = UptimeHealthCheck(run)
+    spec = check.desired()
+    made = route53.create_health_check(
+        CallerReference=f"{resource_name('sandbox', 'uptime')}-1764558000000",
+        HealthCheckConfig={"Type": spec["type"], "FullyQualifiedDomainName": spec["fqdn"], "ResourcePath": spec["path"],
+                           "Port": spec["port"], "RequestInterval": spec["interval"],
+                           "FailureThreshold": spec["failure_threshold"], "EnableSNI": spec["sni"]})["HealthCheck"]
+
+    zone_id = zone["HostedZone"]["Id"].rsplit("/", 1)[-1]
+    assert ensure(HostedZone(run, "zone")).id == zone_id
+    assert ensure(check).id == made["Id"]
+    assert len(route53.list_health_checks()["HealthChecks"]) == 1
+    for kind, resource_id in (("hostedzone", zone_id), ("healthcheck", made["Id"])):
+        tags = route53.list_tags_for_resource(ResourceType=kind, ResourceId=resource_id)["ResourceTagSet"]["Tags"]
+        assert {t["Key"]: t["Value"] for t in tags}.get(ENVIRONMENT_TAG) == "sandbox", kind
+    run.aws.log.clear()
+    ensure(HostedZone(run, "zone")), ensure(check)
+    assert run.aws.log.writes() == [], "tagged once, converged after"
