@@ -7,7 +7,8 @@ For the soak (tests/soak.py), two more ways, each optional:
 - GOLIVE_TEST_KILL_AFTER_WRITES=K [GOLIVE_TEST_KILL_DELAY=s]: SIGKILL s seconds after AWS answered the
   run's K-th write (so the kill lands in a wait, a read or the next write as often as after a create);
   GOLIVE_TEST_KILL_LOG names a file that gets one line saying where.
-- GOLIVE_TEST_KILL_AT=s: SIGKILL s seconds after the process started (a converged run makes no write).
+- GOLIVE_TEST_KILL_IN_PHASE=N: count writes from the start of phase N only, and GOLIVE_TEST_KILL_PHASE_TIMER=t
+  kills t seconds into phase N if the K-th write has not come by then (a phase with little left to do).
 - GOLIVE_TEST_FAULT_SHARE=0.05 GOLIVE_TEST_FAULT_SEED=n: that share of all requests answered with
   throttling or a 5xx at the wire (tests/faults.py); GOLIVE_TEST_FAULT_LOG gets one line per fault.
 A process that leads its own process group (the soak starts it so) kills the group: nothing it started
@@ -23,14 +24,19 @@ import threading
 from unittest import mock
 
 import golive.aws
+import golive.phases
 from golive.aws import READ_PREFIXES
 
 OPERATION = os.environ.get("GOLIVE_TEST_KILL_AFTER")
 AFTER_WRITES = int(os.environ.get("GOLIVE_TEST_KILL_AFTER_WRITES") or 0)
 DELAY = float(os.environ.get("GOLIVE_TEST_KILL_DELAY") or 0)
 FAULT_SHARE = float(os.environ.get("GOLIVE_TEST_FAULT_SHARE") or 0)
+IN_PHASE = int(os.environ.get("GOLIVE_TEST_KILL_IN_PHASE") or 0)
+PHASE_TIMER = float(os.environ.get("GOLIVE_TEST_KILL_PHASE_TIMER") or 0)
+_armed = not IN_PHASE  # counting writes: from the start, or from the start of phase IN_PHASE
 _original_init = golive.aws.Aws.__init__
 _original_client = golive.aws.Aws.client
+_original_flow = golive.phases.Phase.flow
 _writes = 0
 _lock = threading.Lock()
 _faults = None
@@ -65,15 +71,30 @@ def _init_with_tripwire(self, target):
         operation = event_name.rsplit(".", 1)[-1]
         if OPERATION and operation == OPERATION:
             _kill()
-        if AFTER_WRITES and _is_write(operation):
+        if AFTER_WRITES and _armed and _is_write(operation):
             with _lock:
                 _writes += 1
                 if _writes != AFTER_WRITES:
                     return
-            _note("GOLIVE_TEST_KILL_LOG", f"{DELAY:.1f} s after write {AFTER_WRITES} ({operation})")
+            where = f" of phase {IN_PHASE}" if IN_PHASE else ""
+            _note("GOLIVE_TEST_KILL_LOG", f"{DELAY:.1f} s after write {AFTER_WRITES}{where} ({operation})")
             threading.Timer(DELAY, _kill).start() if DELAY else _kill()
 
     self.on("after-call", die)
+
+
+def _phase_flow_arming(self):
+    """Phase.flow(), called by the CLI as each phase starts: arms the kill when phase IN_PHASE starts."""
+    global _armed
+    if self.number == IN_PHASE and not _armed:
+        _armed = True
+        if PHASE_TIMER:
+            def kill_late() -> None:
+                _note("GOLIVE_TEST_KILL_LOG", f"{PHASE_TIMER:.1f} s into the phase, after {_writes} of its writes")
+                _kill()
+
+            threading.Timer(PHASE_TIMER, kill_late).start()
+    return _original_flow(self)
 
 
 def _client_with_faults(self, service: str, *, retry: bool = True):
@@ -95,16 +116,9 @@ def _client_with_faults(self, service: str, *, retry: bool = True):
 
 
 if __name__ == "__main__":
-    if os.environ.get("GOLIVE_TEST_KILL_AT"):
-        at = float(os.environ["GOLIVE_TEST_KILL_AT"])
-
-        def kill_at() -> None:
-            _note("GOLIVE_TEST_KILL_LOG", f"{at:.1f} s after the start, {_writes} writes in")
-            _kill()
-
-        threading.Timer(at, kill_at).start()
     with mock.patch.object(golive.aws.Aws, "__init__", _init_with_tripwire), \
-            mock.patch.object(golive.aws.Aws, "client", _client_with_faults):
+            mock.patch.object(golive.aws.Aws, "client", _client_with_faults), \
+            mock.patch.object(golive.phases.Phase, "flow", _phase_flow_arming):
         from golive.cli import main
 
         sys.argv = ["golive", *sys.argv[1:]]

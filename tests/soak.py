@@ -3,10 +3,10 @@ while a share of AWS requests fail with throttling and 5xx at the wire, then app
 emulator must then hold no duplicate and no untagged orphan (an independent boto3 listing,
 tests/awsstate.py) and `golive plan sandbox` must exit 0.
 
-A moment is "s seconds after AWS answered the run's K-th write" (K 1-12, s 0-2): each killed run gets a
-little further than the last, so the kills land across all seven phases, in creates, waits and reads.
-Once a run has reached the end (it makes no write any more), the moments left are random times within
-the length of that converged run.
+The kills go round the phases in the order apply runs them (1, 2, 5, 3, 4, 6, 7), about three each: a
+moment is "s seconds after AWS answered the K-th write of phase P" (K 1-15, s 0-2), or t seconds into
+phase P (t 0.5-8) if its K-th write has not come by then; so they land in creates, waits and reads of
+every phase, and each run finishes the phases before P that the last one left half done.
 Its own sandbox (state in .golive/soak, started fresh, stopped at the end) and Prefect server.
 SOAK_SEED replays a run; SOAK_KILLS and SOAK_FAULT_SHARE change the figures.
 """
@@ -31,6 +31,7 @@ SEED = int(os.environ.get("SOAK_SEED") or random.SystemRandom().randrange(10**6)
 KILLS = int(os.environ.get("SOAK_KILLS") or 20)
 FAULT_SHARE = float(os.environ.get("SOAK_FAULT_SHARE") or 0.05)
 ENVIRONMENT = "sandbox"
+APPLY_ORDER = (1, 2, 5, 3, 4, 6, 7)  # the order `golive apply` runs the phases in (dependency order)
 
 
 def golive(*args: str, **extra: str) -> subprocess.CompletedProcess:
@@ -78,12 +79,14 @@ def main() -> int:
               "GOLIVE_RETRY_BASE_DELAY": "0.5"}
     failures: list[str] = []
     try:
-        killed, converged_seconds, number = 0, None, 0
+        killed, number = 0, 0
         while killed < KILLS and number < 2 * KILLS:  # a run that ends before its moment is not a kill
             number += 1
-            writes, delay = rng.randint(1, 12), round(rng.choice([0.0, rng.uniform(0, 2)]), 1)
-            moment = ({"GOLIVE_TEST_KILL_AT": str(round(rng.uniform(3, converged_seconds), 1))} if converged_seconds
-                      else {"GOLIVE_TEST_KILL_AFTER_WRITES": str(writes), "GOLIVE_TEST_KILL_DELAY": str(delay)})
+            phase = APPLY_ORDER[killed % len(APPLY_ORDER)]
+            writes, delay = rng.randint(1, 15), round(rng.choice([0.0, rng.uniform(0, 2)]), 1)
+            moment = {"GOLIVE_TEST_KILL_IN_PHASE": str(phase), "GOLIVE_TEST_KILL_AFTER_WRITES": str(writes),
+                      "GOLIVE_TEST_KILL_DELAY": str(delay),
+                      "GOLIVE_TEST_KILL_PHASE_TIMER": str(round(rng.uniform(0.5, 8), 1))}
             began = time.monotonic()
             result = golive("apply", ENVIRONMENT, **faults, GOLIVE_TEST_FAULT_SEED=str(rng.randrange(10**6)),
                             GOLIVE_TEST_KILL_LOG=str(kill_log), **moment)
@@ -93,7 +96,6 @@ def main() -> int:
                 print(f"run {number:2}, kill {killed:2}/{KILLS}: {seconds:5.1f} s into the run, in "
                       f"{phase_at_end(result.stdout)}, {last_line(kill_log)}", flush=True)
             elif result.returncode == 0:
-                converged_seconds = seconds
                 print(f"run {number:2}: not killed, it finished ({seconds:.1f} s) before its moment", flush=True)
             else:
                 error = [line for line in result.stdout.splitlines() if line.startswith("error")] or result.stdout.splitlines()[-3:]
