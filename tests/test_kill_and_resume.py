@@ -139,3 +139,43 @@ def test_route53_resources_a_killed_run_made_but_did_not_tag_are_tagged_not_dupl
     run.aws.log.clear()
     ensure(HostedZone(run, "zone")), ensure(check)
     assert run.aws.log.writes() == [], "tagged once, converged after"
+
+
+def test_a_task_definition_aws_registered_but_whose_answer_was_lost_is_not_registered_twice(aws):
+    """RegisterTaskDefinition has no client token. The request reaches AWS (the emulator registers it) and
+    the answer is lost (a 500 at the wire): one attempt, no resend; the step's retry finds the revision by
+    its family and content and registers nothing."""
+    from botocore.exceptions import ClientError
+    from botocore.httpsession import URLLib3Session
+
+    from golive.changes import Action, Change
+    from golive.resource import ensure
+    from tasks.compute import TaskDefinition
+    from tasks.registry import ImageRecord
+    from tests.faults import error_response
+
+    run = prepare()
+    account = run.account_id()
+    roles = {r: f"arn:aws:iam::{account}:role/golive/sandbox/golive-sandbox-{r}" for r in ("ecs-execution", "ecs-task")}
+    uri = f"{account}.dkr.ecr.us-east-1.amazonaws.com/golive-sandbox-frontend:v1"
+    image = ImageRecord(name="frontend", component="frontend", tag="v1", source="sandbox manifest", uri=uri,
+                        change=Change(action=Action.NOOP, kind="container-image", name="golive-sandbox-frontend:v1"))
+    carried_out = []
+
+    def answer_lost(event_name: str, request, **_):
+        if event_name.endswith(".RegisterTaskDefinition") and not carried_out:
+            carried_out.append(URLLib3Session().send(request).status_code)  # AWS does it ...
+            return error_response("json", 500, "InternalFailure", "answer lost")  # ... the answer is lost
+        return None
+
+    run.aws.on("before-send", answer_lost)
+    try:
+        with pytest.raises(ClientError, match="InternalFailure"):
+            ensure(TaskDefinition(run, "frontend", image, roles))
+        assert carried_out == [200] and run.aws.log.attempts["RegisterTaskDefinition"] == 1
+        retried = ensure(TaskDefinition(run, "frontend", image, roles))  # what the task's retry runs
+    finally:
+        run.aws.off("before-send", answer_lost)
+    assert retried.change.action == Action.NOOP
+    arns = run.client("ecs").list_task_definitions(familyPrefix="golive-sandbox-frontend")["taskDefinitionArns"]
+    assert [a.rsplit(":", 1)[1] for a in arns] == ["1"]
