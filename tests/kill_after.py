@@ -90,7 +90,8 @@ def _phase_flow_arming(self):
         _armed = True
         if PHASE_TIMER:
             def kill_late() -> None:
-                _note("GOLIVE_TEST_KILL_LOG", f"{PHASE_TIMER:.1f} s into the phase, after {_writes} of its writes")
+                _note("GOLIVE_TEST_KILL_LOG", f"{PHASE_TIMER:.1f} s after phase {IN_PHASE} started, "
+                      f"{_writes} writes since")
                 _kill()
 
             threading.Timer(PHASE_TIMER, kill_late).start()
