@@ -35,8 +35,8 @@ from golive.run import Run
 from flows.ecs import ecs
 from tasks.cdn import Distribution, invalidate_cache
 from tasks.app import read_data_state, run_migrations
-from tasks.compute import (SERVICES, Service, active_revisions, confirm_primary_deployments, current_release_tag,
-                           record_release_tag)
+from tasks.compute import (ROLLBACK_PARAMETER, SERVICES, Service, active_revisions, confirm_primary_deployments,
+                           current_release_tag, record_release_tag)
 from tasks.registry import ensure_image, ensure_repositories
 
 
@@ -108,12 +108,9 @@ class RollbackStep(BaseModel):
     to_revision: str
 
 
-# Where a rollback writes down what it is about to do, before the first service moves, and clears it last.
-# A rollback is not idempotent by nature (each one steps back a revision): a run killed half-way and
-# started again reads this and finishes the same steps instead of stepping back once more.
-ROLLBACK_PARAMETER = "release/rollback-in-progress"
-
-
+# A rollback writes down what it is about to do (ROLLBACK_PARAMETER) before the first service moves, and
+# clears it last. A rollback is not idempotent by nature (each one steps back a revision): a run killed
+# half-way and started again reads it and finishes the same steps instead of stepping back once more.
 def _rollback_parameter(run: Run) -> str:
     return parameter_name(run.env_name, ROLLBACK_PARAMETER)
 

@@ -34,6 +34,8 @@ ONE_OFF = "manage"
 APP_SECRETS = {"SECRET_KEY": ("django-secret-key", None), "REDIS_URL": ("redis-url", None),
                "DB_USER": ("database-login", "username"), "DB_PASSWORD": ("database-login", "password")}
 RELEASE_PARAMETER = "release/image-tag"
+# A rollback's steps, written before any service moves and deleted once it is done (flows/release.py).
+ROLLBACK_PARAMETER = "release/rollback-in-progress"
 
 
 def ecs_tags(run: Run, component: str) -> list[dict]:
