@@ -34,7 +34,7 @@ test: install
 
 # The whole go-live on the sandbox, run as production runs it: the emulated AWS control plane and the local
 # data plane, a local Prefect server and worker, the go-live/$(ENV) deployment run, watched, and reported.
-# Not part of `test` (about 15-20 min): `golive apply sandbox` SIGKILLed at 20 random moments across all
+# Not part of `test` (12-18 min measured): `golive apply sandbox` SIGKILLed at 20 random moments across all
 # phases under injected throttling and 5xx, applied to the end, then no duplicate, no untagged orphan and a
 # plan that exits 0. SOAK_SEED=n replays a run. Its own sandbox in .golive/soak, stopped at the end.
 soak: install
