@@ -13,6 +13,7 @@ before the cutover. A check that cannot be observed is pending and the summary s
 
 from __future__ import annotations
 
+import datetime
 import time
 from pathlib import Path
 
@@ -95,11 +96,17 @@ def launch_checks(run: Run) -> list[Check]:
     return run_launch_checks(run)
 
 
+# How far back a failover counts as this launch gate's own: a run killed after forcing one and started
+# again within this window judges that failover instead of forcing a second.
+FAILOVER_WINDOW = datetime.timedelta(hours=2)
+
+
 @task(**AWS_STEP)
 def failover_test(run: Run) -> Check:
     """AWS: reboot the Multi-AZ primary with failover, wait until available, and confirm the primary
-    moved: its zone is now the former standby's. The sandbox's PostgreSQL has no standby, so there it is
-    pending with why (never passed)."""
+    moved: its zone is now the former standby's. A failover a killed run forced (the instance still
+    rebooting, or RDS's failover events within FAILOVER_WINDOW) is waited for and judged, never forced
+    again. The sandbox's PostgreSQL has no standby, so there it is pending with why (never passed)."""
     name = "rds-failover"
     env = run.environment
     if run.target.is_sandbox or not env.database.multi_az:
@@ -109,11 +116,35 @@ def failover_test(run: Run) -> Check:
     instance = resource_name(run.env_name, "postgres")
     before = rds.describe_db_instances(DBInstanceIdentifier=instance)["DBInstances"][0]
     started = time.monotonic()
-    rds.reboot_db_instance(DBInstanceIdentifier=instance, ForceFailover=True)
+    earlier = recent_failover_events(rds, instance)
+    if not earlier and before.get("DBInstanceStatus") != "rebooting":
+        # One attempt: a resent RebootDBInstance that AWS had carried out would force a second failover.
+        run.aws.client("rds", retry=False).reboot_db_instance(DBInstanceIdentifier=instance, ForceFailover=True)
     rds.get_waiter("db_instance_available").wait(DBInstanceIdentifier=instance,
                                                  WaiterConfig={"Delay": 15, "MaxAttempts": 60})
     after = rds.describe_db_instances(DBInstanceIdentifier=instance)["DBInstances"][0]
+    if earlier or before.get("DBInstanceStatus") == "rebooting":
+        return judge_resumed_failover(instance, recent_failover_events(rds, instance), after)
     return judge_failover(instance, before, after, time.monotonic() - started)
+
+
+def recent_failover_events(rds, instance: str) -> list[dict]:
+    """RDS's own record of failovers of the instance within FAILOVER_WINDOW, oldest first."""
+    since = datetime.datetime.now(datetime.timezone.utc) - FAILOVER_WINDOW
+    pages = rds.get_paginator("describe_events").paginate(
+        SourceIdentifier=instance, SourceType="db-instance", EventCategories=["failover"], StartTime=since)
+    return sorted((e for page in pages for e in page["Events"]), key=lambda e: e["Date"])
+
+
+def judge_resumed_failover(instance: str, events: list[dict], after: dict) -> Check:
+    """A failover an interrupted run forced: passed when RDS recorded it as completed (the zones before it
+    were not read by this run, so RDS's event is the evidence)."""
+    completed = [e for e in events if "completed" in e.get("Message", "").lower()]
+    evidence = (f"{instance}: failover forced by an interrupted run, not forced again; RDS events: "
+                + ("; ".join(f"{e['Date']:%H:%M:%S} {e['Message']}" for e in events) or "none")
+                + f"; primary now in {after.get('AvailabilityZone')}")
+    return Check(name="rds-failover", ok=bool(completed), evidence=evidence + ("" if completed else
+                 ": RDS recorded no completed failover"))
 
 
 def judge_failover(instance: str, before: dict, after: dict, seconds: float) -> Check:

@@ -130,8 +130,10 @@ class Aws:
         key = (service, retry)
         with self._lock:
             if key not in self._clients:
+                # total_max_attempts: in a client Config, botocore reads max_attempts as the number of
+                # *retries* (max_attempts=1 is two attempts, one of them a resend).
                 config = self._config if retry else self._config.merge(
-                    Config(retries={"mode": "standard", "max_attempts": 1}))
+                    Config(retries={"mode": "standard", "total_max_attempts": 1}))
                 # Clients copy the session's handlers when made; handlers added later are added here too.
                 self._clients[key] = self._session.client(
                     service, endpoint_url=self.target.endpoint_url, config=config)

@@ -4,7 +4,8 @@ sandbox: pg_dump -Fc of the local database, pg_restore into a new scratch databa
 aws: an RDS snapshot restored to a temporary instance in the private subnets (validated from inside the
 VPC, where the ECS work pool runs), then deleted.
 
-Scratch copies carry a recognisable name (golive_restore_* / golive-<env>-restore-*), so a run interrupted
+Scratch copies carry a recognisable name (golive_restore_* / golive-<env>-restore-*), and so do the
+verification's own backups (<env>-<time>.dump / golive-<env>-postgres-verify-*), so a run interrupted
 anywhere leaves nothing the next run does not find and remove.
 """
 
@@ -114,6 +115,12 @@ class SandboxBackups:
     def discard(self, backup: Backup) -> None:
         Path(backup.id).unlink(missing_ok=True)
 
+    def leftover_backups(self) -> list[Backup]:
+        """The verification's own dumps (no label: the name goes on with the time's digits) an interrupted
+        run did not discard; on-demand backups carry a label and are kept."""
+        return [Backup(id=str(path), taken_at=datetime.datetime.fromtimestamp(path.stat().st_mtime, datetime.timezone.utc),
+                       seconds=0) for path in self.directory.glob(f"{self.run.env_name}-[0-9]*.dump")]
+
     def expired(self, label: str, before: datetime.datetime) -> list[Backup]:
         found = []
         for path in self.directory.glob(f"{self.run.env_name}-{label}*.dump"):
@@ -164,6 +171,10 @@ class AwsBackups:
         return Scratch(name=name, database_url=url, seconds=time.monotonic() - started)
 
     def remove(self, scratch: Scratch) -> None:
+        status = next(iter(self.rds.describe_db_instances(DBInstanceIdentifier=scratch.name)["DBInstances"]), {}).get(
+            "DBInstanceStatus")
+        if status in ("creating", "modifying", "backing-up"):  # a killed run's restore, still under way
+            self._wait("db_instance_available", DBInstanceIdentifier=scratch.name)
         # moto copies DeletionProtection from the source; AWS takes the request's False. Lift it either way.
         self.rds.modify_db_instance(DBInstanceIdentifier=scratch.name, DeletionProtection=False, ApplyImmediately=True)
         self.rds.delete_db_instance(DBInstanceIdentifier=scratch.name, SkipFinalSnapshot=True,
@@ -178,6 +189,22 @@ class AwsBackups:
 
     def discard(self, backup: Backup) -> None:
         self.rds.delete_db_snapshot(DBSnapshotIdentifier=backup.id)
+
+    def leftover_backups(self) -> list[Backup]:
+        """Verification snapshots an interrupted run did not delete (waited for first: RDS deletes only an
+        available snapshot). On-demand and final snapshots carry other names and are kept."""
+        prefix = f"{self.instance}-verify-"
+        pages = self.rds.get_paginator("describe_db_snapshots").paginate(DBInstanceIdentifier=self.instance,
+                                                                          SnapshotType="manual")
+        found = []
+        for snapshot in (s for page in pages for s in page["DBSnapshots"]):
+            if not snapshot["DBSnapshotIdentifier"].startswith(prefix):
+                continue
+            if snapshot.get("Status") == "creating":
+                self._wait("db_snapshot_available", DBSnapshotIdentifier=snapshot["DBSnapshotIdentifier"])
+            found.append(Backup(id=snapshot["DBSnapshotIdentifier"], seconds=0,
+                                taken_at=snapshot.get("SnapshotCreateTime") or datetime.datetime.now(datetime.timezone.utc)))
+        return found
 
     def expired(self, label: str, before: datetime.datetime) -> list[Backup]:
         pages = self.rds.get_paginator("describe_db_snapshots").paginate(DBInstanceIdentifier=self.instance,

@@ -119,6 +119,12 @@ class Resource(ABC):
         """Delete it and wait until it is gone (or no longer blocks what depends on it). May return a note
         for the change, such as what the deletion keeps (an RDS final snapshot)."""
 
+    def settle(self, found: Found) -> Found:
+        """Wait for a resource still on its way to usable (apply mode): a run killed during create()'s wait
+        left it there, and the next run finds it instead of creating it. Returns it as it now is.
+        Kinds whose create waits override this; the rest are usable as soon as they exist."""
+        return found
+
     @classmethod
     def discover_all(cls, run: Run) -> list[Found]:
         """Everything of this kind the environment owns, whatever its component (for teardown)."""
@@ -199,6 +205,8 @@ def ensure(resource: Resource) -> Ensured:
         run.report(change)
         return Ensured(id=None, change=change)
     found = resource.discover()
+    if found is not None and run.applying:
+        found = resource.settle(found)  # the wait a killed run did not see through
     if found is None:
         # Ours by name, its ownership tags removed by hand: restored below, never duplicated.
         found = resource.discover_untagged()

@@ -158,6 +158,12 @@ class ReplicationGroup(CacheResource):
                 raise
             return {}
 
+    def settle(self, found: Found) -> Found:
+        if found.raw.get("Status") not in ("creating", "modifying", "snapshotting"):
+            return found
+        self._wait()
+        return self.discover() or found
+
     def _wait(self) -> None:
         delay = 1 if self.run.target.is_sandbox else 20
         attempts = max(1, int(self.run.environment.cache.wait_minutes * 60 / delay))

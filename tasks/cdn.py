@@ -238,6 +238,12 @@ class Distribution(Resource):
         self.cloudfront.update_distribution(Id=found.id, IfMatch=current["ETag"], DistributionConfig=config)
         self.wait_deployed(found.id)
 
+    def settle(self, found: Found) -> Found:
+        if found.raw.get("Status") == "Deployed":
+            return found
+        self.wait_deployed(found.id)
+        return self.discover() or found
+
     def wait_deployed(self, distribution_id: str) -> None:
         # AWS takes minutes to deploy a distribution: bounded at 30.
         self.cloudfront.get_waiter("distribution_deployed").wait(Id=distribution_id, WaiterConfig=self.run.waiter(30, 30))

@@ -23,7 +23,7 @@ from golive.naming import ENVIRONMENT_TAG, MANAGED_BY, MANAGED_BY_TAG, parameter
 from golive.resource import Found, Resource, ensure
 from golive.retry import AWS_STEP
 from golive.run import Run
-from tasks.compute import RELEASE_PARAMETER
+from tasks.compute import RELEASE_PARAMETER, ROLLBACK_PARAMETER
 from tasks.security import ArnScope, IamRole, _document, _statement, role_path
 
 GITHUB_ISSUER = "token.actions.githubusercontent.com"
@@ -127,6 +127,7 @@ def ci_policy(run: Run, account_id: str) -> dict:
     ecs_roles = [f"arn:aws:iam::{account_id}:role{role_path(env)}{resource_name(env, r)}"
                  for r in ("ecs-execution", "ecs-task")]
     release_parameter = f"arn:aws:ssm:{region}:{account_id}:parameter{parameter_name(env, RELEASE_PARAMETER)}"
+    rollback_parameter = f"arn:aws:ssm:{region}:{account_id}:parameter{parameter_name(env, ROLLBACK_PARAMETER)}"
     # What the release's migration step records (tasks/app.py): the image that migrated, and seeded.
     data_parameters = f"arn:aws:ssm:{region}:{account_id}:parameter{parameter_name(env, 'data')}/*"
     one_off_definitions = f"arn:aws:ecs:{region}:{account_id}:task-definition/{resource_name(env, 'manage')}:*"
@@ -149,9 +150,11 @@ def ci_policy(run: Run, account_id: str) -> dict:
         _statement(["iam:GetRole"], [scope.roles]),
         _statement(["ssm:GetParameter", "ssm:GetParameters", "ssm:GetParametersByPath"],
                    [scope.parameters, scope.parameters.removesuffix("/*")]),
-        # The deployed tag is the one parameter a release writes.
+        # The deployed tag is the one parameter a release writes; a rollback also writes its steps and
+        # deletes them when done (so a killed rollback is finished, not repeated).
         _statement(["ssm:AddTagsToResource", "ssm:ListTagsForResource", "ssm:PutParameter"],
-                   [release_parameter, data_parameters]),
+                   [release_parameter, rollback_parameter, data_parameters]),
+        _statement(["ssm:DeleteParameter"], [rollback_parameter]),
         # The new image's migrations, as one-off tasks of the manage family in this cluster (tasks/one_off.py),
         # read back with their log lines; the owner's login is read to see what the database holds.
         {**_statement(["ecs:RunTask"], [one_off_definitions]),

@@ -34,6 +34,8 @@ ONE_OFF = "manage"
 APP_SECRETS = {"SECRET_KEY": ("django-secret-key", None), "REDIS_URL": ("redis-url", None),
                "DB_USER": ("database-login", "username"), "DB_PASSWORD": ("database-login", "password")}
 RELEASE_PARAMETER = "release/image-tag"
+# A rollback's steps, written before any service moves and deleted once it is done (flows/release.py).
+ROLLBACK_PARAMETER = "release/rollback-in-progress"
 
 
 def ecs_tags(run: Run, component: str) -> list[dict]:
@@ -313,7 +315,11 @@ class TaskDefinition(PerService):
         self._check_secrets_exist()
         desired = self.desired()
         container = {k: v for k, v in desired["container"].items() if v is not None}
-        return self.ecs.register_task_definition(
+        # No client token exists for RegisterTaskDefinition: a resent request AWS had carried out would add
+        # a second revision. One attempt; a failed one fails the task, whose retry (or the next run)
+        # rediscovers the family's newest revision and registers only if its content still differs.
+        ecs_once = self.run.aws.client("ecs", retry=False)
+        return ecs_once.register_task_definition(
             family=self.name, requiresCompatibilities=["FARGATE"], networkMode="awsvpc",
             cpu=desired["cpu"], memory=desired["memory"], executionRoleArn=desired["execution_role"],
             taskRoleArn=desired["task_role"], runtimePlatform={"cpuArchitecture": "X86_64", "operatingSystemFamily": "LINUX"},
@@ -420,6 +426,19 @@ class Service(PerService):
                                 networkConfiguration=self._network(), deploymentConfiguration=self._deployment(),
                                 healthCheckGracePeriodSeconds=60)
         self.wait_stable()
+
+    @staticmethod
+    def rolling(service: dict) -> bool:
+        """A deployment still in progress: a new revision's tasks starting, or the old ones draining."""
+        deployments = service.get("deployments", [])
+        return len(deployments) > 1 or any(d.get("rolloutState") == "IN_PROGRESS" for d in deployments)
+
+    def settle(self, found: Found) -> Found:
+        """A rollout a killed run started (create, update, release) is waited for, not started again."""
+        if not self.rolling(found.raw):
+            return found
+        self.wait_stable()
+        return self.discover() or found
 
     def wait_stable(self) -> None:
         """Until the rollout finishes: the new tasks healthy and the old ones drained (bounded)."""

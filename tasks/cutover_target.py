@@ -15,6 +15,7 @@ from golive.resource import AmbiguousResource, Found, Resource, ensure, owned_by
 from golive.retry import AWS_STEP
 from golive.run import Run, logger
 from tasks.cutover_records import CutoverConflict, Distribution, NoDistribution, host
+from tasks.dns import restore_route53_tags
 
 CDN_COMPONENT = "cdn"
 HEALTH_COMPONENT = "cdn-health"
@@ -126,7 +127,14 @@ class NewTargetHealthCheck(Resource):
                 component = reference.removeprefix(prefix).rsplit("-", 1)[0]
             else:
                 continue
-            found.append(Found(id=check["Id"], state=cls._state(check), component=component, raw=check))
+            found.append(Found(id=check["Id"], state=cls._state(check), component=component,
+                               raw={**check, "_tagged": mine.get(ENVIRONMENT_TAG) == run.env_name}))
+        return found
+
+    def settle(self, found: Found) -> Found:
+        """Found by its CallerReference, untagged: a killed run made it and died before tagging it."""
+        if not found.raw.get("_tagged"):
+            restore_route53_tags(self, "healthcheck", found.id)
         return found
 
     def discover(self) -> Found | None:

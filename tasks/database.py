@@ -189,6 +189,16 @@ class DbInstance(RdsResource):
         self._check_ours(item)
         return Found(id=item["DBInstanceIdentifier"], state=self._state(item), component=self.component, raw=item)
 
+    # States an instance passes through on its way to available after create or modify.
+    SETTLING = frozenset({"creating", "backing-up", "modifying", "configuring-enhanced-monitoring",
+                          "configuring-log-exports", "rebooting", "upgrading", "starting", "storage-optimization"})
+
+    def settle(self, found: Found) -> Found:
+        if found.raw.get("DBInstanceStatus") not in self.SETTLING:
+            return found
+        self._wait("db_instance_available", found.id)
+        return self.discover() or found
+
     def _wait(self, waiter: str, identifier: str) -> None:
         delay = 1 if self.run.target.is_sandbox else 30
         attempts = max(1, int(self.run.environment.database.wait_minutes * 60 / delay))

@@ -12,7 +12,7 @@ from typing import Any
 
 from prefect import task
 
-from golive.changes import Record
+from golive.changes import Action, Change, Record
 from golive.generation import client_token
 from golive.naming import COMPONENT_TAG, ENVIRONMENT_TAG, PREFIX, resource_name, tag_list
 from golive.resource import Found, Resource, ensure
@@ -22,6 +22,20 @@ from golive.run import Run
 
 class CertificateNotIssued(RuntimeError):
     pass
+
+
+def restore_route53_tags(resource: Resource, resource_type: str, resource_id: str) -> None:
+    """Route 53 tags in a second call after the create: a run killed between the two left the resource
+    untagged (found again by its CallerReference). Add the tags, and say so."""
+    route53 = resource.run.client("route53")
+    tags = {t["Key"]: t["Value"] for t in route53.list_tags_for_resource(
+        ResourceType=resource_type, ResourceId=resource_id)["ResourceTagSet"].get("Tags", [])}
+    if tags.get(ENVIRONMENT_TAG) == resource.run.env_name:
+        return
+    route53.change_tags_for_resource(ResourceType=resource_type, ResourceId=resource_id,
+                                     AddTags=tag_list(resource.run.env_name, resource.component))
+    resource.run.report(Change(action=Action.UPDATE, kind=resource.kind, name=resource.name, id=resource_id,
+                               note="tags restored: a killed run created it and did not tag it"))
 
 
 def _zone_id(full_id: str) -> str:
@@ -39,6 +53,16 @@ class HostedZone(Resource):
     def domain(self) -> str:
         return self.run.environment.domain
 
+    def _reference_prefix(self) -> str:
+        return f"{PREFIX}-{self.run.env_name}-"
+
+    def settle(self, found: Found) -> Found:
+        """A zone golive created (its CallerReference says so) that a killed run did not tag: tag it now. A
+        zone someone else made is used as found, never tagged."""
+        if found.raw.get("CallerReference", "").startswith(self._reference_prefix()):
+            restore_route53_tags(self, "hostedzone", found.id)
+        return found
+
     def desired(self) -> dict[str, Any]:
         return {"name": self.domain + ".", "private": False}
 
@@ -55,7 +79,7 @@ class HostedZone(Resource):
                      state={"name": zone["Name"], "private": zone.get("Config", {}).get("PrivateZone", False)})
 
     def create(self) -> str:
-        # The reference marks the zone as ours even if the run dies before tagging it.
+        # The reference marks the zone as ours even if the run dies before tagging it (settle() tags it).
         zone = self.route53.create_hosted_zone(
             # golive-ENV-zone-GENERATION (golive/generation.py): Route 53 refuses a reference it has seen.
             Name=self.domain, CallerReference=client_token(self.run, self.component, 128),

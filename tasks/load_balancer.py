@@ -117,9 +117,17 @@ class LoadBalancer(ElbResource):
             Scheme="internet-facing", Type="application", IpAddressType="ipv4",
             Tags=tag_list(self.run.env_name, self.component))["LoadBalancers"][0]
         self.elb.modify_load_balancer_attributes(LoadBalancerArn=lb["LoadBalancerArn"], Attributes=self._attributes())
-        self.elb.get_waiter("load_balancer_available").wait(
-            LoadBalancerArns=[lb["LoadBalancerArn"]], WaiterConfig=self.run.waiter(15, 10))
+        self._wait_available(lb["LoadBalancerArn"])
         return lb["LoadBalancerArn"]
+
+    def _wait_available(self, arn: str) -> None:
+        self.elb.get_waiter("load_balancer_available").wait(LoadBalancerArns=[arn], WaiterConfig=self.run.waiter(15, 10))
+
+    def settle(self, found: Found) -> Found:
+        if found.raw.get("State", {}).get("Code") != "provisioning":
+            return found
+        self._wait_available(found.id)
+        return self.discover() or found
 
     def update(self, found: Found, changes) -> None:
         if "subnets" in changes:

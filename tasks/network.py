@@ -306,6 +306,12 @@ class NatGateway(Ec2Resource):
         self.ec2.get_waiter("nat_gateway_available").wait(NatGatewayIds=[nat_id], WaiterConfig=self._waiter_config())
         return nat_id
 
+    def settle(self, found: Found) -> Found:
+        if found.raw.get("State") != "pending":
+            return found
+        self.ec2.get_waiter("nat_gateway_available").wait(NatGatewayIds=[found.id], WaiterConfig=self._waiter_config())
+        return self.discover() or found
+
     def delete(self, found: Found) -> None:
         # Its Elastic IP and the internet gateway stay in use until the NAT gateway is fully deleted.
         # One already 'deleting' (a killed teardown) is only waited for.

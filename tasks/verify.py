@@ -69,12 +69,18 @@ def read_facts_in(connection: psycopg.Connection) -> dict[str, TableFacts]:
 
 @task(**AWS_STEP)
 def remove_leftover_copies(run: Run, aws_in_sandbox: bool = False) -> list[Change]:
-    """Scratch copies an interrupted run left behind (a stopped server, a killed worker) go first."""
+    """Scratch copies and verification backups an interrupted run left behind (a stopped server, a killed
+    worker) go first: the restore is taken again from a fresh backup, so each run proves its own."""
     store = backups.for_run(run, aws_in_sandbox=aws_in_sandbox)
     changes = []
     for scratch in store.leftovers():
         store.remove(scratch)
         change = Change(action=Action.DELETE, kind="scratch-copy", name=scratch.name, note="left by an interrupted run")
+        run.report(change)
+        changes.append(change)
+    for backup in store.leftover_backups():
+        store.discard(backup)
+        change = Change(action=Action.DELETE, kind="verification-backup", name=backup.id, note="left by an interrupted run")
         run.report(change)
         changes.append(change)
     return changes

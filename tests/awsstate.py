@@ -284,3 +284,201 @@ def _is_dead(arn: str, ec2, rds, ecs, final: list[dict]) -> bool:
 def left_behind(run: Run) -> dict[str, list[str]]:
     """What a destroy must not leave: every kind with something in it, except the named final snapshots."""
     return {kind: items for kind, items in leftovers(run).items() if items and kind != "final_snapshots"}
+
+
+# --- The soak's independent listing (tests/soak.py): every kind the runbook makes, read with plain boto3
+# clients (not golive's factory, its retries or its discovery), with each item's ownership tags.
+
+from dataclasses import dataclass  # noqa: E402
+
+import boto3  # noqa: E402
+
+from golive.aws import SANDBOX_CREDENTIALS  # noqa: E402
+from golive.naming import COMPONENT_TAG, ENVIRONMENT_TAG  # noqa: E402
+
+
+@dataclass(frozen=True)
+class Item:
+    kind: str
+    id: str
+    environment: str | None  # the golive:environment tag, None when untagged
+    component: str | None
+    # "component": AWS gives it a generated id, so a second create makes a second one (a duplicate shows
+    # as two items of one component); "name": AWS refuses a second of the name, only its tags can be lost.
+    unique_by: str = "component"
+
+
+def _tags(pairs) -> dict[str, str]:
+    if isinstance(pairs, dict):
+        return pairs
+    return {t.get("Key", t.get("key")): t.get("Value", t.get("value")) for t in pairs or []}
+
+
+def inventory(endpoint_url: str, region: str) -> list[Item]:
+    """Everything in the emulator of the kinds golive makes (a kind the emulator cannot list is skipped
+    by its absence from golive's creates too: see SANDBOX_UNDELETABLE and Resource.sandbox_lacks_create)."""
+    session = boto3.Session(region_name=region, **SANDBOX_CREDENTIALS)
+
+    def client(service: str, in_region: str = region):
+        return session.client(service, endpoint_url=endpoint_url, region_name=in_region)
+
+    items: list[Item] = []
+
+    def add(kind: str, id_: str, tags, unique_by: str = "component") -> None:
+        tags = _tags(tags)
+        items.append(Item(kind, id_, tags.get(ENVIRONMENT_TAG), tags.get(COMPONENT_TAG), unique_by))
+
+    ec2 = client("ec2")
+    for v in ec2.describe_vpcs()["Vpcs"]:
+        add("vpc", v["VpcId"], v.get("Tags"))
+    for s in ec2.describe_subnets()["Subnets"]:
+        add("subnet", s["SubnetId"], s.get("Tags"))
+    for g in ec2.describe_internet_gateways()["InternetGateways"]:
+        add("internet-gateway", g["InternetGatewayId"], g.get("Tags"))
+    for a in ec2.describe_addresses()["Addresses"]:
+        add("elastic-ip", a["AllocationId"], a.get("Tags"))
+    for n in ec2.describe_nat_gateways()["NatGateways"]:
+        if n["State"] not in ("deleted", "deleting", "failed"):
+            add("nat-gateway", n["NatGatewayId"], n.get("Tags"))
+    for r in ec2.describe_route_tables()["RouteTables"]:
+        if not any(a.get("Main") for a in r.get("Associations", [])):  # a VPC's main table: AWS makes it
+            add("route-table", r["RouteTableId"], r.get("Tags"))
+    for g in ec2.describe_security_groups()["SecurityGroups"]:
+        if g["GroupName"] != "default":  # a VPC's default group: AWS makes it
+            add("security-group", g["GroupId"], g.get("Tags"))
+    for acl in ec2.describe_network_acls()["NetworkAcls"]:
+        if not acl.get("IsDefault"):
+            add("network-acl", acl["NetworkAclId"], acl.get("Tags"))
+    for e in ec2.describe_vpc_endpoints()["VpcEndpoints"]:
+        if e.get("State", "").lower() not in ("deleted", "deleting"):
+            add("vpc-endpoint", e["VpcEndpointId"], e.get("Tags"))
+    for f in ec2.describe_flow_logs()["FlowLogs"]:
+        add("flow-log", f["FlowLogId"], f.get("Tags"))
+
+    iam = client("iam")
+    for r in iam.list_roles()["Roles"]:
+        add("iam-role", r["RoleName"], iam.list_role_tags(RoleName=r["RoleName"])["Tags"], "name")
+    for p in iam.list_policies(Scope="Local")["Policies"]:
+        add("iam-policy", p["PolicyName"], iam.list_policy_tags(PolicyArn=p["Arn"])["Tags"], "name")
+
+    s3 = client("s3")
+    for b in s3.list_buckets()["Buckets"]:
+        try:
+            tags = s3.get_bucket_tagging(Bucket=b["Name"])["TagSet"]
+        except s3.exceptions.ClientError:
+            tags = []  # NoSuchTagSet: the bucket carries no tag at all
+        add("bucket", b["Name"], tags, "name")
+
+    rds = client("rds")
+    for d in rds.describe_db_instances()["DBInstances"]:
+        if d["DBInstanceStatus"] != "deleting":
+            add("db-instance", d["DBInstanceIdentifier"], d.get("TagList"), "name")
+    for g in rds.describe_db_subnet_groups()["DBSubnetGroups"]:
+        if g["DBSubnetGroupName"] != "default":
+            add("db-subnet-group", g["DBSubnetGroupName"],
+                rds.list_tags_for_resource(ResourceName=g["DBSubnetGroupArn"])["TagList"], "name")
+    for g in rds.describe_db_parameter_groups()["DBParameterGroups"]:
+        if not g["DBParameterGroupName"].startswith("default."):
+            add("db-parameter-group", g["DBParameterGroupName"],
+                rds.list_tags_for_resource(ResourceName=g["DBParameterGroupArn"])["TagList"], "name")
+    for s in rds.describe_db_snapshots(SnapshotType="manual")["DBSnapshots"]:
+        add("db-snapshot", s["DBSnapshotIdentifier"], s.get("TagList"), "name")
+
+    elasticache = client("elasticache")
+    for g in elasticache.describe_replication_groups()["ReplicationGroups"]:
+        if g["Status"] != "deleting":
+            add("replication-group", g["ReplicationGroupId"],
+                elasticache.list_tags_for_resource(ResourceName=g["ARN"])["TagList"], "name")
+
+    acm = client("acm")
+    for c in acm.list_certificates()["CertificateSummaryList"]:
+        add("certificate", c["CertificateArn"], acm.list_tags_for_certificate(CertificateArn=c["CertificateArn"])["Tags"])
+
+    route53 = client("route53")
+    for z in route53.list_hosted_zones()["HostedZones"]:
+        zone_id = z["Id"].rsplit("/", 1)[-1]
+        tags = route53.list_tags_for_resource(ResourceType="hostedzone", ResourceId=zone_id)["ResourceTagSet"]["Tags"]
+        add("hosted-zone", zone_id, tags)
+    for h in route53.list_health_checks()["HealthChecks"]:
+        tags = route53.list_tags_for_resource(ResourceType="healthcheck", ResourceId=h["Id"])["ResourceTagSet"]["Tags"]
+        add("health-check", h["Id"], tags)
+
+    for s in client("secretsmanager").list_secrets()["SecretList"]:
+        add("secret", s["Name"], s.get("Tags"), "name")
+    ssm = client("ssm")
+    for page in ssm.get_paginator("describe_parameters").paginate():
+        for p in page["Parameters"]:
+            add("ssm-parameter", p["Name"],
+                ssm.list_tags_for_resource(ResourceType="Parameter", ResourceId=p["Name"])["TagList"], "name")
+
+    sns = client("sns")
+    for t in sns.list_topics()["Topics"]:
+        add("sns-topic", t["TopicArn"], sns.list_tags_for_resource(ResourceArn=t["TopicArn"])["Tags"], "name")
+    ecr = client("ecr")
+    for r in ecr.describe_repositories()["repositories"]:
+        add("ecr-repository", r["repositoryName"], ecr.list_tags_for_resource(resourceArn=r["repositoryArn"])["tags"], "name")
+
+    ecs = client("ecs")
+    cluster_arns = ecs.list_clusters()["clusterArns"]
+    for c in ecs.describe_clusters(clusters=cluster_arns, include=["TAGS"])["clusters"] if cluster_arns else []:
+        if c["status"] == "ACTIVE":
+            add("ecs-cluster", c["clusterName"], c.get("tags"), "name")
+        service_arns = ecs.list_services(cluster=c["clusterArn"])["serviceArns"]
+        for s in ecs.describe_services(cluster=c["clusterArn"], services=service_arns, include=["TAGS"])["services"] \
+                if service_arns else []:
+            if s["status"] == "ACTIVE":
+                add("ecs-service", s["serviceName"], s.get("tags"), "name")
+    for arn in ecs.list_task_definitions(status="ACTIVE")["taskDefinitionArns"]:
+        described = ecs.describe_task_definition(taskDefinition=arn, include=["TAGS"])
+        add("task-definition (ACTIVE revision)", arn, described.get("tags"))
+
+    elb = client("elbv2")
+    balancers = elb.describe_load_balancers()["LoadBalancers"]
+    groups = elb.describe_target_groups()["TargetGroups"]
+    for kind, arn_key, name_key, found in (("load-balancer", "LoadBalancerArn", "LoadBalancerName", balancers),
+                                          ("target-group", "TargetGroupArn", "TargetGroupName", groups)):
+        for item in found:
+            tags = elb.describe_tags(ResourceArns=[item[arn_key]])["TagDescriptions"][0]["Tags"]
+            add(kind, item[name_key], tags, "name")
+
+    cloudfront = client("cloudfront", "us-east-1")
+    for d in cloudfront.list_distributions()["DistributionList"].get("Items", []):
+        add("cloudfront-distribution", d["Id"], cloudfront.list_tags_for_resource(Resource=d["ARN"])["Tags"].get("Items", []))
+
+    logs = client("logs")
+    for page in logs.get_paginator("describe_log_groups").paginate():
+        for g in page["logGroups"]:
+            add("log-group", g["logGroupName"], logs.list_tags_log_group(logGroupName=g["logGroupName"])["tags"], "name")
+    for where in sorted({region, "us-east-1"}):
+        cloudwatch = client("cloudwatch", where)
+        for a in cloudwatch.describe_alarms()["MetricAlarms"]:
+            add("alarm", a["AlarmName"], cloudwatch.list_tags_for_resource(ResourceARN=a["AlarmArn"])["Tags"], "name")
+
+    trails = client("cloudtrail")
+    for t in trails.describe_trails()["trailList"]:
+        tags = trails.list_tags(ResourceIdList=[t["TrailARN"]])["ResourceTagList"]
+        add("cloudtrail", t["Name"], tags[0].get("TagsList", []) if tags else [], "name")
+    return items
+
+
+def made_by_aws(item: Item) -> bool:
+    """What AWS makes for us and removes with what it belongs to: RDS's managed master secret, Application
+    Auto Scaling's target-tracking alarms, service-linked roles. Not golive's to tag."""
+    return ((item.kind == "secret" and item.id.startswith("rds!"))
+            or (item.kind == "alarm" and item.id.startswith("TargetTracking-"))
+            or (item.kind == "iam-role" and item.id.startswith("AWSServiceRoleFor")))
+
+
+def duplicates_and_orphans(items: list[Item], baseline: set[tuple[str, str]], environment: str
+                           ) -> tuple[list[str], list[str]]:
+    """Duplicates: two items of a kind AWS ids itself carrying one component's tags. Orphans: anything made
+    since the baseline (the emulator's own defaults) that no environment's tags claim."""
+    new = [i for i in items if (i.kind, i.id) not in baseline and not made_by_aws(i)]
+    orphans = [f"{i.kind} {i.id}" for i in new if i.environment is None]
+    seen: dict[tuple[str, str | None], list[str]] = {}
+    for item in new:
+        if item.environment == environment and item.unique_by == "component":
+            family = item.id.rsplit("/", 1)[-1].rsplit(":", 1)[0] if item.kind.startswith("task-definition") else ""
+            seen.setdefault((item.kind, item.component or family), []).append(item.id)
+    duplicates = [f"{kind} {component}: {', '.join(ids)}" for (kind, component), ids in seen.items() if len(ids) > 1]
+    return duplicates, orphans

@@ -16,7 +16,19 @@ BODIES = {
     # query protocol (IAM, SNS, STS)
     "query": '<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>{message}</Message></Error>'
              '<RequestId>fault-injected</RequestId></ErrorResponse>',
+    # rest-xml (Route 53, CloudFront; S3 reads the same Error element)
+    "rest-xml": '<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>{message}</Message></Error>'
+                '<RequestId>fault-injected</RequestId></ErrorResponse>',
+    # JSON protocols (ECS, SSM, ACM, Secrets Manager, ...)
+    "json": '{{"__type": "{code}", "message": "{message}"}}',
+    "rest-json": '{{"__type": "{code}", "message": "{message}"}}',
 }
+# Per protocol, the throttling error AWS answers with, and a server-side one. (CloudWatch's CBOR protocol
+# is left alone: its error bodies are binary.)
+THROTTLING = {"ec2": (503, "RequestLimitExceeded"), "query": (400, "Throttling"), "rest-xml": (400, "Throttling"),
+              "json": (400, "ThrottlingException"), "rest-json": (429, "TooManyRequestsException")}
+SERVER_ERROR = {"ec2": (500, "InternalError"), "query": (500, "InternalFailure"), "rest-xml": (500, "InternalError"),
+                "json": (500, "InternalFailure"), "rest-json": (500, "InternalFailure")}
 
 
 class _Body:
@@ -87,3 +99,30 @@ class NotYetVisible:
         value = parse_qs(body).get(self.parameter, ["?"])[0]
         self.named.append(value)
         return error_response("ec2", 400, self.code, f"The {self.parameter} '{value}' does not exist")
+
+
+class RandomFaults:
+    """Answer a share of all requests, whatever the service, with throttling or a 5xx in the service's own
+    protocol (seeded: a soak can be replayed). Register one per client: its protocol picks the body."""
+
+    def __init__(self, share: float, seed: int):
+        import random
+
+        self.share, self.injected, self.by_code = share, 0, {}
+        self._random = random.Random(seed)
+        self._lock = threading.Lock()
+
+    def handler(self, protocol: str):
+        def inject(event_name: str, **_):
+            if protocol not in THROTTLING:
+                return None
+            with self._lock:
+                if self._random.random() >= self.share:
+                    return None
+                status, code = (THROTTLING if self._random.random() < 0.5 else SERVER_ERROR)[protocol]
+                self.injected += 1
+                self.by_code[code] = self.by_code.get(code, 0) + 1
+            if event_name.startswith("before-send.s3.") and code == "Throttling":
+                status, code = 503, "SlowDown"  # S3's own throttling answer
+            return error_response(protocol, status, code, "injected by tests/faults.py")
+        return inject

@@ -72,22 +72,37 @@ def test_a_restore_interrupted_by_a_stopped_server_leaves_nothing_after_the_next
     assert len(scratch_databases()) == 1, "the interrupted run left its copy behind"
 
     result = backup_verification(environment="sandbox", sandbox=True)
-    assert [c.kind for c in result.changes] == ["scratch-copy"]
+    # ... and its dump, which the interrupted run never discarded
+    assert [c.kind for c in result.changes] == ["scratch-copy", "verification-backup"]
     assert scratch_databases() == []
 
 
 def test_the_rds_path_snapshots_restores_and_deletes_as_far_as_moto_allows(loaded):
+    """What a run SIGKILLed between its backup and its clean-up leaves (a verification snapshot, a scratch
+    instance, a dump file) the next run removes first; an on-demand snapshot is not the verification's.
+    (One test with the RDS path's own: each costs Phase 1 and a data load.)"""
+    store = backups.AwsBackups(loaded)
+    left = store.take()  # the snapshot a killed run took ...
+    scratch = store.restore(left)  # ... and the instance it restored into
+    kept, _ = backups.take_on_demand(loaded, "before-upgrade", aws_in_sandbox=True)
+    dump = backups.SandboxBackups(loaded).directory / "sandbox-20261201T000000000000.dump"
+    dump.parent.mkdir(parents=True, exist_ok=True)
+    dump.write_bytes(b"left by a killed run")
+
     result = backup_verification(environment="sandbox", sandbox=True, aws_in_sandbox=True)
+    removed = {(c.kind, c.name) for c in result.changes}
+    assert {("scratch-copy", scratch.name), ("verification-backup", left.id)} <= removed, removed
     assert result.outputs["report"]["success"] is None
     assert "moto has no database behind a restored RDS instance" in result.deliverables[0].evidence
     assert result.deliverables[0].mark == "pending"
     rds = loaded.client("rds")
     instances = [d["DBInstanceIdentifier"] for d in rds.describe_db_instances()["DBInstances"]
                  if d["DBInstanceStatus"] != "deleting"]
-    assert instances == ["golive-sandbox-postgres"], "the temporary instance is gone"
-    manual = rds.describe_db_snapshots(SnapshotType="manual")["DBSnapshots"]
-    assert manual == [], "the verification's own snapshot is not kept"
-
+    assert instances == ["golive-sandbox-postgres"], "the temporary instances are gone"
+    manual = [s["DBSnapshotIdentifier"] for s in rds.describe_db_snapshots(SnapshotType="manual")["DBSnapshots"]]
+    assert manual == [kept.id], "the verification's own snapshots are not kept; the on-demand one is"
+    backup_verification(environment="sandbox", sandbox=True)  # the local path: its leftover dump goes too
+    assert not dump.exists()
 
 
 def test_a_backup_of_a_database_without_rows_fails_saying_what_it_read(phase_1):  # noqa: F811

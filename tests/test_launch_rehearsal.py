@@ -126,6 +126,24 @@ def test_a_failover_passes_only_when_the_primary_moved():
     assert no_standby.ok is False and "no standby zone reported" in no_standby.evidence
 
 
+def test_a_failover_a_killed_run_forced_is_judged_by_rds_events_not_forced_again(aws):
+    """Started again after a kill, the gate reads RDS's failover events (the request's shape checked by
+    moto's own RDS) and passes on a completed failover, never on a started one alone."""
+    import datetime
+
+    from flows.pre_launch import judge_resumed_failover, recent_failover_events
+
+    assert recent_failover_events(prepare().client("rds"), "golive-sandbox-postgres") == []
+    at = datetime.datetime(2026, 12, 1, 3, 0, tzinfo=datetime.timezone.utc)
+    started = {"Date": at, "Message": "Multi-AZ instance failover started."}
+    completed = {"Date": at + datetime.timedelta(seconds=40), "Message": "Multi-AZ instance failover completed."}
+    after = {"AvailabilityZone": "us-east-1b"}
+    done = judge_resumed_failover("golive-production-postgres", [started, completed], after)
+    half = judge_resumed_failover("golive-production-postgres", [started], after)
+    assert done.ok and "not forced again" in done.evidence and "failover completed" in done.evidence
+    assert half.ok is False and half.evidence.endswith("RDS recorded no completed failover")
+
+
 def test_a_pending_restore_verification_is_not_summarised_as_a_pass():
     from flows.pre_launch import restore_summary
     from golive.report import PhaseResult, deliverable

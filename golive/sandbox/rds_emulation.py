@@ -17,6 +17,7 @@ import json
 import logging
 import secrets
 import string
+import threading
 
 from golive.pgauth import scram_sha256_verifier
 
@@ -61,6 +62,9 @@ def provision_master_login(username: str, password: str, database: str) -> bool:
     return True
 
 
+_restoring = threading.local()
+
+
 def install() -> None:
     from moto.rds.models import MasterUserSecret, RDSBackend
 
@@ -75,9 +79,23 @@ def install() -> None:
     def create_db_instance(self, db_kwargs):
         instance = original_create(self, db_kwargs)
         secret = getattr(instance, "master_user_secret", None)
-        if secret is not None and not getattr(instance, "source_db_instance_identifier", None):
+        if secret is not None and not getattr(instance, "source_db_instance_identifier", None) \
+                and not getattr(_restoring, "active", False):
             credentials = json.loads(secret.secret.secret_string)
             provision_master_login(credentials["username"], credentials["password"], instance.db_name or "postgres")
         return instance
 
     RDSBackend.create_db_instance = create_db_instance
+
+    # A restored copy has no server behind it in the sandbox (one local PostgreSQL serves the source):
+    # provisioning its login would reset the source's master password under the source's own secret.
+    original_restore = RDSBackend.restore_db_instance_from_db_snapshot
+
+    def restore_db_instance_from_db_snapshot(self, *args, **kwargs):
+        _restoring.active = True
+        try:
+            return original_restore(self, *args, **kwargs)
+        finally:
+            _restoring.active = False
+
+    RDSBackend.restore_db_instance_from_db_snapshot = restore_db_instance_from_db_snapshot
