@@ -21,12 +21,14 @@ EMULATOR_SETTINGS = {
 
 def install_emulation() -> None:
     """Where moto falls short of what the runbook needs AWS to do, the sandbox emulates it (DESIGN.md,
-    "One code path"): ECR keeps pushed blobs, ECS runs tasks, RDS gives its instance a real login."""
-    from golive.sandbox import ecr_emulation, ecs_emulation, rds_emulation
+    "One code path"): ECR keeps pushed blobs, ECS runs tasks, RDS gives its instance a real login; IAM,
+    when enforcement is turned on, checks the actions AWS would (iam_emulation.py says what it cannot)."""
+    from golive.sandbox import ecr_emulation, ecs_emulation, iam_emulation, rds_emulation
 
     ecr_emulation.install()
     ecs_emulation.install()
     rds_emulation.install()
+    iam_emulation.install()
 
 
 def main(argv: list[str]) -> None:
