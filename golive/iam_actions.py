@@ -176,6 +176,17 @@ OPERATION_ACTIONS: dict[str, tuple[str, ...]] = {
     'elbv2.ModifyTargetGroupAttributes': ('elasticloadbalancing:ModifyTargetGroupAttributes',),
     # iam
     'iam.CreateOpenIDConnectProvider': ('iam:CreateOpenIDConnectProvider', 'iam:TagOpenIDConnectProvider'),
+    'iam.AttachRolePolicy': ('iam:AttachRolePolicy',),
+    'iam.CreatePolicy': ('iam:CreatePolicy', 'iam:TagPolicy'),
+    'iam.CreatePolicyVersion': ('iam:CreatePolicyVersion',),
+    'iam.DeletePolicy': ('iam:DeletePolicy',),
+    'iam.DeletePolicyVersion': ('iam:DeletePolicyVersion',),
+    'iam.DetachRolePolicy': ('iam:DetachRolePolicy',),
+    'iam.GetPolicy': ('iam:GetPolicy',),
+    'iam.GetPolicyVersion': ('iam:GetPolicyVersion',),
+    'iam.ListPolicies': ('iam:ListPolicies',),
+    'iam.ListPolicyVersions': ('iam:ListPolicyVersions',),
+    'iam.PutRolePermissionsBoundary': ('iam:PutRolePermissionsBoundary',),
     'iam.CreateRole': ('iam:CreateRole', 'iam:TagRole', 'iam:PutRolePermissionsBoundary'),
     'iam.CreateServiceLinkedRole': ('iam:CreateServiceLinkedRole',),
     'iam.DeleteOpenIDConnectProvider': ('iam:DeleteOpenIDConnectProvider',),
@@ -286,6 +297,14 @@ OPERATION_ACTIONS: dict[str, tuple[str, ...]] = {
     'wafv2.ListWebACLs': ('wafv2:ListWebACLs',),
     'wafv2.PutLoggingConfiguration': ('wafv2:PutLoggingConfiguration', 'logs:CreateLogDelivery', 'logs:PutResourcePolicy', 'logs:DescribeResourcePolicies', 'logs:DescribeLogGroups'),
 }
+
+# What a run makes only as an administrator (the sandbox's keys, or `golive bootstrap`): making and
+# changing the permissions boundary and the deploy role's own managed policies, and attaching them. The
+# deploy role never gets these: it could otherwise widen the boundary or its own rights.
+ADMINISTRATOR_ONLY: tuple[str, ...] = (
+    "iam:AttachRolePolicy", "iam:CreatePolicy", "iam:CreatePolicyVersion", "iam:DeletePolicy",
+    "iam:DeletePolicyVersion", "iam:ListPolicyVersions", "iam:TagPolicy",
+)
 
 # Actions the deploy role needs that no sandbox call shows, each with why.
 EXTRA_ACTIONS: dict[str, str] = {

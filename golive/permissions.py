@@ -45,6 +45,7 @@ class Step:
     title: str
     path: str  # "module:function"
     kwargs: dict[str, Any] = field(default_factory=dict)
+    needs_site: bool = False  # the launch steps probe the app through the sandbox's edge
 
     def run(self, environment: str) -> Any:
         module, function = self.path.split(":")
@@ -60,9 +61,9 @@ STEPS: list[Step] = [
     Step("phase-4", "Phase 4: CDN", "flows.cdn:cdn"),
     Step("phase-6", "Phase 6: CI/CD", "flows.cicd:cicd"),
     Step("phase-7", "Phase 7: monitoring and security", "flows.monitoring:monitoring"),
-    Step("cutover", "Phase 8.2: DNS cutover", "flows.cutover:dns_cutover"),
+    Step("cutover", "Phase 8.2: DNS cutover", "flows.cutover:dns_cutover", needs_site=True),
     Step("post-launch", "Phase 8.3: post-launch monitoring (with the cost check)",
-         "flows.post_launch_monitoring:post_launch_monitoring", {"window_seconds": 1}),
+         "flows.post_launch_monitoring:post_launch_monitoring", {"window_seconds": 1}, needs_site=True),
     Step("release", "Release", "flows.release:release", {"image_tag": "v2"}),
     Step("rollback", "Rollback", "flows.release:rollback"),
     Step("backup-verification", "Backup verification", "flows.backup_verification:backup_verification"),
@@ -100,10 +101,12 @@ def step_actions() -> dict[str, list[str]]:
 
 
 def deploy_actions() -> set[str]:
-    """Every IAM action of every step, plus what no sandbox call shows (EXTRA_ACTIONS, each with why)."""
-    from golive.iam_actions import EXTRA_ACTIONS
+    """Every IAM action of every step, plus what no sandbox call shows (EXTRA_ACTIONS, each with why),
+    less what only an administrator does (ADMINISTRATOR_ONLY: changing the boundary or the deploy role's
+    own policies)."""
+    from golive.iam_actions import ADMINISTRATOR_ONLY, EXTRA_ACTIONS
 
-    return set().union(*step_actions().values()) | set(EXTRA_ACTIONS)
+    return (set().union(*step_actions().values()) | set(EXTRA_ACTIONS)) - set(ADMINISTRATOR_ONLY)
 
 
 # ---- AWS's catalogue of actions (parliament's copy of the Service Authorization Reference) ----
@@ -228,6 +231,11 @@ def _override(action: str, env: str, region: str, account: str) -> Scope | None:
     if action == "iam:CreateServiceLinkedRole":
         return Scope((f"arn:aws:iam::{account}:role/aws-service-role/*",),
                      (("StringEquals", "iam:AWSServiceName", tuple(SERVICE_LINKED)),), why="this environment's names")
+    if action == "iam:PassRole":  # the ECS tasks' roles to ECS; Config's service-linked role to Config
+        return Scope((f"arn:aws:iam::{account}:role/{PREFIX}/{env}/*",
+                      f"arn:aws:iam::{account}:role/aws-service-role/config.amazonaws.com/AWSServiceRoleForConfig"),
+                     (("StringEquals", "iam:PassedToService", ("config.amazonaws.com", "ecs-tasks.amazonaws.com")),),
+                     why="this environment's names")
     if action == "ce:GetCostAndUsage":  # billing views are account-wide; the runbook asks for the account's cost
         return Scope(("*",), why="no resource-level permission")
     if action == "kms:DescribeKey":  # RDS's managed master secret, with Secrets Manager's default key
@@ -304,14 +312,31 @@ def deploy_policy(env: str, region: str, account: str) -> dict:
          "Resource": master_secrets, "Condition": {"StringEquals": {
              "secretsmanager:ResourceTag/aws:rds:primaryDBInstanceArn":
                  f"arn:aws:rds:{region}:{account}:db:{PREFIX}-{env}-postgres"}}},
-        # The boundary is read (Phase 1 checks it), never written: only an administrator changes it.
-        {"Effect": "Allow", "Action": ["iam:GetPolicy", "iam:GetPolicyVersion"], "Resource": boundary_arn(env, account)},
+        # The boundary and its own policy parts are read (Phase 1 checks them), never written: only an
+        # administrator changes them (ADMINISTRATOR_ONLY in golive/iam_actions.py).
+        {"Effect": "Allow", "Action": ["iam:GetPolicy", "iam:GetPolicyVersion"],
+         "Resource": f"arn:aws:iam::{account}:policy/{PREFIX}/{env}/*"},
         # Itself excepted from the roles it manages: it cannot widen its own rights or drop itself.
         {"Effect": "Deny", "Resource": own_role, "Action": sorted([
             "iam:AttachRolePolicy", "iam:DeleteRole", "iam:DeleteRolePermissionsBoundary", "iam:DeleteRolePolicy",
             "iam:DetachRolePolicy", "iam:PutRolePermissionsBoundary", "iam:PutRolePolicy", "iam:TagRole",
             "iam:UntagRole", "iam:UpdateAssumeRolePolicy", "iam:UpdateRole"])},
     ]}
+
+
+def role_documents(iam, role_name: str) -> dict[str, dict]:
+    """A role's inline and attached customer-managed policies, by name, as IAM holds them (the deploy
+    role's generated policy is in managed parts)."""
+    documents = {}
+    for name in iam.list_role_policies(RoleName=role_name)["PolicyNames"]:
+        documents[name] = iam.get_role_policy(RoleName=role_name, PolicyName=name)["PolicyDocument"]
+    for attached in iam.list_attached_role_policies(RoleName=role_name)["AttachedPolicies"]:
+        if ":aws:policy/" in attached["PolicyArn"]:
+            continue  # AWS-managed: judged by name (tasks/security.py BROAD_MANAGED_POLICIES)
+        version = iam.get_policy(PolicyArn=attached["PolicyArn"])["Policy"]["DefaultVersionId"]
+        documents[attached["PolicyName"]] = iam.get_policy_version(
+            PolicyArn=attached["PolicyArn"], VersionId=version)["PolicyVersion"]["Document"]
+    return {name: json.loads(d) if isinstance(d, str) else d for name, d in documents.items()}
 
 
 # ---- The linter ----
@@ -373,11 +398,22 @@ def record(environment: str = "sandbox", steps: list[Step] = STEPS) -> dict[str,
 
     operations: dict[str, list[str]] = {}
     for step in steps:
+        if step.needs_site:
+            _start_site()
         for log in call_logs():
             log.clear()
         step.run(environment)
         operations[step.name] = sorted({f"{c.service}.{c.operation}" for log in call_logs() for c in log.calls})
     return operations
+
+
+def _start_site() -> None:
+    """The app (it reads its secrets, which Phase 1 made) and the edge, for the launch steps."""
+    from golive.sandbox import app, data_plane, edge
+
+    edge.up()
+    with data_plane.locked():
+        app.APP.start()
 
 
 def write_recorded(operations: dict[str, list[str]]) -> None:
@@ -394,7 +430,7 @@ def write_recorded(operations: dict[str, list[str]]) -> None:
 
 def render_docs() -> str:
     """docs/permissions.md: per step, the actions it needs; the actions on "*" and why; how it is proven."""
-    from golive.iam_actions import EXTRA_ACTIONS
+    from golive.iam_actions import ADMINISTRATOR_ONLY, EXTRA_ACTIONS
 
     env, region, account = "<env>", "<region>", "<account>"
     titles = {s.name: s.title for s in STEPS}
@@ -425,7 +461,8 @@ def render_docs() -> str:
              "resource type only: generated ids, no tag condition in AWS": "type"}
     for step, actions in step_actions().items():
         out += [f"### {titles.get(step, step)} (`{step}`): {len(actions)} actions", ""]
-        out.append(", ".join(f"`{a}` ({short[scope_of(a, env, region, account).why]})" for a in actions))
+        out.append(", ".join(f"`{a}` (" + ("administrator only: not granted" if a in ADMINISTRATOR_ONLY else
+                                            short[scope_of(a, env, region, account).why]) + ")" for a in actions))
         out.append("")
     out += ["## Needed but not seen in a sandbox call", "", "| action | why |", "|---|---|"]
     out += [f"| `{action}` | {why} |" for action, why in EXTRA_ACTIONS.items()]
@@ -437,9 +474,13 @@ def _scope_has_condition(action: str) -> bool:
 
 
 def main(argv: list[str]) -> None:
-    """`record`: run every step against the running sandbox (with the app and edge up) and rewrite
-    golive/iam_recorded.py; `docs`: rewrite docs/permissions.md from what is checked in."""
+    """`record`: run every step against the sandbox (started if it is not running; `golive sandbox down`
+    after) and rewrite golive/iam_recorded.py; `docs`: rewrite docs/permissions.md from what is checked in."""
     if argv[:1] == ["record"]:
+        from golive.sandbox import control_plane, data_plane
+
+        control_plane.up()
+        data_plane.up(app=False)
         write_recorded(record())
         importlib.reload(importlib.import_module("golive.iam_recorded"))
     if argv[:1] in (["record"], ["docs"]):

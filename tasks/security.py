@@ -377,12 +377,10 @@ def audit_role_privileges(run: Run, roles: dict[str, RoleRecord]) -> tuple[bool 
     for component, record in roles.items():
         if not record.arn:
             return None, f"{record.name} does not exist yet"
-        names = iam.list_role_policies(RoleName=record.name)["PolicyNames"]
-        documents = {n: iam.get_role_policy(RoleName=record.name, PolicyName=n)["PolicyDocument"] for n in names}
+        documents = permissions.role_documents(iam, record.name)  # inline and customer-managed attached
         attached = [p["PolicyName"] for p in iam.list_attached_role_policies(RoleName=record.name)["AttachedPolicies"]]
         statements = sum(len(d.get("Statement", [])) for d in documents.values())
-        shown.append(f"{component}: {statements} statements in {', '.join(names) or 'no inline policy'}"
-                     + (f", attached {', '.join(attached)}" if attached else ""))
+        shown.append(f"{component}: {statements} statements in {', '.join(documents) or 'no policy'}")
         problems += privilege_problems(component, documents, attached)
     return not problems, "; ".join(problems + shown)
 

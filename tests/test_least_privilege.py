@@ -13,8 +13,9 @@ from tasks.security import ensure_iam_roles, role_specs
 from tests.conftest import prepare
 
 ACCOUNT = "123456789012"
-# What issue 13 asks to pass as the deploy role: Phases 1-5, a release, a rollback, backup verification, teardown.
-AS_DEPLOY_ROLE = ["phase-1", "phase-2", "phase-5", "phase-3", "phase-4", "release", "rollback",
+# Phases 1-7, a release, a rollback, backup verification, teardown. The launch steps (cutover, post-launch)
+# need the app and the edge: their operations are recorded and mapped, not run here as the role.
+AS_DEPLOY_ROLE = ["phase-1", "phase-2", "phase-5", "phase-3", "phase-4", "phase-6", "phase-7", "release", "rollback",
                   "backup-verification", "teardown"]
 
 
@@ -102,3 +103,30 @@ def test_the_deploy_trust_follows_the_environment_file(aws, tmp_path):
 def test_docs_permissions_md_is_up_to_date():
     assert permissions.DOCS.read_text() == permissions.render_docs(), \
         "docs/permissions.md is stale: run `python -m golive.permissions docs`"
+
+
+def test_what_moto_does_with_conditions_measured(aws, monkeypatch):
+    """Measured, not assumed (golive/sandbox/iam_emulation.py documents it): with enforcement on, moto
+    5.2.5 lets an Allow whose condition cannot hold through, and applies a Deny whose condition does not
+    hold. So the sandbox proves actions; the conditions are the linter's to check."""
+    import json
+
+    iam = prepare().client("iam")
+    trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"},
+                                                     "Action": "sts:AssumeRole"}]}
+    arn = iam.create_role(RoleName="conditions", Path="/golive/sandbox/", AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+    never = {"StringEquals": {"aws:RequestTag/golive:environment": "some-other-environment"}}
+    iam.put_role_policy(RoleName="conditions", PolicyName="measure", PolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Action": ["ec2:CreateVpc", "ec2:CreateTags"], "Resource": "*", "Condition": never},
+            {"Effect": "Allow", "Action": "sns:CreateTopic", "Resource": "*"},
+            {"Effect": "Deny", "Action": "sns:CreateTopic", "Resource": "*", "Condition": never}]}))
+    monkeypatch.setenv("GOLIVE_ASSUME_ROLE_ARN", arn)
+    forget_clients()
+    run = prepare()
+    with permissions.enforce_iam(aws):
+        run.client("ec2").create_vpc(CidrBlock="10.9.0.0/16")  # AWS: denied (no such tag on the request)
+        with pytest.raises(Exception, match="not authorized to perform: sns:CreateTopic"):
+            run.client("sns").create_topic(Name="measure")  # AWS: allowed (the Deny's condition is false)
+        with pytest.raises(Exception, match="not authorized to perform: ec2:DescribeVpcs"):
+            run.client("ec2").describe_vpcs()  # the action itself is checked

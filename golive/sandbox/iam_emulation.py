@@ -11,13 +11,18 @@ request from now), off again with "inf" (golive/permissions.py, `enforce_iam`). 
 - Resources are evaluated only for IAM roles (the RoleName's ARN), STS AssumeRole, S3 buckets and
   objects and SQS; every other service passes "*", which moto matches against a statement's Resource
   as a pattern, so an ARN-scoped statement would never allow anything. The sandbox treats a statement
-  whose Resource moto cannot compare as applying (action-level check); where moto knows the resource
+  whose Resource moto cannot compare as applying if it allows (action-level check), and a Deny as applying
+  only if its Resource is "*" itself; where moto knows the resource
   (IAM roles, S3), the statement's ARN patterns are checked as moto checks them.
 - Conditions are not evaluated in identity policies: moto has no request context to compare with
   (only sts:ExternalId in trust policies), and a condition with no values passes. So an Allow with a
   condition allows, and a Deny with a condition denies unconditionally: the generated policies use no
   conditional Deny (they allow under conditions instead).
 - Explicit Deny statements without conditions are evaluated (the deploy role's Deny on changing itself).
+- moto's signature check fails every Route 53 call (SignatureDoesNotMatch, measured: it canonicalises the
+  REST path differently from botocore): the sandbox does not compare signatures. The access key still
+  names the caller (an unknown key is refused), and what the caller may do is still checked. (A Route 53
+  AccessDenied reaches botocore without its code: moto answers in the query-API error shape.)
 - Requests signed with the sandbox's own keys (SANDBOX_CREDENTIALS) are not checked: they are the
   sandbox's stand-ins for AWS's own machinery (the ECS agent and the containers it starts, the edge, DNS),
   which in AWS act as the service or the task role, not as the deploy role.
@@ -80,9 +85,12 @@ def install() -> None:
 
     def check_element_matches(self, statement_element, value):
         if statement_element == "Resource" and value == "*":
-            return True  # moto does not know the request's resource: the check is by action
+            # moto does not know the request's resource: an Allow applies (the check is by action); a Deny
+            # aimed at particular ARNs does not (it would deny the action on everything).
+            return self._statement.get("Effect") == "Allow" or original_matches(self, statement_element, value)
         return original_matches(self, statement_element, value)
 
     ActionAuthenticatorMixin._authenticate_and_authorize_action = authorize
+    access_control.IAMRequestBase.check_signature = lambda self: None
     access_control.IAMRequestBase.check_action_permitted = check_action_permitted
     access_control.IAMPolicyStatement._check_element_matches = check_element_matches
