@@ -24,6 +24,7 @@ from __future__ import annotations
 import functools
 import importlib
 import json
+import re
 import sys
 import urllib.request
 from contextlib import contextmanager
@@ -274,17 +275,15 @@ def _creates(action: str) -> bool:
 
 
 def _type_wildcard(action: str, resource_type: str, region: str, account: str) -> str:
+    """The catalogue's ARN format of a resource type, in this account and region, any id."""
+    import parliament
+
     prefix = action.split(":")[0]
-    for service in __import__("parliament").iam_definition:
-        if service["prefix"] != prefix:
-            continue
-        for resource in service["resources"]:
+    for service in parliament.iam_definition:
+        for resource in service["resources"] if service["prefix"] == prefix else []:
             if resource["resource"] == resource_type:
                 arn = resource["arn"].replace("${Partition}", "aws").replace("${Region}", region)
-                arn = arn.replace("${Account}", account)
-                import re
-
-                return re.sub(r"\$\{[^}]+\}", "*", arn)
+                return re.sub(r"\$\{[^}]+\}", "*", arn.replace("${Account}", account))
     return "*"
 
 

@@ -130,3 +130,33 @@ def test_what_moto_does_with_conditions_measured(aws, monkeypatch):
             run.client("sns").create_topic(Name="measure")  # AWS: allowed (the Deny's condition is false)
         with pytest.raises(Exception, match="not authorized to perform: ec2:DescribeVpcs"):
             run.client("ec2").describe_vpcs()  # the action itself is checked
+
+
+def test_the_deploy_role_cannot_remove_the_boundary_change_it_or_change_itself(aws, monkeypatch):
+    """Checked by moto's enforcement where it knows the resource (IAM roles), by action elsewhere."""
+    import json
+
+    arn = act_as_deploy_role(monkeypatch)
+    iam = prepare().client("iam")
+    boundary = permissions.boundary_arn("sandbox", ACCOUNT)
+    admin = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
+    attempts = {
+        "iam:DeleteRolePermissionsBoundary": lambda: iam.delete_role_permissions_boundary(RoleName="golive-sandbox-ecs-task"),
+        "iam:CreatePolicyVersion": lambda: iam.create_policy_version(PolicyArn=boundary, PolicyDocument=json.dumps(admin),
+                                                                     SetAsDefault=True),
+        "iam:PutRolePolicy": lambda: iam.put_role_policy(RoleName="golive-sandbox-deploy", PolicyName="more",
+                                                         PolicyDocument=json.dumps(admin)),
+        "iam:AttachRolePolicy": lambda: iam.attach_role_policy(RoleName="golive-sandbox-deploy",
+                                                               PolicyArn="arn:aws:iam::aws:policy/AdministratorAccess"),
+    }
+    with permissions.enforce_iam(aws):
+        for action, attempt in attempts.items():
+            with pytest.raises(Exception, match=f"not authorized to perform: {action}"):
+                attempt()
+    roles = {r["RoleName"]: r for r in [iam.get_role(RoleName=n)["Role"] for n in ("golive-sandbox-ecs-task", "golive-sandbox-deploy")]}
+    assert roles["golive-sandbox-ecs-task"]["PermissionsBoundary"]["PermissionsBoundaryArn"] == boundary
+    assert "PermissionsBoundary" not in roles["golive-sandbox-deploy"] and roles["golive-sandbox-deploy"]["Arn"] == arn
+    document = permissions.deploy_policy("sandbox", "us-east-1", ACCOUNT)
+    for statement in document["Statement"]:
+        if statement["Effect"] == "Allow" and set(statement["Action"]) & set(permissions.BOUNDARY_BOUND):
+            assert statement["Condition"] == {"StringEquals": {"iam:PermissionsBoundary": boundary}}, statement
