@@ -474,12 +474,14 @@ def _scope_has_condition(action: str) -> bool:
 
 def main(argv: list[str]) -> None:
     """`record`: run every step against the sandbox (started if it is not running; `golive sandbox down`
-    after) and rewrite golive/iam_recorded.py; `docs`: rewrite docs/permissions.md from what is checked in."""
+    after; on a busy machine set PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS=120) and rewrite
+    golive/iam_recorded.py; `docs`: rewrite docs/permissions.md from what is checked in."""
     if argv[:1] == ["record"]:
-        from golive.sandbox import control_plane, data_plane
+        from golive.sandbox import control_plane, data_plane, edge
 
         control_plane.up()
         data_plane.up(app=False)
+        edge.up()  # before Phase 1, as `make go-live` starts it
         write_recorded(record())
         importlib.reload(importlib.import_module("golive.iam_recorded"))
     if argv[:1] in (["record"], ["docs"]):
