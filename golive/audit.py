@@ -323,6 +323,23 @@ def identity(run: Run) -> list[Finding]:
                                             resource=f"{role['RoleName']}/{policy_name}",
                                             title="full administrative access", evidence='"Action": "*" on "Resource": "*"',
                                             fix="grant the actions the role uses (tasks/security.py generates them)"))
+    return findings + linted_policies(run, iam)
+
+
+def linted_policies(run: Run, iam) -> list[Finding]:
+    """IAM findings from the policy linter (parliament, golive/permissions.py): each of golive's roles'
+    policies as IAM holds them; parliament's MEDIUM and above become findings of that severity."""
+    from golive.permissions import lint, role_documents
+
+    findings = []
+    for role in iam.list_roles(PathPrefix=f"/golive/{run.env_name}/")["Roles"]:
+        for name, document in role_documents(iam, role["RoleName"]).items():
+            for issue in lint(document):
+                findings.append(Finding(
+                    control="IAM.21", severity=issue["severity"].lower() if issue["severity"] != "CRITICAL" else "critical",
+                    resource=f"{role['RoleName']}/{name}", title=f"policy linter: {issue['issue']}",
+                    evidence=f"parliament: {json.dumps(issue['detail'])[:300]}",
+                    fix="regenerate the policy (`python -m golive.permissions docs`, Phase 1) or narrow the statement"))
     return findings
 
 

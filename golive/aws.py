@@ -35,18 +35,22 @@ class AwsTarget(BaseModel):
     profile: str | None = None
     credentials_block: str | None = None
     max_attempts: int = 5
+    # A role every call is made as: the base credentials above only assume it (GOLIVE_ASSUME_ROLE_ARN;
+    # the sandbox's IAM-enforced runs act as the deploy role this way, golive/permissions.py).
+    role_arn: str | None = None
 
     @property
     def is_sandbox(self) -> bool:
         return self.endpoint_url is not None
 
     def describe(self) -> str:
+        acting = f" as {self.role_arn}" if self.role_arn else ""
         if self.is_sandbox:
-            return f"sandbox at {self.endpoint_url} ({self.region})"
+            return f"sandbox at {self.endpoint_url} ({self.region}){acting}"
         how = f"profile {self.profile}" if self.profile else (
             f"credentials block {self.credentials_block}" if self.credentials_block else "default credentials"
         )
-        return f"AWS {self.region} with {how}"
+        return f"AWS {self.region} with {how}{acting}"
 
 
 @dataclass(frozen=True)
@@ -111,8 +115,21 @@ class Aws:
         self.on("after-call", self._remember_creates)
         self.on("needs-retry", retry_not_yet_visible)
 
+    @classmethod
+    def _make_session(cls, target: AwsTarget) -> boto3.Session:
+        base = cls._base_session(target)
+        if not target.role_arn:
+            return base
+        # One session for the run: STS credentials last an hour, longer than any phase or the go-live's
+        # AWS steps; a run that outlives them fails with ExpiredToken and resumes (it converges).
+        credentials = base.client("sts", endpoint_url=target.endpoint_url, region_name=target.region).assume_role(
+            RoleArn=target.role_arn, RoleSessionName="golive", DurationSeconds=3600)["Credentials"]
+        return boto3.Session(region_name=target.region, aws_access_key_id=credentials["AccessKeyId"],
+                             aws_secret_access_key=credentials["SecretAccessKey"],
+                             aws_session_token=credentials["SessionToken"])
+
     @staticmethod
-    def _make_session(target: AwsTarget) -> boto3.Session:
+    def _base_session(target: AwsTarget) -> boto3.Session:
         if target.is_sandbox:
             # Explicit fake keys: the sandbox must never pick up (or leak) a real profile.
             return boto3.Session(region_name=target.region, **SANDBOX_CREDENTIALS)
@@ -138,6 +155,15 @@ class Aws:
                 self._clients[key] = self._session.client(
                     service, endpoint_url=self.target.endpoint_url, config=config)
             return self._clients[key]
+
+    def credentials(self) -> dict[str, str]:
+        """The session's credentials as the environment variables a subprocess (collectstatic) reads, so
+        it acts as the same identity as the run's own calls."""
+        frozen = self._session.get_credentials().get_frozen_credentials()
+        values = {"AWS_ACCESS_KEY_ID": frozen.access_key, "AWS_SECRET_ACCESS_KEY": frozen.secret_key}
+        if frozen.token:
+            values["AWS_SESSION_TOKEN"] = frozen.token
+        return values
 
     def account_id(self) -> str:
         """The account these credentials act in (asked once per process)."""
@@ -222,6 +248,13 @@ def clients(target: AwsTarget) -> Aws:
         if target not in _factories:
             _factories[target] = Aws(target)
         return _factories[target]
+
+
+def call_logs() -> list[CallLog]:
+    """The call logs of every factory in this process (a run's edge clients in us-east-1 are a factory
+    of their own)."""
+    with _factories_lock:
+        return [factory.log for factory in _factories.values()]
 
 
 def forget_clients() -> None:

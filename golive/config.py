@@ -151,6 +151,24 @@ class AwsSettings(Strict):
     max_attempts: int = Field(5, ge=1, le=20, description="botocore attempts per call (standard mode)")
 
 
+class DeployRoleSettings(Strict):
+    """Who may act as the deploy role (its trust policy, desired state: tasks/security.py deploy_trust)."""
+
+    people: list[str] = Field(default_factory=list, description=(
+        "IAM user or role ARNs of the people who run the go-live (with MFA); empty: any principal of the "
+        "account whose own policy allows it, with MFA"))
+    work_pool: bool = Field(True, description="the ECS work pool's tasks (ecs-tasks.amazonaws.com) run the go-live as it")
+    ci: bool = Field(False, description="the CI's OIDC role (Phase 6) may assume it; set once Phase 6 has made that role")
+
+    @field_validator("people")
+    @classmethod
+    def _people(cls, value: list[str]) -> list[str]:
+        bad = [arn for arn in value if not re.match(r"^arn:aws:iam::\d{12}:(user|role)/", arn)]
+        if bad:
+            raise ValueError(f"{', '.join(bad)}: give IAM user or role ARNs (arn:aws:iam::<account>:user/<name>)")
+        return value
+
+
 class NetworkSettings(Strict):
     vpc_cidr: str = "10.20.0.0/16"
     availability_zones: list[str] = ["us-east-1a", "us-east-1b"]
@@ -703,6 +721,7 @@ class Environment(Strict):
     alarms: AlarmSettings = AlarmSettings()
     security: SecuritySettings = SecuritySettings()
     audit: AuditSettings = AuditSettings()
+    deploy_role: DeployRoleSettings = DeployRoleSettings()
 
     @field_validator("name")
     @classmethod

@@ -7,6 +7,7 @@ can be shown in the Prefect UI; the clients it needs come from the shared factor
 from __future__ import annotations
 
 import logging
+import os
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -46,6 +47,8 @@ class Run(BaseModel):
         production configuration itself can be exercised); False forces real AWS.
         """
         env = environment if isinstance(environment, Environment) else load_environment(environment)
+        # Act as a role (the deploy role): every call of the run is then checked against its policies.
+        role_arn = os.environ.get("GOLIVE_ASSUME_ROLE_ARN") or None
         use_sandbox = env.aws.target == "sandbox" if sandbox is None else sandbox
         if use_sandbox:
             from golive.sandbox import control_plane
@@ -55,13 +58,15 @@ class Run(BaseModel):
                 raise SandboxNotRunning(
                     "the sandbox is not running: start it with `golive sandbox up` (or `make go-live`)"
                 )
-            target = AwsTarget(region=env.region, endpoint_url=endpoint, max_attempts=env.aws.max_attempts)
+            target = AwsTarget(region=env.region, endpoint_url=endpoint, max_attempts=env.aws.max_attempts,
+                               role_arn=role_arn)
         else:
             target = AwsTarget(
                 region=env.region,
                 profile=env.aws.profile,
                 credentials_block=env.aws.credentials_block,
                 max_attempts=env.aws.max_attempts,
+                role_arn=role_arn,
             )
         return cls(environment=env, target=target, mode=mode, allow_replace=allow_replace)
 

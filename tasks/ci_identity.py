@@ -170,7 +170,6 @@ def ci_policy(run: Run, account_id: str) -> dict:
         _statement(["s3:ListBucket"], [b for b in scope.buckets if not b.endswith("/*")]),
         _statement(["acm:DescribeCertificate", "acm:ListTagsForCertificate"],
                    [f"arn:aws:acm:*:{account_id}:certificate/*"]),
-        _statement(["logs:DescribeLogGroups"], [f"arn:aws:logs:{region}:{account_id}:log-group:*"]),
         # The distribution is made by Phase 4 (its id unknown here): any distribution tagged as this
         # environment's, which CloudFront evaluates through aws:ResourceTag.
         {**_statement(["cloudfront:CreateInvalidation", "cloudfront:GetDistributionConfig",
@@ -189,7 +188,7 @@ def ci_policy(run: Run, account_id: str) -> dict:
                     "elasticloadbalancing:DescribeListeners", "elasticloadbalancing:DescribeLoadBalancerAttributes",
                     "elasticloadbalancing:DescribeLoadBalancers", "elasticloadbalancing:DescribeRules",
                     "elasticloadbalancing:DescribeTargetGroupAttributes", "elasticloadbalancing:DescribeTargetGroups",
-                    "route53:ListHostedZonesByName"]),
+                    "logs:DescribeLogGroups", "route53:ListHostedZonesByName"]),
     ]
     promote_from = run.environment.ci.promote_from
     if promote_from:

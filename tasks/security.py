@@ -13,6 +13,7 @@ from typing import Any
 from prefect import task
 from pydantic import BaseModel
 
+from golive import permissions
 from golive.changes import Record
 from golive.naming import PREFIX, resource_name, tag_list
 from golive.resource import Found, Resource, ensure
@@ -68,50 +69,56 @@ class ArnScope:
                 "Condition": {"StringEquals": {"secretsmanager:ResourceTag/aws:rds:primaryDBInstanceArn": self.database}}}
 
 
-def role_specs(run: Run, account_id: str) -> dict[str, tuple[str, dict, dict[str, dict]]]:
-    """component -> (description, trust policy, inline policies)."""
-    scope = ArnScope(run, account_id)
-    region_only = {"StringEquals": {"aws:RequestedRegion": sorted({run.environment.region, "us-east-1"})}}
-    deploy_trust = _document({
-        "Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{account_id}:root"}, "Action": "sts:AssumeRole",
-        # People assume the deploy role with MFA; automation uses the ECS work pool's task role.
+def deploy_trust(run: Run, account_id: str) -> dict:
+    """Who may act as the deploy role, as the environment file's [deploy_role] says (desired state: a
+    change in the file is applied by the next run, no hand edit): people with MFA; the ECS work pool's
+    tasks (the production work pool runs the go-live as this role); the CI's OIDC role once it exists."""
+    settings = run.environment.deploy_role
+    statements = [{
+        "Effect": "Allow", "Action": "sts:AssumeRole",
+        "Principal": {"AWS": sorted(settings.people) or f"arn:aws:iam::{account_id}:root"},
         "Condition": {"Bool": {"aws:MultiFactorAuthPresent": "true"}},
-    })
-    deploy_policy = _document(
-        # The services the runbook manages, in the environment's region (plus us-east-1 for
-        # CloudFront certificates and budgets).
-        {**_statement([
-            "acm:*", "application-autoscaling:*", "cloudfront:*", "cloudwatch:*", "ec2:*", "ecs:*",
-            "elasticache:*", "elasticloadbalancing:*", "rds:*", "route53:*", "sns:*", "wafv2:*",
-            "config:*", "shield:*", "budgets:*", "cloudtrail:*", "sts:GetCallerIdentity",
-        ]), "Condition": region_only},
-        # Names this environment owns, and nothing else.
-        _statement(["secretsmanager:*"], [scope.secrets]),
-        # The owner's login, for Phase 5's role step, integrity checks and backup verification.
-        scope.master_secret_read(run.environment.region, account_id),
-        _statement(["ssm:GetParameter*", "ssm:PutParameter", "ssm:DeleteParameter*", "ssm:AddTagsToResource",
-                    "ssm:ListTagsForResource"], [scope.parameters]),
-        _statement(["logs:*"], [scope.log_groups, scope.log_groups.removesuffix("*") + "*:*"]),
-        # Phase 7's WAF logs: AWS requires the aws-waf-logs- prefix, outside /golive/<env>/.
-        _statement(["logs:*"], [f"arn:aws:logs:*:{account_id}:log-group:aws-waf-logs-{PREFIX}-{run.env_name}-*"]),
-        _statement(["ecr:*"], [scope.repositories]),
-        _statement(["ecr:GetAuthorizationToken"]),
-        _statement(["s3:*"], scope.buckets),
-        _statement(["iam:GetRole", "iam:CreateRole", "iam:DeleteRole", "iam:UpdateAssumeRolePolicy",
-                    "iam:PutRolePolicy", "iam:GetRolePolicy", "iam:DeleteRolePolicy", "iam:ListRolePolicies",
-                    "iam:ListAttachedRolePolicies", "iam:DetachRolePolicy", "iam:TagRole", "iam:PassRole"],
-                   [scope.roles]),
-        _statement(["iam:ListRoles"]),
-        # ECS, the load balancer, RDS and ElastiCache create their service-linked roles on first use.
-        {**_statement(["iam:CreateServiceLinkedRole"]), "Condition": {"StringEquals": {"iam:AWSServiceName": [
-            "ecs.amazonaws.com", "elasticache.amazonaws.com", "elasticloadbalancing.amazonaws.com",
-            "rds.amazonaws.com", "ecs.application-autoscaling.amazonaws.com"]}}},
-        # The role manages its environment's roles, itself excepted: it cannot widen its own rights.
-        {"Effect": "Deny", "Resource": scope.own_role, "Action": sorted([
-            "iam:PutRolePolicy", "iam:DeleteRolePolicy", "iam:AttachRolePolicy", "iam:DetachRolePolicy",
-            "iam:UpdateAssumeRolePolicy", "iam:PutRolePermissionsBoundary", "iam:DeleteRolePermissionsBoundary",
-            "iam:DeleteRole"])},
-    )
+    }]
+    if settings.work_pool:
+        statements.append(_service_trust("ecs-tasks.amazonaws.com", account_id)["Statement"][0])
+    if settings.ci:
+        statements.append({"Effect": "Allow", "Action": "sts:AssumeRole", "Principal": {
+            "AWS": f"arn:aws:iam::{account_id}:role{role_path(run.env_name)}{resource_name(run.env_name, 'ci')}"}})
+    return _document(*statements)
+
+
+def deploy_policy_parts(run: Run, account_id: str) -> dict[str, dict]:
+    """The deploy role's generated policy (golive/permissions.py) in managed policies AWS accepts: a
+    managed policy holds 6,144 characters, a role's inline policies 10,240 in all, and the generated
+    policy is larger. Statements are packed in order into golive-<env>-deploy-1, -2, ..."""
+    document = permissions.deploy_policy(run.env_name, run.environment.region, account_id)
+    parts: list[list[dict]] = [[]]
+    for statement in document["Statement"]:
+        if parts[-1] and _size(parts[-1] + [statement]) > MANAGED_POLICY_LIMIT:
+            parts.append([])
+        parts[-1].append(statement)
+    return {f"deploy-{n}": _document(*statements) for n, statements in enumerate(parts, 1)}
+
+
+MANAGED_POLICY_LIMIT = 6144 - 200  # characters without whitespace; room for the envelope
+
+
+def _size(statements: list[dict]) -> int:
+    return len(json.dumps(_document(*statements), separators=(",", ":")))
+
+
+def boundary_policy(run: Run, account_id: str, created: dict[str, dict]) -> dict:
+    """The ceiling of every role the runbook creates: the actions their own policies name (each role's
+    policy still scopes them to this environment), and nothing else: no IAM writes, no STS."""
+    actions = sorted({a for document in created.values() for statement in document["Statement"]
+                      if statement["Effect"] == "Allow"
+                      for a in ([statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"])})
+    return _document(_statement(actions))
+
+
+def role_specs(run: Run, account_id: str) -> dict[str, tuple[str, dict, dict[str, dict]]]:
+    """component -> (description, trust policy, inline policies), for the roles the runbook creates."""
+    scope = ArnScope(run, account_id)
     execution_policy = _document(
         _statement(["ecr:GetAuthorizationToken"]),
         _statement(["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"],
@@ -123,7 +130,6 @@ def role_specs(run: Run, account_id: str) -> dict[str, tuple[str, dict, dict[str
         _statement(["ssm:GetParameters"], [scope.parameters]),
     )
     return {
-        "deploy": ("Runs the go-live runbook for this environment", deploy_trust, {"deploy": deploy_policy}),
         "ecs-execution": ("ECS agent: pulls images, writes logs, reads the app's secrets",
                           _service_trust("ecs-tasks.amazonaws.com", account_id), {"execution": execution_policy}),
         # The application's own permissions: its two buckets and nothing else.
@@ -137,16 +143,23 @@ class IamRole(Resource):
     kind = "iam-role"
 
     def __init__(self, run: Run, component: str, description: str = "", trust: dict | None = None,
-                 policies: dict[str, dict] | None = None):
+                 policies: dict[str, dict] | None = None, attached: list[str] | None = None,
+                 boundary: str | None = None):
         super().__init__(run, component)
         self.description, self.trust, self.policies = description, trust or {}, policies or {}
+        self.attached = attached or []
+        # Every role the runbook creates carries the boundary, unless it is the deploy role itself (made by
+        # an administrator, its rights are its own policies, which it cannot change).
+        self.boundary = boundary if boundary is not None else (
+            None if component == "deploy" else permissions.boundary_arn(run.env_name, run.account_id()))
 
     @property
     def iam(self):
         return self.run.client("iam")
 
     def desired(self) -> dict[str, Any]:
-        return {"trust_policy": self.trust, "inline_policies": self.policies}
+        return {"trust_policy": self.trust, "inline_policies": self.policies, "attached": sorted(self.attached),
+                "boundary": self.boundary}
 
     def discover(self) -> Found | None:
         try:
@@ -155,20 +168,28 @@ class IamRole(Resource):
             return None
         names = self.iam.list_role_policies(RoleName=self.name)["PolicyNames"]
         policies = {n: self.iam.get_role_policy(RoleName=self.name, PolicyName=n)["PolicyDocument"] for n in names}
+        attached = [p["PolicyArn"] for p in self.iam.list_attached_role_policies(RoleName=self.name)["AttachedPolicies"]]
         return Found(id=role["Arn"], component=self.component, raw=role,
-                     state={"trust_policy": role["AssumeRolePolicyDocument"], "inline_policies": policies})
+                     state={"trust_policy": role["AssumeRolePolicyDocument"], "inline_policies": policies,
+                            "attached": sorted(attached),
+                            "boundary": (role.get("PermissionsBoundary") or {}).get("PermissionsBoundaryArn")})
 
     def create(self) -> str:
+        extra = {"PermissionsBoundary": self.boundary} if self.boundary else {}
         arn = self.iam.create_role(
             RoleName=self.name, Path=role_path(self.run.env_name), Description=self.description,
             AssumeRolePolicyDocument=json.dumps(self.trust), Tags=tag_list(self.run.env_name, self.component),
-            MaxSessionDuration=3600,
+            MaxSessionDuration=3600, **extra,
         )["Role"]["Arn"]
         for name, document in self.policies.items():
             self.iam.put_role_policy(RoleName=self.name, PolicyName=name, PolicyDocument=json.dumps(document))
+        for policy_arn in self.attached:
+            self.iam.attach_role_policy(RoleName=self.name, PolicyArn=policy_arn)
         return arn
 
     def update(self, found: Found, changes) -> None:
+        if "boundary" in changes and self.boundary:
+            self.iam.put_role_permissions_boundary(RoleName=self.name, PermissionsBoundary=self.boundary)
         if "trust_policy" in changes:
             self.iam.update_assume_role_policy(RoleName=self.name, PolicyDocument=json.dumps(self.trust))
         if "inline_policies" in changes:
@@ -178,6 +199,11 @@ class IamRole(Resource):
             for name, document in self.policies.items():
                 if current.get(name) != document:
                     self.iam.put_role_policy(RoleName=self.name, PolicyName=name, PolicyDocument=json.dumps(document))
+        if "attached" in changes:
+            for policy_arn in set(self.attached) - set(found.state["attached"]):
+                self.iam.attach_role_policy(RoleName=self.name, PolicyArn=policy_arn)
+            for policy_arn in set(found.state["attached"]) - set(self.attached):
+                self.iam.detach_role_policy(RoleName=self.name, PolicyArn=policy_arn)
 
     def delete(self, found: Found) -> None:
         name = found.raw["RoleName"]
@@ -194,9 +220,74 @@ class IamRole(Resource):
         found = []
         for page in run.client("iam").get_paginator("list_roles").paginate(PathPrefix=role_path(run.env_name)):
             for role in page["Roles"]:
+                # A run acting as the deploy role leaves that role (it cannot delete itself; an
+                # administrator removes it with the boundary and its policies).
+                if role["Arn"] == run.target.role_arn:
+                    continue
                 found.append(Found(id=role["Arn"], state={}, raw=role,
                                    component=role["RoleName"].removeprefix(prefix)))
         return found
+
+
+class ManagedPolicy(Resource):
+    """A customer managed policy under /golive/<env>/: the deploy role's generated policy (in parts) and
+    the permissions boundary. Only an administrator changes them: the deploy role may read them only."""
+
+    kind = "iam-policy"
+
+    def __init__(self, run: Run, component: str, document: dict | None = None):
+        super().__init__(run, component)
+        self.document = document or {}
+
+    @property
+    def iam(self):
+        return self.run.client("iam")
+
+    @property
+    def arn(self) -> str:
+        return f"arn:aws:iam::{self.run.account_id()}:policy{role_path(self.run.env_name)}{self.name}"
+
+    def desired(self) -> dict[str, Any]:
+        return {"document": self.document}
+
+    def discover(self) -> Found | None:
+        try:
+            policy = self.iam.get_policy(PolicyArn=self.arn)["Policy"]
+        except self.iam.exceptions.NoSuchEntityException:
+            return None
+        version = self.iam.get_policy_version(PolicyArn=self.arn, VersionId=policy["DefaultVersionId"])
+        document = version["PolicyVersion"]["Document"]
+        return Found(id=policy["Arn"], component=self.component, raw=policy,
+                     state={"document": json.loads(document) if isinstance(document, str) else document})
+
+    def create(self) -> str:
+        return self.iam.create_policy(PolicyName=self.name, Path=role_path(self.run.env_name),
+                                      PolicyDocument=json.dumps(self.document),
+                                      Tags=tag_list(self.run.env_name, self.component))["Policy"]["Arn"]
+
+    def update(self, found: Found, changes) -> None:
+        # IAM keeps five versions: drop the oldest non-default one before adding the new default.
+        versions = self.iam.list_policy_versions(PolicyArn=found.id)["Versions"]
+        old = sorted((v for v in versions if not v["IsDefaultVersion"]), key=lambda v: v["CreateDate"])
+        if len(versions) >= 5:
+            self.iam.delete_policy_version(PolicyArn=found.id, VersionId=old[0]["VersionId"])
+        self.iam.create_policy_version(PolicyArn=found.id, PolicyDocument=json.dumps(self.document), SetAsDefault=True)
+
+    def delete(self, found: Found) -> None:
+        for version in self.iam.list_policy_versions(PolicyArn=found.id)["Versions"]:
+            if not version["IsDefaultVersion"]:
+                self.iam.delete_policy_version(PolicyArn=found.id, VersionId=version["VersionId"])
+        self.iam.delete_policy(PolicyArn=found.id)
+
+    @classmethod
+    def discover_all(cls, run: Run) -> list[Found]:
+        if run.target.role_arn:
+            return []  # acting as the deploy role: its policies and the boundary are an administrator's
+        prefix = resource_name(run.env_name, "")
+        return [Found(id=p["Arn"], state={}, raw=p, component=p["PolicyName"].removeprefix(prefix))
+                for page in run.client("iam").get_paginator("list_policies").paginate(
+                    Scope="Local", PathPrefix=role_path(run.env_name))
+                for p in page["Policies"]]
 
 
 class RoleRecord(Record):
@@ -225,12 +316,27 @@ def confirm_account(run: Run) -> Identity:
     return Identity(account=identity["Account"], arn=identity["Arn"])
 
 
+def created_role_policies(run: Run, account_id: str) -> dict[str, dict]:
+    """The inline policies of every role the runbook creates (here and Phase 6's CI role): what the
+    boundary must leave them."""
+    from tasks.ci_identity import ci_policy
+
+    policies = {f"{c}/{n}": d for c, (_, _, inline) in role_specs(run, account_id).items() for n, d in inline.items()}
+    return {**policies, "ci/release": ci_policy(run, account_id)}
+
+
 @task(**AWS_STEP)
 def ensure_iam_roles(run: Run) -> dict[str, RoleRecord]:
-    """The deploy role and the ECS task-execution and task roles."""
+    """The permissions boundary, the deploy role (its generated policy in managed parts, its trust from
+    the file), and the ECS task-execution and task roles under the boundary."""
+    account = run.account_id()
+    ensure(ManagedPolicy(run, "boundary", boundary_policy(run, account, created_role_policies(run, account))))
+    parts = [ensure(ManagedPolicy(run, name, document)) for name, document in deploy_policy_parts(run, account).items()]
+    deploy = ("Runs the go-live runbook for this environment", deploy_trust(run, account), {})
     records = {}
-    for component, (description, trust, policies) in role_specs(run, run.account_id()).items():
-        outcome = ensure(IamRole(run, component, description, trust, policies))
+    for component, (description, trust, policies) in {"deploy": deploy, **role_specs(run, account)}.items():
+        attached = [ManagedPolicy(run, f"deploy-{n}").arn for n in range(1, len(parts) + 1)] if component == "deploy" else []
+        outcome = ensure(IamRole(run, component, description, trust, policies, attached=attached))
         records[component] = RoleRecord(
             name=resource_name(run.env_name, component), id=outcome.id, arn=outcome.id, change=outcome.change
         )
@@ -271,14 +377,12 @@ def audit_role_privileges(run: Run, roles: dict[str, RoleRecord]) -> tuple[bool 
     for component, record in roles.items():
         if not record.arn:
             return None, f"{record.name} does not exist yet"
-        names = iam.list_role_policies(RoleName=record.name)["PolicyNames"]
-        documents = {n: iam.get_role_policy(RoleName=record.name, PolicyName=n)["PolicyDocument"] for n in names}
+        documents = permissions.role_documents(iam, record.name)  # inline and customer-managed attached
         attached = [p["PolicyName"] for p in iam.list_attached_role_policies(RoleName=record.name)["AttachedPolicies"]]
         statements = sum(len(d.get("Statement", [])) for d in documents.values())
-        shown.append(f"{component}: {statements} statements in {', '.join(names) or 'no inline policy'}"
-                     + (f", attached {', '.join(attached)}" if attached else ""))
+        shown.append(f"{component}: {statements} statements in {', '.join(documents) or 'no policy'}")
         problems += privilege_problems(component, documents, attached)
     return not problems, "; ".join(problems + shown)
 
 
-TEARDOWN_ORDER: list[type[Resource]] = [IamRole]
+TEARDOWN_ORDER: list[type[Resource]] = [IamRole, ManagedPolicy]

@@ -42,10 +42,9 @@ def storage_environment(run: Run, buckets: dict[str, BucketRecord]) -> dict[str,
     }
     target = run.target
     if target.is_sandbox:
-        from golive.aws import SANDBOX_CREDENTIALS
-
-        environment.update(AWS_S3_ENDPOINT_URL=target.endpoint_url, AWS_ACCESS_KEY_ID=SANDBOX_CREDENTIALS["aws_access_key_id"],
-                           AWS_SECRET_ACCESS_KEY=SANDBOX_CREDENTIALS["aws_secret_access_key"])
+        # The run's own identity (the sandbox's keys, or the role the run acts as), so the uploads are
+        # checked against the same policies as every other call.
+        environment.update(AWS_S3_ENDPOINT_URL=target.endpoint_url, **run.aws.credentials())
     elif target.profile:
         environment["AWS_PROFILE"] = target.profile
     return environment

@@ -256,7 +256,12 @@ def test_the_deploy_role_cannot_widen_its_own_rights(aws):
     infrastructure(environment="sandbox", sandbox=True)
     iam = prepare().client("iam")
     role = iam.get_role(RoleName="golive-sandbox-deploy")["Role"]
-    policy = iam.get_role_policy(RoleName="golive-sandbox-deploy", PolicyName="deploy")["PolicyDocument"]
-    [deny] = [s for s in policy["Statement"] if s["Effect"] == "Deny"]
+    # The generated policy, in managed parts (golive/permissions.py); the Deny is in one of them.
+    statements = []
+    for attached in iam.list_attached_role_policies(RoleName="golive-sandbox-deploy")["AttachedPolicies"]:
+        version = iam.get_policy(PolicyArn=attached["PolicyArn"])["Policy"]["DefaultVersionId"]
+        statements += iam.get_policy_version(PolicyArn=attached["PolicyArn"], VersionId=version)["PolicyVersion"]["Document"]["Statement"]
+    assert statements and not iam.list_role_policies(RoleName="golive-sandbox-deploy")["PolicyNames"]
+    [deny] = [s for s in statements if s["Effect"] == "Deny"]
     assert deny["Resource"] == role["Arn"]
     assert {"iam:PutRolePolicy", "iam:AttachRolePolicy", "iam:UpdateAssumeRolePolicy"} <= set(deny["Action"])

@@ -19,9 +19,13 @@ def test_destroy_leaves_nothing_and_deletes_in_an_order_aws_accepts(aws, tmp_pat
     run.aws.log.clear()
 
     plan = teardown(environment=str(per_az), sandbox=True, mode="plan")
-    # Everything but the validation records (they go with their zone), plus a second NAT and address, and
-    # the generation of the environment's client tokens (golive/generation.py), forgotten first.
-    expected = sum(EXPECTED_SINGLE_NAT.values()) - EXPECTED_SINGLE_NAT["validation_records"] + 2 + 1
+    # Everything but the validation records (they go with their zone), plus a second NAT and address, the
+    # generation of the environment's client tokens (golive/generation.py, forgotten first), and the managed
+    # policies (the boundary and the deploy role's generated policy in parts).
+    from tasks.security import deploy_policy_parts
+
+    policies = 1 + len(deploy_policy_parts(run, run.account_id()))
+    expected = sum(EXPECTED_SINGLE_NAT.values()) - EXPECTED_SINGLE_NAT["validation_records"] + 2 + 1 + policies
     assert Summary.of(plan.changes).delete + Summary.of(plan.changes).skipped == expected
     assert run.aws.log.writes() == [], "planning a teardown writes nothing"
 

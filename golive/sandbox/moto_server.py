@@ -25,16 +25,18 @@ def install_emulation() -> None:
     """Where moto falls short of what the runbook needs AWS to do, the sandbox emulates it (DESIGN.md,
     "One code path"): ECR keeps pushed blobs, ECS runs tasks, RDS gives its instance a real login,
     ElastiCache deletes subnet groups and finishes deleting replication groups, a deregistered scalable
-    target takes its scaling policies and their alarms with it; and, when asked, resources take as long
+    target takes its scaling policies and their alarms with it; IAM, when enforcement is turned on, checks
+    the actions AWS would (iam_emulation.py says what it cannot); and, when asked, resources take as long
     as AWS's."""
     from golive.sandbox import (autoscaling_emulation, ecr_emulation, ecs_emulation, elasticache_emulation,
-                                rds_emulation, transitions)
+                                iam_emulation, rds_emulation, transitions)
 
     autoscaling_emulation.install()
     ecr_emulation.install()
     elasticache_emulation.install()
     ecs_emulation.install()
     rds_emulation.install()
+    iam_emulation.install()
     transitions.install()  # last: it wraps the create calls the others may have replaced
 
 
