@@ -25,8 +25,10 @@ from tasks.database import DatabaseRecord
 from tasks.storage import BucketRecord
 
 
-# Characters that need quoting in a shell, a URL or a connection string are left out of generated values.
-PASSWORD_EXCLUDES = "\"'\\`$/@:?#%&=+ "
+# Characters a generated value never holds: those that need quoting in a shell, a URL or a connection
+# string, and '*' and '?', which an ALB condition reads as wildcards (the origin header's value is one:
+# tasks/load_balancer.py).
+PASSWORD_EXCLUDES = "\"'\\`$/@:?*#%&=+ "
 
 
 def fingerprint(value: str) -> str:

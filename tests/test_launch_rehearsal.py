@@ -196,3 +196,21 @@ def test_a_record_that_points_elsewhere_fails_the_dns_checks_on_real_answers(aws
     locations = check_public_resolvers.fn(run, layout, 100)
     assert locations.ok is False and "over UDP" in locations.evidence and "over TCP" in locations.evidence
     assert "answers point at neither target" in locations.evidence
+
+
+def test_the_sandboxs_alb_reads_only_star_and_question_mark_as_wildcards():
+    """A generated origin secret may hold '[' and ']': the ALB compares them literally (fnmatch read them as
+    a class, and the sandbox's ALB answered CloudFront's own requests 403 now and then)."""
+    from golive.sandbox.edge import aws_wildcard_matches, choose_rule
+
+    secret = "ab[c]d{e}f!"
+    assert aws_wildcard_matches(secret, secret, case_sensitive=False)
+    assert not aws_wildcard_matches("abcd{e}f!", secret, case_sensitive=False)
+    assert aws_wildcard_matches("API.Example.test", "*.example.test", case_sensitive=False)
+    assert not aws_wildcard_matches("/Static/app.js", "/static/*", case_sensitive=True)
+    assert aws_wildcard_matches("/static/a.js", "/static/?.js", case_sensitive=True)
+    verify = {"Priority": "1", "Actions": [{"Type": "forward"}], "Conditions": [
+        {"Field": "http-header", "HttpHeaderConfig": {"HttpHeaderName": "X-Origin-Verify", "Values": [secret]}}]}
+    refuse = {"Priority": "default", "Actions": [{"Type": "fixed-response"}], "Conditions": []}
+    assert choose_rule([verify, refuse], "h", "/", {"X-Origin-Verify": secret}) is verify
+    assert choose_rule([verify, refuse], "h", "/", {"X-Origin-Verify": "abcd{e}f!"}) is refuse

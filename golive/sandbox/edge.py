@@ -30,10 +30,10 @@ CloudFront listener, *.elb.amazonaws.com the ALB's, *.localhost the previous sit
 
 from __future__ import annotations
 
-import fnmatch
 import functools
 import http.client
 import json
+import re
 import socket
 import ssl
 import sys
@@ -193,18 +193,27 @@ DISTRIBUTIONS = Cached(_distributions)
 # Listener rules, as the ALB evaluates them
 
 
+def aws_wildcard_matches(value: str, pattern: str, case_sensitive: bool) -> bool:
+    """An ALB condition value or a CloudFront path pattern: '*' (any run of characters) and '?' (one character) are its only wildcards;
+    every other character, '[' and ']' included, stands for itself (fnmatch would read '[...]' as a class,
+    and refuse a secret header value that happens to hold brackets)."""
+    regex = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
+    return re.fullmatch(regex, value, 0 if case_sensitive else re.IGNORECASE) is not None
+
+
 def _condition_matches(condition: dict, host: str, path: str, headers) -> bool:
+    # AWS: host-header and http-header values compare case-insensitively, path patterns case-sensitively.
     field = condition["Field"]
     if field == "host-header":
         values = condition.get("HostHeaderConfig", {}).get("Values") or condition.get("Values", [])
-        return any(fnmatch.fnmatchcase(host.lower(), v.lower()) for v in values)
+        return any(aws_wildcard_matches(host, v, case_sensitive=False) for v in values)
     if field == "path-pattern":
         values = condition.get("PathPatternConfig", {}).get("Values") or condition.get("Values", [])
-        return any(fnmatch.fnmatchcase(path, v) for v in values)
+        return any(aws_wildcard_matches(path, v, case_sensitive=True) for v in values)
     if field == "http-header":
         config = condition["HttpHeaderConfig"]
         value = headers.get(config["HttpHeaderName"])
-        return value is not None and any(fnmatch.fnmatchcase(value, v) for v in config["Values"])
+        return value is not None and any(aws_wildcard_matches(value, v, case_sensitive=False) for v in config["Values"])
     return False  # a condition the sandbox does not evaluate matches nothing, rather than everything
 
 
@@ -420,7 +429,7 @@ def _distribution_for(name: str | None) -> dict | None:
 
 def _behaviour(config: dict, path: str) -> dict:
     for behaviour in config.get("CacheBehaviors", {}).get("Items", []):
-        if fnmatch.fnmatchcase(path, behaviour["PathPattern"]):
+        if aws_wildcard_matches(path, behaviour["PathPattern"], case_sensitive=True):
             return behaviour
     return config["DefaultCacheBehavior"]
 
