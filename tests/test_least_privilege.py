@@ -100,6 +100,18 @@ def test_the_deploy_trust_follows_the_environment_file(aws, tmp_path):
     assert trust[2]["Principal"] == {"AWS": f"arn:aws:iam::{ACCOUNT}:role/golive/sandbox/golive-sandbox-ci"}
 
 
+def test_every_operation_the_source_can_call_is_in_the_policy():
+    """Drift repair, tag restore, resume, failover and alerts are paths a recorded run does not take: the
+    source is read for every client call, and each joins the policy (step "other-code-paths")."""
+    recorded = permissions.recorded()
+    assert recorded[permissions.OTHER_CODE_PATHS] == permissions.other_code_paths(recorded), \
+        "the source calls operations the policy lacks: run `python -m golive.permissions paths`"
+    actions = permissions.deploy_actions()
+    for operation in ("elbv2.ModifyListener", "ec2.CreateTags", "sns.Publish", "rds.RebootDBInstance",
+                      "secretsmanager.RestoreSecret"):
+        assert set(permissions.actions_of([operation])) <= actions, operation
+
+
 def test_docs_permissions_md_is_up_to_date():
     assert permissions.DOCS.read_text() == permissions.render_docs(), \
         "docs/permissions.md is stale: run `python -m golive.permissions docs`"
