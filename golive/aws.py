@@ -193,10 +193,14 @@ class Aws:
 
     def _remember_creates(self, http_response, parsed: dict, model, context: dict | None = None, **_: Any) -> None:
         """What a successful create named and returned: a NotFound for it soon after is AWS catching up."""
-        from golive.transient import CREATING_PREFIXES, RECENT_CREATES
+        from golive.transient import CREATING_PREFIXES, DELETING_PREFIXES, RECENT_CREATES
 
-        if model.name.startswith(CREATING_PREFIXES) and http_response.status_code < 300:
+        if http_response.status_code >= 300:
+            return
+        if model.name.startswith(CREATING_PREFIXES):
             RECENT_CREATES.remember((context or {}).get("golive_params"), parsed)
+        elif model.name.startswith(DELETING_PREFIXES):
+            RECENT_CREATES.forget((context or {}).get("golive_params"))
 
     def check_reachable(self, timeout: float = 3.0) -> str:
         """One call, one attempt, a short connect timeout: does the endpoint answer, and with which

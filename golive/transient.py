@@ -48,6 +48,8 @@ NOT_YET_VISIBLE_FIRST_DELAY = float(os.environ.get("GOLIVE_NOT_YET_VISIBLE_DELAY
 # Operations that make something (their request names and response ids are remembered for the window).
 CREATING_PREFIXES = ("Create", "Run", "Allocate", "Register", "Request", "Copy", "Restore", "Import", "Put",
                      "Issue", "Associate", "Attach")
+# Operations that remove what they name (forgotten at once).
+DELETING_PREFIXES = ("Delete", "Deregister", "Release", "Terminate", "Remove", "Disassociate", "Detach")
 
 
 class RecentCreates:
@@ -73,15 +75,28 @@ class RecentCreates:
             return any(now - self._seen.get(token, -1e9) <= EVENTUAL_CONSISTENCY_SECONDS
                        for token in _tokens(message))
 
+    def forget(self, *values: Any) -> None:
+        """What a delete named is gone: a NotFound for it now is the answer, not AWS catching up (a discover
+        right after a destroy must not wait 15 s per call)."""
+        with self._lock:
+            for value in _strings(values):
+                self._seen.pop(value, None)
+
     def clear(self) -> None:
         with self._lock:
             self._seen.clear()
 
 
+# Keys whose values are not identifiers: tags ("sandbox", "golive") and free text would otherwise make a
+# NotFound that merely mentions the environment look like AWS catching up.
+_NOT_IDENTIFIERS = {"Tags", "TagList", "tags", "TagSpecifications", "Description", "description", "Value",
+                    "SecretString", "PolicyDocument", "AssumeRolePolicyDocument", "DashboardBody"}
+
+
 def _strings(values: Iterable[Any]) -> Iterable[str]:
     for value in values:
         if isinstance(value, dict):
-            yield from _strings(value.values())
+            yield from _strings(v for k, v in value.items() if k not in _NOT_IDENTIFIERS)
         elif isinstance(value, (list, tuple)):
             yield from _strings(value)
         elif isinstance(value, str) and 4 <= len(value) <= 2048 and " " not in value:

@@ -76,8 +76,11 @@ def prefect_api():
 @pytest.fixture
 def aws(sandbox, prefect_api):
     """An empty emulator and fresh clients (so call logs start at zero)."""
+    from golive.transient import RECENT_CREATES
+
     request = urllib.request.Request(f"{sandbox}/moto-api/reset", method="POST")
     urllib.request.urlopen(request).close()
+    RECENT_CREATES.clear()  # the emulator forgot everything: a NotFound now is not AWS catching up
     forget_clients()
     yield sandbox
     forget_clients()
