@@ -30,7 +30,7 @@ $(STAMP): pyproject.toml requirements.lock
 # subprocesses as much as it computes, so two workers on two cores take 9-10 min where one took 16-17.
 test: install
 	@mkdir -p $(PREFECT_HOME)
-	$(BIN)/python -m pytest -n 2 --dist loadfile $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n 2 --dist loadfile -m "not soak" $(PYTEST_ARGS)
 
 # The whole go-live on the sandbox, run as production runs it: the emulated AWS control plane and the local
 # data plane, a local Prefect server and worker, the go-live/$(ENV) deployment run, watched, and reported.
@@ -39,6 +39,7 @@ test: install
 # plan that exits 0. SOAK_SEED=n replays a run. Its own sandbox in .golive/soak, stopped at the end.
 soak: install
 	$(BIN)/python -m tests.soak
+	$(BIN)/python -m pytest -m soak
 
 go-live: install
 	@mkdir -p $(PREFECT_HOME)

@@ -104,7 +104,17 @@ class SandboxBackups:
         return Scratch(name=name, database_url=_replace_database(self.url, name), seconds=time.monotonic() - started)
 
     def remove(self, scratch: Scratch) -> None:
-        _run([_pg("dropdb"), "--if-exists", "--force", *_connection_args(self.url), scratch.name], self.url)
+        # --force ends the copy's sessions, but not an autovacuum worker that PostgreSQL started on the fresh
+        # copy (its own process: "permission denied to terminate process" for the owner, who is not a
+        # superuser, as on RDS). Such a worker is done within moments: try again, a few times.
+        for attempt in range(6):
+            try:
+                _run([_pg("dropdb"), "--if-exists", "--force", *_connection_args(self.url), scratch.name], self.url)
+                return
+            except RuntimeError as error:
+                if "permission denied to terminate process" not in str(error) or attempt == 5:
+                    raise
+                time.sleep(0.5 * 2 ** attempt)
 
     def leftovers(self) -> list[Scratch]:
         with psycopg.connect(self.url) as connection:

@@ -28,11 +28,13 @@ def golive(*args: str, exit_code: int = 0) -> str:
     return " ".join(done.output.split())
 
 
-@pytest.mark.slow
-def test_apply_destroy_apply_destroy_apply_every_phase(aws, empty_database, prefect_api):
+# `make test` applies, destroys and applies again (what a user resetting the sandbox does); `make soak` runs
+# the full apply, destroy, apply, destroy, apply (about 6 min on this machine).
+@pytest.mark.parametrize("applies", [pytest.param(2, marks=pytest.mark.slow), pytest.param(3, marks=pytest.mark.soak)])
+def test_apply_destroy_apply_destroy_apply_every_phase(aws, empty_database, prefect_api, applies):
     run = prepare()
     generations, tokens = [], []
-    for round_ in range(3):
+    for round_ in range(applies):
         run.aws.log.clear()
         applied = golive("apply", "sandbox")
         assert "Apply complete:" in applied, applied[-2000:]
@@ -43,7 +45,7 @@ def test_apply_destroy_apply_destroy_apply_every_phase(aws, empty_database, pref
                 for c in run.aws.log.calls if c.operation in TOKENED}
         assert set(sent) == TOKENED, sent
         tokens.append(sent)
-        if round_ == 2:
+        if round_ == applies - 1:
             break
         destroyed = golive("destroy", "sandbox")
         assert "Destroy complete:" in destroyed
@@ -55,10 +57,10 @@ def test_apply_destroy_apply_destroy_apply_every_phase(aws, empty_database, pref
         assert f"kept: RDS final snapshot {finals[-1]}" in destroyed
         assert generation.current(run) is None, "the destroy forgot the generation before deleting anything"
     # Each apply after a destroy drew a new generation, so its client tokens were new too.
-    assert len(set(generations)) == 3 and None not in generations
+    assert len(set(generations)) == applies and None not in generations
     for operation in TOKENED:
-        assert len({sent[operation] for sent in tokens}) == 3, [sent[operation] for sent in tokens]
-    # ... and the third apply converged: a plan of every phase has nothing to do.
+        assert len({sent[operation] for sent in tokens}) == applies, [sent[operation] for sent in tokens]
+    # ... and the last apply converged: a plan of every phase has nothing to do.
     golive("plan", "sandbox", exit_code=0)
 
 
