@@ -23,6 +23,8 @@ import hashlib
 import re
 import secrets
 
+from botocore.exceptions import ClientError
+
 from golive.changes import Action, Change
 from golive.naming import parameter_name, tag_list
 from golive.run import Run
@@ -40,7 +42,9 @@ def current(run: Run) -> str | None:
     ssm = run.client("ssm")
     try:
         return ssm.get_parameter(Name=_parameter(run))["Parameter"]["Value"]
-    except ssm.exceptions.ParameterNotFound:
+    except ClientError as error:  # by code: a refreshed client has its own exception classes
+        if error.response.get("Error", {}).get("Code") != "ParameterNotFound":
+            raise
         return None
 
 
@@ -76,7 +80,9 @@ def forget(run: Run) -> Change | None:
         ssm = run.client("ssm")
         try:
             ssm.delete_parameter(Name=name)
-        except ssm.exceptions.ParameterNotFound:
+        except ClientError as error:  # by code: a refreshed client has its own exception classes
+            if error.response.get("Error", {}).get("Code") != "ParameterNotFound":
+                raise
             return None  # another destroy forgot it first
     change = Change(action=Action.DELETE, kind="ssm-parameter", name=name, id=name,
                     note="the generation in client tokens: the next apply draws a new one")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from botocore.exceptions import ClientError
 from prefect import task
 
 from golive.changes import Record
@@ -41,7 +42,9 @@ class CostEstimate(Parameter):
     def deployed(self) -> CostInputs | None:
         try:
             item = self.ssm.get_parameter(Name=self.parameter)["Parameter"]
-        except self.ssm.exceptions.ParameterNotFound:
+        except ClientError as error:  # by code: a refreshed client has its own exception classes
+            if error.response.get("Error", {}).get("Code") != "ParameterNotFound":
+                raise
             return None
         return CostInputs.from_json(item["Value"])
 
