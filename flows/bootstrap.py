@@ -18,6 +18,7 @@ from __future__ import annotations
 from prefect import flow
 
 from golive.changes import Action, Change, collect_changes
+from golive.emulator import cannot_observe
 from golive.report import PhaseResult, deliverable, finish_phase, publish
 from golive.resource import Resource, remove_all
 from golive.run import Mode, Run
@@ -88,6 +89,7 @@ def bootstrap_deliverables(run: Run, inputs: PoolInputs, outputs: dict) -> list:
     off = sorted(k for k, v in wanted.items() if held.get(k) != v)
     image, results, deployments = outputs["image"], outputs["results"], outputs["deployments"]
     commands = outputs["commands"]
+    cannot_run = cannot_observe(run, "ecs-worker")
     return [
         deliverable("bootstrap", "ECS work pool's job variables are Phase 1's outputs", not planned and not off,
                     f"{pool}: read back from the Prefect API: " + (f"differs in {', '.join(off)}" if off else
@@ -101,11 +103,8 @@ def bootstrap_deliverables(run: Run, inputs: PoolInputs, outputs: dict) -> list:
                     f"{results.block_slug} -> s3://{results.bucket}", planned=planned),
         deliverable("bootstrap", "Deployments registered from prefect.yaml", all(d.id for d in deployments),
                     ", ".join(f"{d.name} on {d.work_pool}" for d in deployments), planned=planned),
-        # The sandbox's ECS (moto) runs no containers: its go-live runs on the local process pool instead.
-        deliverable("bootstrap", "A worker can run the go-live", None if run.target.is_sandbox else bool(commands),
-                    ("sandbox: moto's ECS starts no containers, so the ECS pool is made and checked but no ECS "
-                     "worker can run a flow on it; the sandbox's go-live runs on its process pool: "
-                     if run.target.is_sandbox else "") + (commands.get("worker") or "no go-live deployment declared"),
+        deliverable("bootstrap", "A worker can run the go-live", None if cannot_run else bool(commands),
+                    (f"{cannot_run}: " if cannot_run else "") + (commands.get("worker") or "no go-live deployment declared"),
                     planned=planned),
     ]
 

@@ -43,6 +43,12 @@ class AwsTarget(BaseModel):
     def is_sandbox(self) -> bool:
         return self.endpoint_url is not None
 
+    @property
+    def fixed_keys(self) -> dict[str, str]:
+        """Keys anyone may write down: the sandbox's well-known fake ones; against AWS none (a block or a
+        worker then takes its identity from its environment, never from keys stored by golive)."""
+        return dict(SANDBOX_CREDENTIALS) if self.is_sandbox else {}
+
     def describe(self) -> str:
         acting = f" as {self.role_arn}" if self.role_arn else ""
         if self.is_sandbox:
@@ -132,7 +138,7 @@ class Aws:
     def _base_session(target: AwsTarget) -> boto3.Session:
         if target.is_sandbox:
             # Explicit fake keys: the sandbox must never pick up (or leak) a real profile.
-            return boto3.Session(region_name=target.region, **SANDBOX_CREDENTIALS)
+            return boto3.Session(region_name=target.region, **target.fixed_keys)
         if target.credentials_block:
             from prefect_aws import AwsCredentials
 

@@ -8,6 +8,8 @@ from golive.run import Run
 
 MOTO = "sandbox: moto 5.2.5"
 LIMITS = {
+    "ecs-worker": "sandbox: the ECS work pool is made and its job variables checked, but no ECS worker is run "
+                  "against it (the sandbox's go-live runs on its local process pool), so no flow has run on it",
     "web-identity-trust": f"{MOTO} stores the trust policy but never checks a web-identity token",
     "alarm-evaluation": f"{MOTO} never evaluates alarms (the wiring is proven by setting an alarm's state: "
                         "the cutover and post-launch monitoring react)",

@@ -245,11 +245,14 @@ def _docker(*args: str, timeout: int = 1800) -> str:
     return done.stdout
 
 
-def build_image(run: Run, component: str, image: str) -> int:
-    """docker build from the app repository; returns the image's size in bytes (checked before the push)."""
-    app = run.environment.app.directory
-    _docker("build", "--pull", "-t", image, "-f", str(app / BUILD_CONTEXTS[component] / "Dockerfile"),
-            str(app / BUILD_CONTEXTS[component]))
+def build_context(run: Run, component: str) -> Path:
+    """Where an app image is built from: its directory in the app repository (BUILD_CONTEXTS)."""
+    return run.environment.app.directory / BUILD_CONTEXTS[component]
+
+
+def build_image(run: Run, context: Path, image: str) -> int:
+    """docker build of the context's Dockerfile; returns the image's size in bytes (checked before the push)."""
+    _docker("build", "--pull", "-t", image, "-f", str(context / "Dockerfile"), str(context))
     return int(_docker("image", "inspect", "--format", "{{.Size}}", image).strip())
 
 
@@ -304,17 +307,20 @@ def find_image(run: Run, component: str, repository_uri: str | None, tag: str) -
     return None
 
 
-def publish_image(run: Run, component: str, repository: RepositoryRecord, tag: str) -> ImageRecord:
+def publish_image(run: Run, component: str, repository: RepositoryRecord, tag: str,
+                  context: Path | None = None) -> ImageRecord:
     """The image for `tag`: found in ECR (nothing to do); else registered (sandbox), built and pushed (a
-    Docker engine answers), or the file's prebuilt reference. The plan's size limit is checked before
-    anything is sent, wherever the size can be known."""
+    Docker engine answers), or the file's prebuilt reference (app.images.<component>). The plan's size limit
+    is checked before anything is sent, wherever the size can be known. context: where the image is built
+    from (default: the app's, build_context)."""
+    context = context or build_context(run, component)
     in_ecr = find_image(run, component, repository.uri, tag) if repository.id else None
     if in_ecr is not None and in_ecr.source == "in ECR":
         return _checked_size(run, in_ecr)
     name = f"{resource_name(run.env_name, component)}:{tag}"
     uri = f"{repository.uri}:{tag}"
     if run.target.is_sandbox:
-        manifest, size, blobs = sandbox_manifest(run.environment.app.directory / BUILD_CONTEXTS[component], component, tag)
+        manifest, size, blobs = sandbox_manifest(context, component, tag)
         record = _checked_size(run, _record(run, component, tag, uri, "sandbox manifest",
                                             Change(action=Action.CREATE, kind="container-image", name=name,
                                                    note="sandbox manifest"), size=size))
@@ -328,7 +334,7 @@ def publish_image(run: Run, component: str, repository: RepositoryRecord, tag: s
         record = _record(run, component, tag, uri, "docker build",
                          Change(action=Action.CREATE, kind="container-image", name=name, note="docker build"))
         if run.applying and repository.id:
-            size = build_image(run, component, uri)
+            size = build_image(run, context, uri)
             record = _checked_size(run, record.model_copy(update={"size_bytes": size}))  # before the push
             digest = push_image(run, uri)
             record = record.model_copy(update={"id": digest, "digest": digest,

@@ -13,7 +13,6 @@ from typing import Any
 
 from prefect import task
 
-from golive.aws import SANDBOX_CREDENTIALS
 from golive.changes import Record
 from golive.resource import Found, Resource, ensure
 from golive.retry import AWS_STEP
@@ -62,8 +61,7 @@ class ResultsBlock(Resource):
     def _block(self):
         from prefect_aws import AwsClientParameters, AwsCredentials, S3Bucket
 
-        keys = SANDBOX_CREDENTIALS if self.run.target.is_sandbox else {}
-        credentials = AwsCredentials(region_name=self.run.environment.region, **keys,
+        credentials = AwsCredentials(region_name=self.run.environment.region, **self.run.target.fixed_keys,
                                      aws_client_parameters=AwsClientParameters(endpoint_url=self.run.target.endpoint_url))
         return S3Bucket(bucket_name=self.bucket, credentials=credentials)
 

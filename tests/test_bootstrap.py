@@ -7,6 +7,8 @@ from __future__ import annotations
 import re
 import subprocess
 
+import pytest
+
 from tests.conftest import GOLIVE, REPO, cli_env, prepare
 
 
@@ -42,12 +44,8 @@ def test_bootstrap_twice_changes_nothing_and_the_pool_carries_phase_1(aws, prefe
     creates = {(c.kind, c.name) for c in planned.changes if c.action.value == "create"}
     assert {("work-pool", "golive-sandbox-ecs"), ("prefect-block", "golive-sandbox-results"),
             ("ecr-repository", "golive-sandbox-runbook"), ("runbook-cluster", "golive-sandbox-runbook")} <= creates
-    with get_client(sync_client=True) as client:
-        try:
-            client.read_work_pool("golive-sandbox-ecs")
-            raise AssertionError("the plan made the work pool")
-        except ObjectNotFound:
-            pass
+    with get_client(sync_client=True) as client, pytest.raises(ObjectNotFound):  # the plan made no work pool
+        client.read_work_pool("golive-sandbox-ecs")
 
     first = _bootstrap(prefect_api)
     assert "Start a worker:   prefect worker start --pool golive-sandbox --type process" in first

@@ -61,11 +61,10 @@ def test_a_run_elsewhere_holding_the_prefect_limit_is_named(prefect_api, monkeyp
     @flow(name="go-live")
     def remote(environment: str = "elsewhere"):
         with concurrency(LIMIT_PREFIX + "elsewhere", occupy=1, strict=True):
-            try:
+            with pytest.raises(EnvironmentBusy) as busy:
                 with hold_environment("elsewhere", "a local apply"):
                     pass
-            except EnvironmentBusy as error:
-                refused["message"] = str(error)
+            refused["message"] = str(busy.value)
         from prefect.context import FlowRunContext
 
         return str(FlowRunContext.get().flow_run.id)
