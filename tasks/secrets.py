@@ -14,7 +14,7 @@ from typing import Any, Callable
 from prefect import task
 
 from golive import dataplane
-from golive.changes import KNOWN_AFTER_APPLY, Record
+from golive.changes import KNOWN_AFTER_APPLY, KnownAfterApply, Record
 from golive.generation import is_generation
 from golive.naming import ENVIRONMENT_TAG, MANAGED_BY, MANAGED_BY_TAG, parameter_name, secret_name, tag_list
 from golive.resource import Found, Resource, ensure, owned_by
@@ -218,10 +218,11 @@ def origin_verify_values(run: Run) -> list[str]:
 @task(**AWS_STEP)
 def ensure_origin_verify(run: Run) -> list[str]:
     """The origin header's secret, generated once; returns its values for the ALB's rules and CloudFront.
-    In a plan before it exists, a placeholder (the diff shows the rules will require the header)."""
+    In a plan before it exists, a placeholder of its own type (the diff shows the rules will require the
+    header): a generated value may start with any character, so no text could mark "not yet" safely."""
     secret = origin_verify_secret(run)
     ensure(secret)
-    return origin_verify_values(run) or ["(generated on apply)"]
+    return origin_verify_values(run) or [KnownAfterApply("(generated on apply)")]
 
 
 def redis_url_secret(run: Run, url: Callable[[], str | None]) -> Secret:
