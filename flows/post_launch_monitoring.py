@@ -29,6 +29,7 @@ from prefect.artifacts import create_markdown_artifact, create_progress_artifact
 from pydantic import BaseModel
 
 import golive.probes as probes  # through the module, so a test can swap in a failing probe
+from golive.aws_errors import aws_error
 from golive.backups import AwsBackups
 from golive.naming import ENVIRONMENT_TAG, resource_name
 from golive.report import PhaseResult, artifact_key, deliverable, publish
@@ -114,7 +115,7 @@ def alb_figures(run: Run, start: datetime.datetime, end: datetime.datetime) -> F
     elbv2 = run.client("elbv2")
     try:
         balancer = elbv2.describe_load_balancers(Names=[name])["LoadBalancers"][0]
-    except elbv2.exceptions.LoadBalancerNotFoundException:
+    except aws_error("LoadBalancerNotFound"):
         return Figures(requests=None, errors=None, error_rate=None, p95_ms=None,
                        source=f"ALB {name} not found: no ALB metrics (Phase 3 makes it)")
     dimension = [{"Name": "LoadBalancer", "Value": balancer["LoadBalancerArn"].split(":loadbalancer/", 1)[1]}]
@@ -196,7 +197,7 @@ def backups_running(run: Run) -> Check:
     rds = run.client("rds")
     try:
         described = rds.describe_db_instances(DBInstanceIdentifier=instance)["DBInstances"][0]
-    except rds.exceptions.DBInstanceNotFoundFault:
+    except aws_error("DBInstanceNotFound"):
         return Check(name="backups", ok=False, evidence=f"RDS instance {instance} not found")
     retention = described.get("BackupRetentionPeriod", 0)
     latest = AwsBackups(run).latest_automated()
@@ -216,7 +217,7 @@ def spending_began(run: Run) -> datetime.date | None:
     rds = run.client("rds")
     try:
         instance = rds.describe_db_instances(DBInstanceIdentifier=resource_name(run.env_name, "postgres"))["DBInstances"][0]
-    except rds.exceptions.DBInstanceNotFoundFault:
+    except aws_error("DBInstanceNotFound"):
         return None
     created = instance.get("InstanceCreateTime")
     return created.date() if created else None

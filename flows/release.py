@@ -27,8 +27,9 @@ import json
 from prefect import flow, task
 from pydantic import BaseModel
 
+from golive.aws_errors import aws_error
 from golive.changes import Action, Change, Record
-from golive.naming import ENVIRONMENT_TAG, parameter_name, resource_name, tag_list
+from golive.naming import ENVIRONMENT_TAG, parameter_name, tag_list
 from golive.report import PhaseResult, deliverable, publish
 from golive.retry import AWS_STEP
 from golive.run import Run
@@ -121,7 +122,7 @@ def rollback_in_progress(run: Run) -> dict[str, RollbackStep] | None:
     ssm = run.client("ssm")
     try:
         value = ssm.get_parameter(Name=_rollback_parameter(run))["Parameter"]["Value"]
-    except ssm.exceptions.ParameterNotFound:
+    except aws_error("ParameterNotFound"):
         return None
     return {service: RollbackStep(**step) for service, step in json.loads(value).items()}
 
@@ -161,7 +162,7 @@ def finish_rollback(run: Run) -> None:
     ssm = run.client("ssm")
     try:
         ssm.delete_parameter(Name=_rollback_parameter(run))
-    except ssm.exceptions.ParameterNotFound:
+    except aws_error("ParameterNotFound"):
         pass
 
 

@@ -12,6 +12,7 @@ from urllib.parse import quote, urlparse
 
 from pydantic import BaseModel
 
+from golive.aws_errors import aws_error
 from golive.changes import KNOWN_AFTER_APPLY
 from golive.run import Run
 
@@ -99,7 +100,7 @@ def app_login(run: Run) -> dict | None:
     secrets = run.client("secretsmanager")
     try:
         value = secrets.get_secret_value(SecretId=secret_name(run.env_name, "database-login"))["SecretString"]
-    except secrets.exceptions.ResourceNotFoundException:
+    except aws_error("ResourceNotFoundException"):
         return None
     return json.loads(value)
 

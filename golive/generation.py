@@ -23,8 +23,7 @@ import hashlib
 import re
 import secrets
 
-from botocore.exceptions import ClientError
-
+from golive.aws_errors import aws_error
 from golive.changes import Action, Change
 from golive.naming import parameter_name, tag_list
 from golive.run import Run
@@ -42,9 +41,7 @@ def current(run: Run) -> str | None:
     ssm = run.client("ssm")
     try:
         return ssm.get_parameter(Name=_parameter(run))["Parameter"]["Value"]
-    except ClientError as error:  # by code: a refreshed client has its own exception classes
-        if error.response.get("Error", {}).get("Code") != "ParameterNotFound":
-            raise
+    except aws_error("ParameterNotFound"):
         return None
 
 
@@ -59,7 +56,7 @@ def generation(run: Run) -> str:
         ssm.put_parameter(Name=_parameter(run), Value=secrets.token_hex(4), Type="String", Overwrite=False,
                           Description="golive: the nonce in this environment's client tokens (golive/generation.py)",
                           Tags=tag_list(run.env_name, COMPONENT))
-    except ssm.exceptions.ParameterAlreadyExists:
+    except aws_error("ParameterAlreadyExists"):
         pass  # another run (or a killed attempt of this one) drew it first: use theirs
     return ssm.get_parameter(Name=_parameter(run))["Parameter"]["Value"]
 
@@ -80,9 +77,7 @@ def forget(run: Run) -> Change | None:
         ssm = run.client("ssm")
         try:
             ssm.delete_parameter(Name=name)
-        except ClientError as error:  # by code: a refreshed client has its own exception classes
-            if error.response.get("Error", {}).get("Code") != "ParameterNotFound":
-                raise
+        except aws_error("ParameterNotFound"):
             return None  # another destroy forgot it first
     change = Change(action=Action.DELETE, kind="ssm-parameter", name=name, id=name,
                     note="the generation in client tokens: the next apply draws a new one")

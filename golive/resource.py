@@ -14,6 +14,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from golive.aws_errors import aws_error
 from golive.changes import Action, Change, FieldChange, unknown_fields
 from golive.naming import (
     COMPONENT_TAG,
@@ -349,7 +350,7 @@ class NamedResource(Resource):
         operation, parameter, key = self.describe
         try:
             items = getattr(self.client, operation)(**{parameter: self.name})[key]
-        except self.client.exceptions.from_code(self.not_found):
+        except aws_error(self.not_found):
             return None
         return items[0] if items else None
 

@@ -19,6 +19,7 @@ from typing import Any
 from prefect import task
 from pydantic import BaseModel
 
+from golive.aws_errors import aws_error
 from golive.changes import Record
 from golive.naming import resource_name, tag_list
 from golive.resource import Found, Resource, ensure
@@ -122,7 +123,7 @@ class ErrorMetricFilter(Resource):
     def discover(self) -> Found | None:
         try:
             filters = self.logs.describe_metric_filters(logGroupName=self.log_group, filterNamePrefix=self.name)["metricFilters"]
-        except self.logs.exceptions.ResourceNotFoundException:
+        except aws_error("ResourceNotFoundException"):
             return None
         mine = next((f for f in filters if f["filterName"] == self.name), None)
         if mine is None:

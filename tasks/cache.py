@@ -12,6 +12,7 @@ from typing import Any, ClassVar
 
 from prefect import task
 
+from golive.aws_errors import aws_error
 from golive.changes import Record, known_after_apply
 from golive.naming import resource_name, tag_list
 from golive.resource import Found, NamedResource, Resource, ensure
@@ -153,7 +154,7 @@ class ReplicationGroup(CacheResource):
         members it does not let us describe; then the group's own fields are all we compare."""
         try:
             return self.elasticache.describe_cache_clusters(CacheClusterId=cluster_id)["CacheClusters"][0]
-        except self.elasticache.exceptions.CacheClusterNotFoundFault:
+        except aws_error("CacheClusterNotFound"):
             if not self.run.target.is_sandbox:
                 raise
             return {}

@@ -14,6 +14,7 @@ from typing import Any
 
 from prefect import task
 
+from golive.aws_errors import aws_error
 from golive.changes import KNOWN_AFTER_APPLY, Record, known_after_apply
 from golive.naming import ENVIRONMENT_TAG, parameter_name, resource_name, secret_name
 from golive.resource import Found, Resource, ensure
@@ -167,7 +168,7 @@ def secret_value_from(run: Run, name: str, json_key: str | None = None) -> str |
     secrets = run.client("secretsmanager")
     try:
         arn = secrets.describe_secret(SecretId=secret_name(run.env_name, name))["ARN"]
-    except secrets.exceptions.ResourceNotFoundException:
+    except aws_error("ResourceNotFoundException"):
         return None
     return f"{arn}:{json_key}::" if json_key else arn
 
@@ -388,7 +389,7 @@ class Service(PerService):
     def _describe(self) -> dict | None:
         try:
             services = self.ecs.describe_services(cluster=self.cluster, services=[self.name])["services"]
-        except self.ecs.exceptions.ClusterNotFoundException:
+        except aws_error("ClusterNotFoundException"):
             return None
         return next((s for s in services if s["status"] == "ACTIVE"), None)
 
@@ -642,7 +643,7 @@ def current_release_tag(run: Run) -> str:
     ssm = run.client("ssm")
     try:
         return ssm.get_parameter(Name=parameter_name(run.env_name, RELEASE_PARAMETER))["Parameter"]["Value"]
-    except ssm.exceptions.ParameterNotFound:
+    except aws_error("ParameterNotFound"):
         return run.environment.app.images.tag
 
 

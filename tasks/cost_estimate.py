@@ -14,9 +14,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from botocore.exceptions import ClientError
 from prefect import task
 
+from golive.aws_errors import aws_error
 from golive.changes import Record
 from golive.cost import CostChange, CostInputs, budget_problem, compare, estimate
 from golive.resource import Found, ensure
@@ -42,9 +42,7 @@ class CostEstimate(Parameter):
     def deployed(self) -> CostInputs | None:
         try:
             item = self.ssm.get_parameter(Name=self.parameter)["Parameter"]
-        except ClientError as error:  # by code: a refreshed client has its own exception classes
-            if error.response.get("Error", {}).get("Code") != "ParameterNotFound":
-                raise
+        except aws_error("ParameterNotFound"):
             return None
         return CostInputs.from_json(item["Value"])
 

@@ -14,6 +14,7 @@ from typing import Any
 from prefect import task
 from pydantic import BaseModel
 
+from golive.aws_errors import aws_error
 from golive.changes import Record
 from golive.naming import resource_name
 from golive.resource import Found, Resource, ensure
@@ -137,7 +138,7 @@ class Dashboard(Resource):
     def discover(self) -> Found | None:
         try:
             found = self.cloudwatch.get_dashboard(DashboardName=self.name)
-        except self.cloudwatch.exceptions.from_code("ResourceNotFound"):  # DashboardNotFoundError
+        except aws_error("ResourceNotFound"):  # DashboardNotFoundError
             return None
         return Found(id=found["DashboardArn"], component=self.component, raw={"DashboardName": self.name},
                      state={"body": json.loads(found["DashboardBody"])})

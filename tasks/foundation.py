@@ -11,6 +11,7 @@ from __future__ import annotations
 from prefect import task
 from pydantic import BaseModel
 
+from golive.aws_errors import aws_error
 from golive.changes import Action, Change
 from golive.naming import bucket_name, resource_name
 from golive.retry import AWS_STEP
@@ -78,7 +79,7 @@ def read_foundation(run: Run) -> Foundation:
     for role in ROLES:
         try:
             arn = iam.get_role(RoleName=resource_name(name, role))["Role"]["Arn"]
-        except iam.exceptions.NoSuchEntityException:
+        except aws_error("NoSuchEntity"):
             arn = None
         roles[role] = RoleRecord(name=resource_name(name, role), id=arn, arn=arn,
                                  change=_reference("iam-role", resource_name(name, role), arn))

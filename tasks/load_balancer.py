@@ -19,6 +19,7 @@ from typing import Any, ClassVar
 
 from prefect import task
 
+from golive.aws_errors import aws_error
 from golive.changes import Record, known_after_apply
 from golive.naming import ENVIRONMENT_TAG, resource_name, tag_list
 from golive.resource import Found, Resource, ensure
@@ -86,7 +87,7 @@ class LoadBalancer(ElbResource):
     def _find(self) -> dict | None:
         try:
             return self.elb.describe_load_balancers(Names=[self.name])["LoadBalancers"][0]
-        except self.elb.exceptions.LoadBalancerNotFoundException:
+        except aws_error("LoadBalancerNotFound"):
             return None
 
     def discover(self) -> Found | None:
@@ -179,7 +180,7 @@ class TargetGroup(ElbResource):
     def discover(self) -> Found | None:
         try:
             tg = self.elb.describe_target_groups(Names=[self.name])["TargetGroups"][0]
-        except self.elb.exceptions.TargetGroupNotFoundException:
+        except aws_error("TargetGroupNotFound"):
             return None
         attributes = {a["Key"]: a["Value"] for a in self.elb.describe_target_group_attributes(
             TargetGroupArn=tg["TargetGroupArn"])["Attributes"]}

@@ -11,6 +11,7 @@ from typing import Any
 
 from prefect import task
 
+from golive.aws_errors import aws_error
 from golive.changes import Record, known_after_apply
 from golive.naming import COMPONENT_TAG, ENVIRONMENT_TAG, resource_name, tag_list, tag_value
 from golive.resource import Found, Resource, ensure, owned_by
@@ -48,7 +49,7 @@ class AlertsTopic(Resource):
         arn = self._arn()
         try:
             attributes = self.sns.get_topic_attributes(TopicArn=arn)["Attributes"]
-        except self.sns.exceptions.NotFoundException:
+        except aws_error("NotFound"):
             return None
         return Found(id=arn, component=self.component, raw=attributes, state={
             "policy": json.loads(attributes.get("Policy", "{}")),
@@ -123,7 +124,7 @@ class MonthlyBudget(Resource):
     def discover(self) -> Found | None:
         try:
             budget = self.budgets.describe_budget(AccountId=self.account, BudgetName=self.name)["Budget"]
-        except self.budgets.exceptions.NotFoundException:
+        except aws_error("NotFoundException"):
             return None
         notifications = self.budgets.describe_notifications_for_budget(
             AccountId=self.account, BudgetName=self.name)["Notifications"]

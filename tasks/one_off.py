@@ -19,6 +19,7 @@ import uuid
 
 from pydantic import BaseModel
 
+from golive.aws_errors import aws_error
 from golive.run import Run, logger
 
 TIMEOUT_MINUTES = 30
@@ -99,7 +100,7 @@ def task_log(run: Run, task_definition: dict, task_arn: str) -> list[str]:
         try:
             page = logs.get_log_events(logGroupName=options["awslogs-group"], logStreamName=stream, startFromHead=True,
                                        **({"nextToken": token} if token else {}))
-        except logs.exceptions.ResourceNotFoundException:
+        except aws_error("ResourceNotFoundException"):
             return lines  # the task never started, so it never logged
         lines += [event["message"] for event in page["events"]]
         if not page["events"] or page.get("nextForwardToken") == token:

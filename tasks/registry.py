@@ -25,6 +25,7 @@ from typing import Any
 
 from prefect import task
 
+from golive.aws_errors import aws_error
 from golive.changes import Action, Change, Record
 from golive.naming import ENVIRONMENT_TAG, resource_name, tag_list
 from golive.resource import Found, Resource, ensure
@@ -63,13 +64,13 @@ class Repository(Resource):
     def _lifecycle(self) -> dict | None:
         try:
             return json.loads(self.ecr.get_lifecycle_policy(repositoryName=self.name)["lifecyclePolicyText"])
-        except self.ecr.exceptions.LifecyclePolicyNotFoundException:
+        except aws_error("LifecyclePolicyNotFoundException"):
             return None
 
     def discover(self) -> Found | None:
         try:
             repo = self.ecr.describe_repositories(repositoryNames=[self.name])["repositories"][0]
-        except self.ecr.exceptions.RepositoryNotFoundException:
+        except aws_error("RepositoryNotFoundException"):
             return None
         return Found(id=repo["repositoryUri"], component=self.component, raw=repo, state={
             "scan_on_push": repo["imageScanningConfiguration"]["scanOnPush"],
@@ -291,7 +292,7 @@ def find_image(run: Run, component: str, repository_uri: str | None, tag: str) -
         try:
             found = ecr.batch_get_image(repositoryName=resource_name(run.env_name, component),
                                         imageIds=[{"imageTag": tag}])["images"]
-        except ecr.exceptions.RepositoryNotFoundException:
+        except aws_error("RepositoryNotFoundException"):
             found = []
         if found:
             # The manifest's own figures: what ECR reports as the compressed size (moto reports the config's).

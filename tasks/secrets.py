@@ -13,6 +13,7 @@ from typing import Any, Callable
 
 from prefect import task
 
+from golive.aws_errors import aws_error
 from golive import dataplane
 from golive.changes import KNOWN_AFTER_APPLY, KnownAfterApply, Record
 from golive.generation import is_generation
@@ -68,7 +69,7 @@ class Secret(Resource):
     def discover(self) -> Found | None:
         try:
             described = self.secretsmanager.describe_secret(SecretId=self.secret_id)
-        except self.secretsmanager.exceptions.ResourceNotFoundException:
+        except aws_error("ResourceNotFoundException"):
             return None
         if described.get("DeletedDate"):
             if not self.run.applying:
@@ -138,7 +139,7 @@ class Parameter(Resource):
     def discover(self) -> Found | None:
         try:
             item = self.ssm.get_parameter(Name=self.parameter)["Parameter"]
-        except self.ssm.exceptions.ParameterNotFound:
+        except aws_error("ParameterNotFound"):
             return None
         return Found(id=self.parameter, component=self.component, raw=item,
                      state={"value": item["Value"], "type": item["Type"]})
@@ -210,7 +211,7 @@ def origin_verify_values(run: Run) -> list[str]:
     for stage in ("AWSCURRENT", "AWSPREVIOUS"):
         try:
             values.append(secrets.get_secret_value(SecretId=name, VersionStage=stage)["SecretString"])
-        except secrets.exceptions.ResourceNotFoundException:
+        except aws_error("ResourceNotFoundException"):
             continue
     return list(dict.fromkeys(values))
 

@@ -13,6 +13,7 @@ from typing import Any
 from prefect import task
 from pydantic import BaseModel
 
+from golive.aws_errors import aws_error
 from golive import permissions
 from golive.changes import Record
 from golive.naming import PREFIX, resource_name, tag_list
@@ -164,7 +165,7 @@ class IamRole(Resource):
     def discover(self) -> Found | None:
         try:
             role = self.iam.get_role(RoleName=self.name)["Role"]
-        except self.iam.exceptions.NoSuchEntityException:
+        except aws_error("NoSuchEntity"):
             return None
         names = self.iam.list_role_policies(RoleName=self.name)["PolicyNames"]
         policies = {n: self.iam.get_role_policy(RoleName=self.name, PolicyName=n)["PolicyDocument"] for n in names}
@@ -253,7 +254,7 @@ class ManagedPolicy(Resource):
     def discover(self) -> Found | None:
         try:
             policy = self.iam.get_policy(PolicyArn=self.arn)["Policy"]
-        except self.iam.exceptions.NoSuchEntityException:
+        except aws_error("NoSuchEntity"):
             return None
         version = self.iam.get_policy_version(PolicyArn=self.arn, VersionId=policy["DefaultVersionId"])
         document = version["PolicyVersion"]["Document"]

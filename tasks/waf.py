@@ -18,6 +18,7 @@ from typing import Any
 
 from prefect import task
 
+from golive.aws_errors import aws_error
 from golive.changes import Record, known_after_apply
 from golive.naming import ENVIRONMENT_TAG, resource_name, tag_list, tags
 from golive.resource import Found, Resource, ensure
@@ -181,7 +182,7 @@ class WafLogging(Resource):
             return None
         try:
             config = self.waf.get_logging_configuration(ResourceArn=self.acl_arn)["LoggingConfiguration"]
-        except self.waf.exceptions.WAFNonexistentItemException:
+        except aws_error("WAFNonexistentItemException"):
             return None
         return Found(id=self.acl_arn, component=self.component, raw=config,
                      state={"destinations": config.get("LogDestinationConfigs", [])})
@@ -276,7 +277,7 @@ def ensure_shield(run: Run, distribution_id: str | None) -> ShieldRecord:
     shield = run.edge_client("shield")
     try:
         subscription = shield.describe_subscription()["Subscription"]
-    except shield.exceptions.ResourceNotFoundException:
+    except aws_error("ResourceNotFoundException"):
         subscription = None
     lb = LoadBalancer(run, "alb")._find()
     distribution_arn = (f"arn:aws:cloudfront::{run.account_id()}:distribution/{distribution_id}"

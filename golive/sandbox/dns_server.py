@@ -34,6 +34,7 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
 
+from golive.aws_errors import aws_error
 from golive.sandbox.services import HOST, Service
 
 EDGE_SUFFIXES = (".cloudfront.net", ".elb.amazonaws.com", ".localhost")
@@ -75,7 +76,7 @@ def records_at(name: str) -> tuple[bool, list[dict]]:
         try:
             pages = route53.get_paginator("list_resource_record_sets").paginate(HostedZoneId=found[1])
             return True, [r for page in pages for r in page["ResourceRecordSets"] if _host(r["Name"]) == name]
-        except route53.exceptions.NoSuchHostedZone:
+        except aws_error("NoSuchHostedZone"):
             continue  # deleted since the zones were read: read them again
     return False, []
 

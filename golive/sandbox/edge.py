@@ -43,6 +43,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from golive.aws_errors import aws_error
 from golive.sandbox.services import HOST, Service
 
 ROLES = ("alb", "alb-http", "cloudfront", "cloudfront-http", "previous")
@@ -479,7 +480,7 @@ class CloudFrontHandler(Handler):
         s3 = _client("s3")
         try:
             found = s3.get_object(Bucket=bucket, Key=path.lstrip("/"))
-        except (s3.exceptions.NoSuchKey, s3.exceptions.NoSuchBucket):
+        except aws_error("NoSuchKey", "NoSuchBucket"):
             return self.text(403, "AccessDenied\n")  # what S3 answers an OAC for a missing key
         self.reply(200, [("Content-Type", found.get("ContentType", "binary/octet-stream"))], found["Body"].read())
 
