@@ -149,9 +149,7 @@ class AwsBackups:
         self.instance = resource_name(run.env_name, "postgres")
 
     def _wait(self, waiter: str, **kwargs) -> None:
-        delay = 1 if self.run.target.is_sandbox else 30
-        attempts = max(1, int(self.run.environment.database.wait_minutes * 60 / delay))
-        self.rds.get_waiter(waiter).wait(**kwargs, WaiterConfig={"Delay": delay, "MaxAttempts": attempts})
+        self.rds.get_waiter(waiter).wait(**kwargs, WaiterConfig=self.run.waiter(30, self.run.environment.database.wait_minutes))
 
     def take(self, label: str = "verify-", component: str = "backup-verification") -> Backup:
         taken_at = datetime.datetime.now(datetime.timezone.utc)

@@ -94,10 +94,9 @@ class Run(BaseModel):
         return self.aws.account_id()
 
     def waiter(self, delay: float, minutes: float) -> dict:
-        """A botocore WaiterConfig bounded at `minutes`, polling every `delay` seconds against AWS. The
-        emulator changes state within a poll, so the sandbox polls every second (a 15 s AWS delay would
-        otherwise be 15 s of sleeping per waiter)."""
-        delay = 1 if self.target.is_sandbox else delay
+        """A botocore WaiterConfig bounded at `minutes`, polling every `delay` seconds against AWS and every
+        poll_delay in the sandbox (a 15 s AWS delay would otherwise be 15 s of sleeping per waiter)."""
+        delay = self.poll_delay(delay)
         return {"Delay": delay, "MaxAttempts": max(1, int(minutes * 60 // delay))}
 
     def poll_delay(self, aws_seconds: float) -> float:

@@ -166,10 +166,8 @@ class ReplicationGroup(CacheResource):
         return self.discover() or found
 
     def _wait(self) -> None:
-        delay = 1 if self.run.target.is_sandbox else 20
-        attempts = max(1, int(self.run.environment.cache.wait_minutes * 60 / delay))
         self.elasticache.get_waiter("replication_group_available").wait(
-            ReplicationGroupId=self.name, WaiterConfig={"Delay": delay, "MaxAttempts": attempts})
+            ReplicationGroupId=self.name, WaiterConfig=self.run.waiter(20, self.run.environment.cache.wait_minutes))
 
     def create(self) -> str:
         spec = self.desired()

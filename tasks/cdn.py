@@ -348,7 +348,7 @@ def invalidate_cache(run: Run, distribution_id: str | None, reason: str, paths: 
     started = time.monotonic()
     invalidation = cloudfront.create_invalidation(DistributionId=distribution_id, InvalidationBatch={
         "Paths": _items(list(paths)), "CallerReference": f"golive-{uuid.uuid4()}"})["Invalidation"]
-    delay, deadline = (0.5, 30) if run.target.is_sandbox else (20, 1800)
+    delay, deadline = run.poll_delay(20), 1800
     status = invalidation["Status"]
     # moto answers 'COMPLETED' where AWS says 'Completed' (its waiter never succeeds there): compare both.
     while status.lower() != "completed" and time.monotonic() - started < deadline:

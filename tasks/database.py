@@ -200,10 +200,8 @@ class DbInstance(RdsResource):
         return self.discover() or found
 
     def _wait(self, waiter: str, identifier: str) -> None:
-        delay = 1 if self.run.target.is_sandbox else 30
-        attempts = max(1, int(self.run.environment.database.wait_minutes * 60 / delay))
         self.rds.get_waiter(waiter).wait(DBInstanceIdentifier=identifier,
-                                         WaiterConfig={"Delay": delay, "MaxAttempts": attempts})
+                                         WaiterConfig=self.run.waiter(30, self.run.environment.database.wait_minutes))
 
     def create(self) -> str:
         spec, db = self.desired(), self.run.environment.database

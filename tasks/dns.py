@@ -274,7 +274,7 @@ def wait_certificate_issued(run: Run, certificate: CertificateRecord) -> Certifi
     """Wait, within the file's bound, for ACM to issue the certificate (minutes in AWS once DNS resolves)."""
     if not run.applying or certificate.status == "ISSUED" or certificate.id is None:
         return certificate
-    delay = 1 if run.target.is_sandbox else 30
+    delay = run.poll_delay(30)
     minutes = run.environment.dns.certificate_wait_minutes
     acm = run.client("acm")
     deadline = time.monotonic() + minutes * 60

@@ -256,7 +256,7 @@ class ElasticIp(Ec2Resource):
             except ClientError as error:
                 if error_code(error) not in self.STILL_IN_USE or time.monotonic() > deadline:
                     raise
-            time.sleep(1 if self.run.target.is_sandbox else 5)
+            time.sleep(self.run.poll_delay(5))
 
 
 class NatGateway(Ec2Resource):
@@ -294,9 +294,7 @@ class NatGateway(Ec2Resource):
         return {"subnet_id": item["SubnetId"], "allocation_id": addresses[0]["AllocationId"] if addresses else None}
 
     def _waiter_config(self) -> dict:
-        minutes = self.run.environment.network.nat_wait_minutes
-        delay = 1 if self.run.target.is_sandbox else 15
-        return {"Delay": delay, "MaxAttempts": max(1, int(minutes * 60 / delay))}
+        return self.run.waiter(15, self.run.environment.network.nat_wait_minutes)
 
     def create(self) -> str:
         nat_id = self.ec2.create_nat_gateway(

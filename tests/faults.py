@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import itertools
 import threading
+from contextlib import contextmanager
+from typing import Callable, Iterator
 from urllib.parse import parse_qs
 
 from botocore.awsrequest import AWSResponse
@@ -60,41 +62,61 @@ class Throttle:
         return error_response("ec2", 503, "RequestLimitExceeded", "Request limit exceeded.")
 
 
-class FailFirst:
+@contextmanager
+def injected(run, event: str, handler: Callable) -> Iterator[Callable]:
+    """The handler on the run's clients for the block's duration (event as botocore names it, e.g.
+    'before-send.ec2'); removed however the block ends."""
+    run.aws.on(event, handler)
+    try:
+        yield handler
+    finally:
+        run.aws.off(event, handler)
+
+
+class _Countdown:
+    """Acts on the first n attempts of one operation, whichever thread sends them."""
+
+    def __init__(self, operation: str, times: int):
+        self.operation, self.remaining = operation, times
+        self._lock = threading.Lock()
+
+    def take(self, event_name: str) -> bool:
+        """True when this attempt is one of the first n of the operation."""
+        if not event_name.endswith("." + self.operation):
+            return False
+        with self._lock:
+            if self.remaining <= 0:
+                return False
+            self.remaining -= 1
+            return True
+
+
+class FailFirst(_Countdown):
     """Answer the first n attempts of one operation with the given error."""
 
     def __init__(self, operation: str, times: int, protocol: str, status: int, code: str, message: str):
-        self.operation, self.remaining = operation, times
+        super().__init__(operation, times)
         self.protocol, self.status, self.code, self.message = protocol, status, code, message
-        self._lock = threading.Lock()
 
     def __call__(self, event_name: str, **_):
-        if not event_name.endswith("." + self.operation):
+        if not self.take(event_name):
             return None
-        with self._lock:
-            if self.remaining <= 0:
-                return None
-            self.remaining -= 1
         return error_response(self.protocol, self.status, self.code, self.message)
 
 
-class NotYetVisible:
+class NotYetVisible(_Countdown):
     """Answer the first n attempts of one EC2 operation with `code`, naming the id the request carries in
     `parameter` (say CreateSubnet's VpcId): what AWS says when a resource made moments ago has not yet
     reached every endpoint."""
 
     def __init__(self, operation: str, parameter: str, code: str, times: int):
-        self.operation, self.parameter, self.code, self.remaining = operation, parameter, code, times
+        super().__init__(operation, times)
+        self.parameter, self.code = parameter, code
         self.named: list[str] = []
-        self._lock = threading.Lock()
 
     def __call__(self, event_name: str, request=None, **_):
-        if not event_name.endswith("." + self.operation):
+        if not self.take(event_name):
             return None
-        with self._lock:
-            if self.remaining <= 0:
-                return None
-            self.remaining -= 1
         body = request.body.decode() if isinstance(request.body, bytes) else (request.body or "")
         value = parse_qs(body).get(self.parameter, ["?"])[0]
         self.named.append(value)

@@ -152,7 +152,7 @@ def test_a_task_definition_aws_registered_but_whose_answer_was_lost_is_not_regis
     from golive.resource import ensure
     from tasks.compute import TaskDefinition
     from tasks.registry import ImageRecord
-    from tests.faults import error_response
+    from tests.faults import error_response, injected
 
     run = prepare()
     account = run.account_id()
@@ -168,14 +168,11 @@ def test_a_task_definition_aws_registered_but_whose_answer_was_lost_is_not_regis
             return error_response("json", 500, "InternalFailure", "answer lost")  # ... the answer is lost
         return None
 
-    run.aws.on("before-send", answer_lost)
-    try:
+    with injected(run, "before-send", answer_lost):
         with pytest.raises(ClientError, match="InternalFailure"):
             ensure(TaskDefinition(run, "frontend", image, roles))
         assert carried_out == [200] and run.aws.log.attempts["RegisterTaskDefinition"] == 1
         retried = ensure(TaskDefinition(run, "frontend", image, roles))  # what the task's retry runs
-    finally:
-        run.aws.off("before-send", answer_lost)
     assert retried.change.action == Action.NOOP
     arns = run.client("ecs").list_task_definitions(familyPrefix="golive-sandbox-frontend")["taskDefinitionArns"]
     assert [a.rsplit(":", 1)[1] for a in arns] == ["1"]

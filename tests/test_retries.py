@@ -22,7 +22,7 @@ from golive.changes import Summary
 from golive.retry import is_transient
 from tests.awsstate import EXPECTED_SINGLE_NAT, counts, ec2_inventory
 from tests.conftest import GOLIVE, REPO, prepare
-from tests.faults import FailFirst, NotYetVisible, Throttle
+from tests.faults import FailFirst, NotYetVisible, Throttle, injected
 
 
 def client_error(code: str, status: int, message: str = "x") -> ClientError:
@@ -79,11 +79,8 @@ def test_a_dropped_connection_is_transient_but_an_unreachable_endpoint_is_not():
 def test_a_not_found_for_a_vpc_just_created_is_resent_by_the_call_and_the_run_converges(aws):
     run = prepare()
     fault = NotYetVisible("CreateSubnet", "VpcId", "InvalidVpcID.NotFound", times=2)
-    run.aws.on("before-send.ec2", fault)
-    try:
+    with injected(run, "before-send.ec2", fault):
         infrastructure(environment="sandbox", sandbox=True)
-    finally:
-        run.aws.off("before-send.ec2", fault)
     vpc_id = ec2_inventory(run)["vpcs"][0]["VpcId"]
     assert fault.named == [vpc_id, vpc_id], "the fault must have named the VPC the run had just created"
     creates = [call for call in run.aws.log.calls if call.operation == "CreateSubnet"]
@@ -96,12 +93,9 @@ def test_a_not_found_for_something_the_run_did_not_create_fails_at_once_with_aws
     run = prepare()
     fault = FailFirst("CreateSubnet", 100, "ec2", 400, "InvalidVpcID.NotFound",
                       "The vpc ID 'vpc-0badc0ffee0000000' does not exist")
-    run.aws.on("before-send.ec2", fault)
-    try:
+    with injected(run, "before-send.ec2", fault):
         with pytest.raises(ClientError, match="vpc-0badc0ffee0000000' does not exist") as raised:
             infrastructure(environment="sandbox", sandbox=True)
-    finally:
-        run.aws.off("before-send.ec2", fault)
     assert raised.value.response["Error"]["Code"] == "InvalidVpcID.NotFound"
     creates = [call for call in run.aws.log.calls if call.operation == "CreateSubnet"]
     assert run.aws.log.attempts["CreateSubnet"] == len(creates)  # no call resent
@@ -131,11 +125,8 @@ def test_an_unreachable_endpoint_fails_within_seconds_with_one_line(endpoint, tm
 def test_throttling_on_a_share_of_calls_is_retried_and_the_run_converges(aws):
     run = prepare()
     throttle = Throttle(every=6)  # one EC2 request in six
-    run.aws.on("before-send.ec2", throttle)
-    try:
+    with injected(run, "before-send.ec2", throttle):
         result = infrastructure(environment="sandbox", sandbox=True)
-    finally:
-        run.aws.off("before-send.ec2", throttle)
     assert throttle.injected >= 5, "the test must really have throttled"
     assert sum(run.aws.log.attempts.values()) > len(run.aws.log.calls)
     assert counts(run) == EXPECTED_SINGLE_NAT
@@ -146,11 +137,8 @@ def test_a_task_is_retried_when_botocore_gives_up_on_a_throttled_call(aws):
     run = prepare()
     attempts_per_call = run.target.max_attempts
     fault = FailFirst("CreateInternetGateway", attempts_per_call, "ec2", 503, "RequestLimitExceeded", "Slow down")
-    run.aws.on("before-send.ec2", fault)
-    try:
+    with injected(run, "before-send.ec2", fault):
         infrastructure(environment="sandbox", sandbox=True)
-    finally:
-        run.aws.off("before-send.ec2", fault)
     assert run.aws.log.attempts["CreateInternetGateway"] == attempts_per_call + 1  # a second task attempt
     assert counts(run)["internet_gateways"] == 1
 
@@ -159,11 +147,8 @@ def test_access_denied_is_not_retried_and_fails_with_awss_message(aws):
     run = prepare()
     fault = FailFirst("CreateRole", 100, "query", 403, "AccessDenied",
                       "User: arn:aws:iam::123456789012:user/deployer is not authorized to perform: iam:CreateRole")
-    run.aws.on("before-send.iam", fault)
-    try:
+    with injected(run, "before-send.iam", fault):
         with pytest.raises(ClientError, match="not authorized to perform: iam:CreateRole") as raised:
             infrastructure(environment="sandbox", sandbox=True)
-    finally:
-        run.aws.off("before-send.iam", fault)
     assert raised.value.response["Error"]["Code"] == "AccessDenied"
     assert run.aws.log.attempts["CreateRole"] == 1

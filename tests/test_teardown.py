@@ -79,16 +79,13 @@ def test_production_teardown_is_refused_without_confirmation(aws, prefect_api):
 
 def test_an_address_still_in_use_after_its_nat_gateway_is_released_once_free(aws):
     """AWS can refuse ReleaseAddress for a while after the NAT gateway is gone; teardown waits it out."""
-    from tests.faults import FailFirst
+    from tests.faults import FailFirst, injected
 
     infrastructure(environment="sandbox", sandbox=True)
     run = prepare()
     fault = FailFirst("ReleaseAddress", 2, "ec2", 400, "InvalidIPAddress.InUse", "Address is in use")
-    run.aws.on("before-send.ec2", fault)
-    try:
+    with injected(run, "before-send.ec2", fault):
         teardown(environment="sandbox", sandbox=True)
-    finally:
-        run.aws.off("before-send.ec2", fault)
     assert run.aws.log.attempts["ReleaseAddress"] >= 3
     assert counts(run)["addresses"] == 0
 

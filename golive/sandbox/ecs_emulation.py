@@ -23,6 +23,7 @@ services (a service's rollout completes at once; the sandbox's app is the local 
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import os
@@ -41,6 +42,11 @@ from golive.sandbox.services import state_dir
 log = logging.getLogger("golive.sandbox.ecs")
 STOP_TIMEOUT_SECONDS = 30  # ECS's default stopTimeout for Fargate
 _extract_lock = threading.Lock()
+# A task's state changes (RUNNING, STOPPED with its exit code) and DescribeTasks' reading of it are atomic to
+# each other. moto serialises a task field by field after describe_tasks returns: without a snapshot taken
+# under this lock, a caller once saw lastStatus STOPPED with the container's exitCode still unset (read
+# before the thread stopped the task) and reported a task that had run as one that never started.
+_state_lock = threading.Lock()
 _processes: dict[str, subprocess.Popen] = {}
 
 
@@ -186,15 +192,23 @@ def _now() -> datetime:
 
 
 def _stopped(task, *, stop_code: str, reason: str, exit_code: int | None) -> None:
-    container = task.containers[0]
-    container.exitCode = exit_code
-    container.last_status = "STOPPED"
-    if exit_code is None:
-        container.reason = reason
-    task.stop_code, task.stopped_reason = stop_code, reason
-    task.stopped_at = task.execution_stopped_at = _now()
-    task.desired_status = "STOPPED"
-    task.last_status = "STOPPED"
+    with _state_lock:
+        container = task.containers[0]
+        container.exitCode = exit_code
+        container.last_status = "STOPPED"
+        if exit_code is None:
+            container.reason = reason
+        task.stop_code, task.stopped_reason = stop_code, reason
+        task.stopped_at = task.execution_stopped_at = _now()
+        task.desired_status = "STOPPED"
+        task.last_status = "STOPPED"
+
+
+def _snapshot(task):
+    """A copy of the task and its containers as they are now, for moto to serialise at leisure."""
+    frozen = copy.copy(task)
+    frozen.containers = [copy.copy(container) for container in task.containers]
+    return frozen
 
 
 def _environment(task, definition: dict, container: dict, override: dict, image: ImageContent) -> dict[str, str]:
@@ -256,9 +270,10 @@ def execute(backend, task) -> None:
         _stopped(task, stop_code="TaskFailedToStart", reason=f"sandbox ECS error: {error!r}", exit_code=None)
         return
     _processes[task.task_arn] = process
-    task.started_at = task.pull_stopped_at = _now()
-    task.containers[0].last_status = "RUNNING"
-    task.last_status = "RUNNING"
+    with _state_lock:
+        task.started_at = task.pull_stopped_at = _now()
+        task.containers[0].last_status = "RUNNING"
+        task.last_status = "RUNNING"
     for line in process.stdout:
         logs.put(line)
     code = process.wait()
@@ -334,6 +349,14 @@ def install() -> None:
         return tasks
 
     backend_class.run_task = run_task
+
+    original_describe_tasks = backend_class.describe_tasks
+
+    def describe_tasks(self, cluster_str, tasks):
+        with _state_lock:
+            return [_snapshot(task) for task in original_describe_tasks(self, cluster_str, tasks)]
+
+    backend_class.describe_tasks = describe_tasks
 
     original_stop_task = backend_class.stop_task
 

@@ -21,6 +21,7 @@ Kinds (the model's `emulate` keys) and what is held:
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import os
@@ -115,43 +116,37 @@ def task_start_delay() -> float:
     return delays().get("ecs-task-start", 0.0)
 
 
+# Per kind: where moto keeps it, the attribute held and its transitional value, and the backend methods
+# whose result starts the hold.
+HELD: dict[str, tuple[str, str, str, Any, str, tuple[str, ...]]] = {
+    "rds-instance": ("moto.rds.models", "DBInstance", "status", "creating", "RDSBackend", ("create_db_instance",)),
+    "elasticache-replication-group": ("moto.elasticache.models", "ReplicationGroup", "status", "creating",
+                                      "ElastiCacheBackend", ("create_replication_group",)),
+    "nat-gateway": ("moto.ec2.models.nat_gateways", "NatGateway", "state", "pending", "NatGatewayBackend",
+                    ("create_nat_gateway",)),
+    "alb-provisioning": ("moto.elbv2.models", "FakeLoadBalancer", "state", "provisioning", "ELBv2Backend",
+                         ("create_load_balancer",)),
+    "cloudfront-deploy": ("moto.cloudfront.models", "Distribution", "status", "InProgress", "CloudFrontBackend",
+                          ("create_distribution_with_tags", "update_distribution")),
+    "ecs-service-rollout": ("moto.ecs.models", "Service", "running_count", 0, "EC2ContainerServiceBackend",
+                            ("create_service",)),
+}
+
+
 def install() -> None:
     """Hold the kinds GOLIVE_EMULATOR_DELAYS names (call in the moto process before its server starts)."""
     wanted = delays()
     if not wanted:
         return
     log.info("holding transitional states: %s", ", ".join(f"{k} {v:g} s" for k, v in sorted(wanted.items())))
-    if "rds-instance" in wanted:
-        from moto.rds.models import DBInstance, RDSBackend
-
-        hold_attribute(DBInstance, "status", "creating")
-        hold_after(RDSBackend, "create_db_instance", wanted["rds-instance"])
-    if "elasticache-replication-group" in wanted:
-        from moto.elasticache.models import ElastiCacheBackend, ReplicationGroup
-
-        hold_attribute(ReplicationGroup, "status", "creating")
-        hold_after(ElastiCacheBackend, "create_replication_group", wanted["elasticache-replication-group"])
-    if "nat-gateway" in wanted:
-        from moto.ec2.models.nat_gateways import NatGateway, NatGatewayBackend
-
-        hold_attribute(NatGateway, "state", "pending")
-        hold_after(NatGatewayBackend, "create_nat_gateway", wanted["nat-gateway"])
-    if "alb-provisioning" in wanted:
-        from moto.elbv2.models import ELBv2Backend, FakeLoadBalancer
-
-        hold_attribute(FakeLoadBalancer, "state", "provisioning")
-        hold_after(ELBv2Backend, "create_load_balancer", wanted["alb-provisioning"])
-    if "cloudfront-deploy" in wanted:
-        from moto.cloudfront.models import CloudFrontBackend, Distribution
-
-        hold_attribute(Distribution, "status", "InProgress")
-        for method in ("create_distribution_with_tags", "update_distribution"):
-            hold_after(CloudFrontBackend, method, wanted["cloudfront-deploy"], pick=lambda result: result[0])
-    if "ecs-service-rollout" in wanted:
-        from moto.ecs.models import EC2ContainerServiceBackend, Service
-
-        hold_attribute(Service, "running_count", 0)
-        hold_after(EC2ContainerServiceBackend, "create_service", wanted["ecs-service-rollout"])
+    for kind, (module, model, attribute, transitional, backend, creates) in HELD.items():
+        if kind not in wanted:
+            continue
+        models = importlib.import_module(module)
+        hold_attribute(getattr(models, model), attribute, transitional)
+        for method in creates:  # CloudFront's create and update return (distribution, ...): the first
+            hold_after(getattr(models, backend), method, wanted[kind],
+                       pick=(lambda result: result[0]) if kind == "cloudfront-deploy" else (lambda result: result))
     if "route53-change" in wanted:
         hold_route53_changes(wanted["route53-change"])
     if "acm-validation" in wanted:
