@@ -204,7 +204,7 @@ class Aws:
         if http_response.status_code >= 300:
             return
         if model.name.startswith(CREATING_PREFIXES):
-            RECENT_CREATES.remember((context or {}).get("golive_params"), parsed)
+            RECENT_CREATES.remember(model.name, (context or {}).get("golive_params"), parsed)
         elif model.name.startswith(DELETING_PREFIXES):
             RECENT_CREATES.forget((context or {}).get("golive_params"))
 

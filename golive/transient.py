@@ -52,28 +52,67 @@ CREATING_PREFIXES = ("Create", "Run", "Allocate", "Register", "Request", "Copy",
 DELETING_PREFIXES = ("Delete", "Deregister", "Release", "Terminate", "Remove", "Disassociate", "Detach")
 
 
+# "Not found" codes that do not say which kind of thing is missing: any recent create may be it.
+_ANY_KIND = {"", "resource", "entity"}
+# Codes named after something other than what the create was called (AllocateAddress answers with an
+# AllocationId; Associate* with an AssociationId).
+_CODE_KIND_OF = {"allocation": "address", "association": "associat"}
+
+
+def missing_kind(code: str) -> str:
+    """The kind a NotFound code is about, comparable with created_kind: 'InvalidVpcID.NotFound' -> 'vpc',
+    'DBInstanceNotFound' -> 'dbinstance', 'LifecyclePolicyNotFoundException' -> 'lifecyclepolicy',
+    'NoSuchEntity' -> 'entity'."""
+    kind = re.sub(r"(\.NotFound|NotFoundFault|NotFoundException|NotFound)$", "", code)
+    kind = re.sub(r"^(Invalid|NoSuch)", "", kind)
+    kind = re.sub(r"(ID|Id)$", "", kind).lower()
+    return _CODE_KIND_OF.get(kind, kind)
+
+
+def created_kind(operation: str) -> str:
+    """The kind an operation makes: 'CreateSecurityGroup' -> 'securitygroup', 'RunInstances' -> 'instance',
+    'CreateDistributionWithTags' -> 'distribution', 'AssociateRouteTable' -> 'associat...routetable'."""
+    prefix = next((p for p in CREATING_PREFIXES if operation.startswith(p)), "")
+    kind = operation[len(prefix):].removesuffix("WithTags").lower()
+    kind = kind[:-1] if kind.endswith("s") and not kind.endswith("ss") else kind
+    return ("associat" + kind) if prefix == "Associate" else kind
+
+
+def about(code: str, operation: str) -> bool:
+    """Whether a NotFound with this code can be about what the operation made. A NotFound for something
+    else the created thing merely has (a repository's lifecycle policy, a replication group's member
+    cluster) is the answer, not AWS catching up: retrying it cost 15.5 s per call."""
+    wanted, made = missing_kind(code), created_kind(operation)
+    return wanted in _ANY_KIND or made.endswith(wanted) or (wanted == "associat" and made.startswith(wanted))
+
+
 class RecentCreates:
     """The names and ids this process created in the last EVENTUAL_CONSISTENCY_SECONDS, from the requests
-    and responses of successful creates. A NotFound whose message names one of them is AWS catching up."""
+    and responses of successful creates, with the operation that made each. A NotFound about that kind of
+    thing whose message names one of them is AWS catching up."""
 
     def __init__(self) -> None:
-        self._seen: dict[str, float] = {}
+        self._seen: dict[str, tuple[float, str]] = {}
         self._lock = threading.Lock()
 
-    def remember(self, *values: Any) -> None:
+    def remember(self, operation: str, *values: Any) -> None:
         now = time.monotonic()
         with self._lock:
             for value in _strings(values):
-                self._seen[value] = now
-            for value, at in list(self._seen.items()):
+                self._seen[value] = (now, operation)
+            for value, (at, _) in list(self._seen.items()):
                 if now - at > EVENTUAL_CONSISTENCY_SECONDS:
                     del self._seen[value]
 
-    def named_in(self, message: str) -> bool:
+    def named_in(self, message: str, code: str = "") -> bool:
+        """Whether the message names something made in the window, by an operation the code can be about."""
         now = time.monotonic()
         with self._lock:
-            return any(now - self._seen.get(token, -1e9) <= EVENTUAL_CONSISTENCY_SECONDS
-                       for token in _tokens(message))
+            for token in _tokens(message):
+                at, operation = self._seen.get(token, (-1e9, ""))
+                if now - at <= EVENTUAL_CONSISTENCY_SECONDS and about(code, operation):
+                    return True
+        return False
 
     def forget(self, *values: Any) -> None:
         """What a delete named is gone: a NotFound for it now is the answer, not AWS catching up (a discover
@@ -137,7 +176,7 @@ def not_yet_visible(code: str | None, message: str | None) -> bool:
     """AWS is eventually consistent: a resource created a moment ago can still be 'NotFound' to the next
     call (InvalidVpcID.NotFound naming the VPC this run just made). Only then is it worth a retry; a
     NotFound for anything else (a wrong AMI, a certificate that does not exist) is the answer."""
-    return bool(code and _NOT_FOUND.search(code)) and RECENT_CREATES.named_in(message or "")
+    return bool(code and _NOT_FOUND.search(code)) and RECENT_CREATES.named_in(message or "", code)
 
 
 def is_not_yet_visible(error: BaseException) -> bool:

@@ -47,18 +47,30 @@ def test_a_not_found_is_eventual_consistency_only_for_what_this_process_just_cre
     RECENT_CREATES.clear()
     vpc_missing = client_error("InvalidVpcID.NotFound", 400, "The vpc ID 'vpc-0a1b2c3d4e5f60718' does not exist")
     assert not is_not_yet_visible(vpc_missing)  # nothing created: the id is wrong, say so at once
-    RECENT_CREATES.remember({"VpcId": "vpc-0a1b2c3d4e5f60718"}, {"Vpc": {"VpcId": "vpc-0a1b2c3d4e5f60718"}})
+    RECENT_CREATES.remember("CreateVpc", {"VpcId": "vpc-0a1b2c3d4e5f60718"}, {"Vpc": {"VpcId": "vpc-0a1b2c3d4e5f60718"}})
     assert is_not_yet_visible(vpc_missing)
     assert not is_transient(vpc_missing)  # botocore's standard retries do not resend it; our handler does
     assert not is_not_yet_visible(client_error("InvalidAMIID.NotFound", 400,
                                                "The image id '[ami-0123456789abcdef0]' does not exist"))
     assert not is_not_yet_visible(client_error("AccessDenied", 403, "vpc-0a1b2c3d4e5f60718"))
     # A create that returns an ARN: the message may name the ARN or only its last part.
-    RECENT_CREATES.remember({"CertificateArn": "arn:aws:acm:us-east-1:123456789012:certificate/4f1c-9a2b"})
+    RECENT_CREATES.remember("RequestCertificate",
+                            {"CertificateArn": "arn:aws:acm:us-east-1:123456789012:certificate/4f1c-9a2b"})
     assert is_not_yet_visible(client_error("ResourceNotFoundException", 400,
                                            "Could not find certificate 4f1c-9a2b."))
     assert not is_not_yet_visible(client_error("ResourceNotFoundException", 400,
                                                "Could not find certificate 0000-dead."))
+    # A NotFound for something the new thing merely has (no lifecycle policy yet on a new repository, a
+    # member cluster moto lists but cannot describe) is the answer: retrying it cost 15.5 s a call.
+    RECENT_CREATES.remember("CreateRepository", {"repositoryName": "golive-sandbox-backend"})
+    assert not is_not_yet_visible(client_error(
+        "LifecyclePolicyNotFoundException", 400,
+        "Lifecycle policy does not exist for the repository with name 'golive-sandbox-backend'"))
+    assert is_not_yet_visible(client_error(
+        "RepositoryNotFoundException", 400, "The repository with name 'golive-sandbox-backend' does not exist"))
+    RECENT_CREATES.remember("CreateReplicationGroup", {"ReplicationGroupId": "golive-sandbox-redis"},
+                            {"ReplicationGroup": {"MemberClusters": ["golive-sandbox-redis-001"]}})
+    assert not is_not_yet_visible(client_error("CacheClusterNotFound", 404, "golive-sandbox-redis-001 not found"))
     # Past the window, the same NotFound is the answer.
     monkeypatch.setattr(transient, "EVENTUAL_CONSISTENCY_SECONDS", -1.0)
     assert not is_not_yet_visible(vpc_missing)
