@@ -73,21 +73,17 @@ def prefect_api():
         yield PREFECT_API_URL.value()
 
 
-@pytest.fixture
-def aws(sandbox, prefect_api):
-    """An empty emulator and fresh clients (so call logs start at zero)."""
+def reset_emulator(endpoint: str) -> None:
+    """Empty the emulator and drop the process's clients (so call logs start at zero)."""
     from golive.transient import RECENT_CREATES
 
-    request = urllib.request.Request(f"{sandbox}/moto-api/reset", method="POST")
+    request = urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST")
     urllib.request.urlopen(request).close()
     RECENT_CREATES.clear()  # the emulator forgot everything: a NotFound now is not AWS catching up
     forget_clients()
-    yield sandbox
-    forget_clients()
 
 
-@pytest.fixture
-def empty_database(sandbox):
+def empty_the_database() -> None:
     """The sandbox's PostgreSQL database emptied: tests that load data do not see each other's rows."""
     import psycopg
 
@@ -96,6 +92,19 @@ def empty_database(sandbox):
     with psycopg.connect(data_plane.status()["postgres_dsn"], autocommit=True) as connection:
         connection.execute("DROP SCHEMA public CASCADE")
         connection.execute("CREATE SCHEMA public")
+
+
+@pytest.fixture
+def aws(sandbox, prefect_api):
+    """An empty emulator and fresh clients."""
+    reset_emulator(sandbox)
+    yield sandbox
+    forget_clients()
+
+
+@pytest.fixture
+def empty_database(sandbox):
+    empty_the_database()
 
 
 def prepare(environment: str = "sandbox", mode: str = "apply", **kwargs) -> Run:

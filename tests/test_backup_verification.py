@@ -10,9 +10,13 @@ import psycopg
 import pytest
 
 from flows.backup_verification import RestoreVerificationFailed, backup_verification
+from flows.containers import containers
 from flows.data import data
+from flows.infrastructure import infrastructure
 from golive import backups
+from golive.aws import forget_clients
 from golive.sandbox import data_plane
+from tests.conftest import empty_the_database, prepare, reset_emulator
 from tests.test_phase5_data import phase_1  # noqa: F401  (fixture: Phase 1 on an empty database)
 
 
@@ -22,10 +26,18 @@ def scratch_databases() -> list[str]:
             "SELECT datname FROM pg_database WHERE datname LIKE 'golive_restore_%'")]
 
 
-@pytest.fixture
-def loaded(phase_1):  # noqa: F811
+@pytest.fixture(scope="module")
+def loaded(sandbox, prefect_api):
+    """Phases 1, 2 and 5 applied once for the module's verifications (a minute of set-up): each of them
+    leaves the source and the emulator as it found them, which the tests check (scratch databases, and
+    the RDS path's snapshots and restored instance)."""
+    reset_emulator(sandbox)
+    empty_the_database()
+    infrastructure(environment="sandbox", sandbox=True)
+    containers(environment="sandbox", sandbox=True)
     data(environment="sandbox", sandbox=True, cases=200)
-    return phase_1
+    yield prepare()
+    forget_clients()
 
 
 def test_restored_copy_matches_the_source_and_is_removed(loaded):
