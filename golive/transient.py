@@ -54,36 +54,36 @@ DELETING_PREFIXES = ("Delete", "Deregister", "Release", "Terminate", "Remove", "
 
 # "Not found" codes that do not say which kind of thing is missing: any recent create may be it.
 _ANY_KIND = {"", "resource", "entity"}
-# Codes named after something other than what the create was called (AllocateAddress answers with an
-# AllocationId; Associate* with an AssociationId).
-_CODE_KIND_OF = {"allocation": "address", "association": "associat"}
+# What an operation's prefix makes besides its object: AllocateAddress answers with an AllocationId,
+# Associate* with an AssociationId.
+_PREFIX_KINDS = {"Allocate": "allocation", "Associate": "association"}
 
 
 def missing_kind(code: str) -> str:
-    """The kind a NotFound code is about, comparable with created_kind: 'InvalidVpcID.NotFound' -> 'vpc',
-    'DBInstanceNotFound' -> 'dbinstance', 'LifecyclePolicyNotFoundException' -> 'lifecyclepolicy',
-    'NoSuchEntity' -> 'entity'."""
+    """The kind a NotFound code is about: 'InvalidVpcID.NotFound' -> 'vpc', 'DBInstanceNotFound' ->
+    'dbinstance', 'LifecyclePolicyNotFoundException' -> 'lifecyclepolicy', 'NoSuchEntity' -> 'entity'."""
     kind = re.sub(r"(\.NotFound|NotFoundFault|NotFoundException|NotFound)$", "", code)
     kind = re.sub(r"^(Invalid|NoSuch)", "", kind)
-    kind = re.sub(r"(ID|Id)$", "", kind).lower()
-    return _CODE_KIND_OF.get(kind, kind)
+    return re.sub(r"(ID|Id)$", "", kind).lower()
 
 
-def created_kind(operation: str) -> str:
-    """The kind an operation makes: 'CreateSecurityGroup' -> 'securitygroup', 'RunInstances' -> 'instance',
-    'CreateDistributionWithTags' -> 'distribution', 'AssociateRouteTable' -> 'associat...routetable'."""
+def created_kinds(operation: str) -> set[str]:
+    """The kinds an operation makes: 'CreateSecurityGroup' -> {'securitygroup'}, 'RunInstances' ->
+    {'instance'}, 'CreateDistributionWithTags' -> {'distribution'}, 'AllocateAddress' -> {'address',
+    'allocation'}."""
     prefix = next((p for p in CREATING_PREFIXES if operation.startswith(p)), "")
     kind = operation[len(prefix):].removesuffix("WithTags").lower()
     kind = kind[:-1] if kind.endswith("s") and not kind.endswith("ss") else kind
-    return ("associat" + kind) if prefix == "Associate" else kind
+    return {kind} | ({_PREFIX_KINDS[prefix]} if prefix in _PREFIX_KINDS else set())
 
 
 def about(code: str, operation: str) -> bool:
-    """Whether a NotFound with this code can be about what the operation made. A NotFound for something
-    else the created thing merely has (a repository's lifecycle policy, a replication group's member
-    cluster) is the answer, not AWS catching up: retrying it cost 15.5 s per call."""
-    wanted, made = missing_kind(code), created_kind(operation)
-    return wanted in _ANY_KIND or made.endswith(wanted) or (wanted == "associat" and made.startswith(wanted))
+    """Whether a NotFound with this code can be about what the operation made (a security group for
+    InvalidGroup.NotFound). A NotFound for something else the created thing merely has (a repository's
+    lifecycle policy, a replication group's member cluster) is the answer, not AWS catching up: retrying
+    it cost 15.5 s per call."""
+    wanted = missing_kind(code)
+    return wanted in _ANY_KIND or any(made.endswith(wanted) for made in created_kinds(operation))
 
 
 class RecentCreates:
@@ -104,7 +104,7 @@ class RecentCreates:
                 if now - at > EVENTUAL_CONSISTENCY_SECONDS:
                     del self._seen[value]
 
-    def named_in(self, message: str, code: str = "") -> bool:
+    def named_in(self, message: str, code: str) -> bool:
         """Whether the message names something made in the window, by an operation the code can be about."""
         now = time.monotonic()
         with self._lock:

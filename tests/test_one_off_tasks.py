@@ -179,3 +179,35 @@ class Migration(migrations.Migration):
     assert resumed.reused and "Applying courts.0002_slow... OK" in resumed.text, resumed
     started = ecs_client.list_tasks(cluster=placement.cluster, startedBy="golive-migrate", desiredStatus="STOPPED")
     assert len(started["taskArns"]) == 1, "one migration ran, not two"
+
+
+def test_a_describe_answer_is_a_snapshot_a_stop_landing_meanwhile_does_not_tear():
+    """moto serialises DescribeTasks' answer field by field after describe_tasks returns; the sandbox's ECS
+    answers from a snapshot, so a stop that lands meanwhile cannot give lastStatus STOPPED with no exit code
+    (a task that had run once read as one that never started). moto in process, its own ECS objects."""
+    import boto3
+    from moto import mock_aws
+    from moto.ecs.models import ecs_backends
+
+    from golive.sandbox import ecs_emulation
+
+    with mock_aws():
+        ecs = boto3.client("ecs", region_name="us-east-1")
+        ecs.create_cluster(clusterName="snapshot")
+        ecs.register_task_definition(family="snapshot", containerDefinitions=[
+            {"name": "app", "image": "example/app:1", "memory": 128}])
+        ec2 = boto3.client("ec2", region_name="us-east-1")
+        vpc = ec2.create_vpc(CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"]
+        subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.9.1.0/24")["Subnet"]["SubnetId"]
+        ecs.run_task(cluster="snapshot", taskDefinition="snapshot", count=1, launchType="FARGATE",
+                     networkConfiguration={"awsvpcConfiguration": {"subnets": [subnet]}})
+        task = next(iter(ecs_backends["123456789012"]["us-east-1"].tasks["snapshot"].values()))
+        task.containers[0].exitCode = None  # running, as the sandbox's run_task leaves it
+
+        answer = ecs_emulation._snapshot(task)
+        ecs_emulation._stopped(task, stop_code="EssentialContainerExited", reason="Essential container in task exited",
+                               exit_code=3)
+
+        assert (answer.containers[0].exitCode, answer.stopped_reason) == (None, "")
+        assert (task.containers[0].exitCode, task.stopped_reason) == (3, "Essential container in task exited")
+        assert ecs_emulation._snapshot(task).containers[0].exitCode == 3

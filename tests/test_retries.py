@@ -77,6 +77,20 @@ def test_a_not_found_is_eventual_consistency_only_for_what_this_process_just_cre
     RECENT_CREATES.clear()
 
 
+@pytest.mark.parametrize("code, operation, about_it", [
+    ("InvalidVpcID.NotFound", "CreateVpc", True), ("InvalidGroup.NotFound", "CreateSecurityGroup", True),
+    ("InvalidAllocationID.NotFound", "AllocateAddress", True),
+    ("InvalidAssociationID.NotFound", "AssociateRouteTable", True), ("NoSuchEntity", "CreateRole", True),
+    ("InvalidInstanceID.NotFound", "RunInstances", True), ("NoSuchDistribution", "CreateDistributionWithTags", True),
+    ("InvalidSubnetID.NotFound", "CreateVpc", False), ("NoSuchBucketPolicy", "CreateBucket", False),
+    ("InvalidAssociationID.NotFound", "CreateVpc", False),
+])
+def test_a_not_found_code_is_matched_to_the_kind_the_create_made(code, operation, about_it):
+    from golive.transient import about
+
+    assert about(code, operation) is about_it
+
+
 def test_a_dropped_connection_is_transient_but_an_unreachable_endpoint_is_not():
     from golive.retry import is_unreachable
 

@@ -26,7 +26,7 @@ import json
 import logging
 import os
 import time
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 DELAYS_VARIABLE = "GOLIVE_EMULATOR_DELAYS"
 READY_AT = "_golive_ready_at"
@@ -116,20 +116,31 @@ def task_start_delay() -> float:
     return delays().get("ecs-task-start", 0.0)
 
 
-# Per kind: where moto keeps it, the attribute held and its transitional value, and the backend methods
-# whose result starts the hold.
-HELD: dict[str, tuple[str, str, str, Any, str, tuple[str, ...]]] = {
-    "rds-instance": ("moto.rds.models", "DBInstance", "status", "creating", "RDSBackend", ("create_db_instance",)),
-    "elasticache-replication-group": ("moto.elasticache.models", "ReplicationGroup", "status", "creating",
-                                      "ElastiCacheBackend", ("create_replication_group",)),
-    "nat-gateway": ("moto.ec2.models.nat_gateways", "NatGateway", "state", "pending", "NatGatewayBackend",
-                    ("create_nat_gateway",)),
-    "alb-provisioning": ("moto.elbv2.models", "FakeLoadBalancer", "state", "provisioning", "ELBv2Backend",
-                         ("create_load_balancer",)),
-    "cloudfront-deploy": ("moto.cloudfront.models", "Distribution", "status", "InProgress", "CloudFrontBackend",
-                          ("create_distribution_with_tags", "update_distribution")),
-    "ecs-service-rollout": ("moto.ecs.models", "Service", "running_count", 0, "EC2ContainerServiceBackend",
-                            ("create_service",)),
+class Held(NamedTuple):
+    """A kind held in its transitional state: where moto keeps it, the attribute held and its value,
+    and the backend methods whose result (or its first item, `first_of_result`) starts the hold."""
+
+    module: str
+    model: str
+    attribute: str
+    transitional: Any
+    backend: str
+    methods: tuple[str, ...]
+    first_of_result: bool = False  # CloudFront's create and update return (distribution, ...)
+
+
+HELD: dict[str, Held] = {
+    "rds-instance": Held("moto.rds.models", "DBInstance", "status", "creating", "RDSBackend", ("create_db_instance",)),
+    "elasticache-replication-group": Held("moto.elasticache.models", "ReplicationGroup", "status", "creating",
+                                          "ElastiCacheBackend", ("create_replication_group",)),
+    "nat-gateway": Held("moto.ec2.models.nat_gateways", "NatGateway", "state", "pending", "NatGatewayBackend",
+                        ("create_nat_gateway",)),
+    "alb-provisioning": Held("moto.elbv2.models", "FakeLoadBalancer", "state", "provisioning", "ELBv2Backend",
+                             ("create_load_balancer",)),
+    "cloudfront-deploy": Held("moto.cloudfront.models", "Distribution", "status", "InProgress", "CloudFrontBackend",
+                              ("create_distribution_with_tags", "update_distribution"), first_of_result=True),
+    "ecs-service-rollout": Held("moto.ecs.models", "Service", "running_count", 0, "EC2ContainerServiceBackend",
+                                ("create_service",)),
 }
 
 
@@ -139,14 +150,14 @@ def install() -> None:
     if not wanted:
         return
     log.info("holding transitional states: %s", ", ".join(f"{k} {v:g} s" for k, v in sorted(wanted.items())))
-    for kind, (module, model, attribute, transitional, backend, creates) in HELD.items():
+    for kind, held in HELD.items():
         if kind not in wanted:
             continue
-        models = importlib.import_module(module)
-        hold_attribute(getattr(models, model), attribute, transitional)
-        for method in creates:  # CloudFront's create and update return (distribution, ...): the first
-            hold_after(getattr(models, backend), method, wanted[kind],
-                       pick=(lambda result: result[0]) if kind == "cloudfront-deploy" else (lambda result: result))
+        models = importlib.import_module(held.module)
+        hold_attribute(getattr(models, held.model), held.attribute, held.transitional)
+        for method in held.methods:
+            hold_after(getattr(models, held.backend), method, wanted[kind],
+                       pick=(lambda result: result[0]) if held.first_of_result else (lambda result: result))
     if "route53-change" in wanted:
         hold_route53_changes(wanted["route53-change"])
     if "acm-validation" in wanted:
