@@ -570,7 +570,7 @@ def _prefect_api_for(run) -> str:
         from golive.sandbox.services import locked
 
         with locked():
-            orchestrator.SERVER.start()
+            orchestrator.start_server()
         api = orchestrator.api_url()
     os.environ["PREFECT_API_URL"] = api
     return api

@@ -68,9 +68,11 @@ def main() -> int:
         print(up.stdout + up.stderr)
         return 1
     from golive.sandbox import control_plane, orchestrator
+    from golive.sandbox.services import locked
     from tests.awsstate import duplicates_and_orphans, inventory
 
-    orchestrator.SERVER.start()
+    with locked():
+        orchestrator.start_server()
     os.environ["PREFECT_API_URL"] = orchestrator.api_url()
     endpoint = control_plane.endpoint_url()
     baseline = {(i.kind, i.id) for i in inventory(endpoint, "us-east-1")}  # the emulator's own defaults

@@ -199,6 +199,8 @@ def test_sandbox_up_brings_prefect_and_a_first_plan_runs_on_it_from_an_empty_pre
         assert {f"phase-{n}" for n in range(1, 8)} <= {name[:7] for name in completed}, completed
     finally:
         down = golive_cli("sandbox", "down", timeout=60)
-    assert down.returncode == 0 and "prefect-worker" in down.stdout and "prefect-server" in down.stdout, down.stdout
-    for marker in (b"prefect server start", b"worker start --pool golive-sandbox", b"golive.sandbox.moto_server"):
+    assert down.returncode == 0, down.stdout
+    assert all(name in down.stdout for name in ("prefect-worker", "prefect-server", "prefect-database")), down.stdout
+    for marker in (b"prefect server start", b"worker start --pool golive-sandbox", b"golive.sandbox.moto_server",
+                   str(state / "sandbox" / "prefect-postgres").encode()):  # the server's own PostgreSQL
         assert moto_processes(state, marker) == [], marker

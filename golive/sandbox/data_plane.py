@@ -49,17 +49,21 @@ def _pg_bin(name: str) -> str:
 
 
 class Postgres:
-    """One PostgreSQL server for the sandbox, on a TCP port of 127.0.0.1, trust auth on loopback only."""
+    """A PostgreSQL server of the sandbox, on a TCP port of 127.0.0.1, trust auth on loopback only for its
+    superuser. `name` is its directory and state file under the state directory; `database` is created on
+    start. The data plane's (the emulated RDS instance) is one; the sandbox's Prefect server has its own, so
+    that what the go-live does to the app's database (a failover, a restore) never touches the runbook's."""
 
-    name = "postgres"
+    def __init__(self, name: str = "postgres", database: str = DATABASE):
+        self.name, self.database = name, database
 
     @property
     def pgdata(self) -> Path:
-        return state_dir() / "postgres"
+        return state_dir() / self.name
 
     @property
     def state_file(self) -> Path:
-        return state_dir() / "postgres.json"
+        return state_dir() / f"{self.name}.json"
 
     def _ctl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         return subprocess.run([_pg_bin("pg_ctl"), "-D", str(self.pgdata), *args], user=_pg_system_user(),
@@ -117,12 +121,12 @@ class Postgres:
                             "-o", f"-h {HOST} -p {port} -c unix_socket_directories=''", "start", check=False)
         if started.returncode != 0:
             raise RuntimeError(f"PostgreSQL did not start: {started.stderr.strip()}; see {self.pgdata / 'log'}")
-        created = subprocess.run([_pg_bin("createdb"), "-h", HOST, "-p", str(port), "-U", PG_USER, DATABASE],
+        created = subprocess.run([_pg_bin("createdb"), "-h", HOST, "-p", str(port), "-U", PG_USER, self.database],
                                  capture_output=True, text=True, timeout=30)
         if created.returncode != 0 and "already exists" not in created.stderr:
-            raise RuntimeError(f"createdb {DATABASE} failed: {created.stderr.strip()}")
+            raise RuntimeError(f"createdb {self.database} failed: {created.stderr.strip()}")
         state = {"pid": self._postmaster_pid(), "port": port, "started_at": time.time(),
-                 "dsn": f"postgresql://{PG_USER}@{HOST}:{port}/{DATABASE}"}
+                 "dsn": f"postgresql://{PG_USER}@{HOST}:{port}/{self.database}"}
         self.state_file.write_text(json.dumps(state))
         return state, True
 
