@@ -80,9 +80,9 @@ def main() -> None:
                       f"{len(run.aws.log.writes())} writes")
                 report(began_wall, began, run.aws.log.calls)
     finally:
-        from prefect.logging.handlers import APILogHandler
+        from prefect.logging.handlers import APILogWorker
 
-        APILogHandler.flush()  # the last run logs reach the server before it stops
+        APILogWorker.drain_all(timeout=5)  # the last run logs reach the server before it stops
         orchestrator.down()
         data_plane.down()
         control_plane.down()

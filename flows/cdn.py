@@ -15,22 +15,34 @@ from tasks.cdn import ensure_distribution
 from tasks.foundation import missing_pieces, read_foundation
 from tasks.load_balancer import read_load_balancer
 from tasks.secrets import ensure_origin_verify
-from tasks.static_files import publish_static_files
+from tasks.static_files import StaticFilesRecord, publish_static_files
 
 
 @flow(name="phase-4-cdn")
 def cdn(environment: str = "sandbox", sandbox: bool | None = None, mode: Mode = "apply",
-        allow_replace: bool = False) -> PhaseResult:
-    """Put CloudFront in front of the site and the static files on S3."""
+        allow_replace: bool = False, static_files: StaticFilesRecord | None = None) -> PhaseResult:
+    """Put CloudFront in front of the site and the static files on S3. static_files: 4.2 already published
+    by the go-live (golive/phases.py `ahead`), so this run only shows it."""
     run = Run.prepare(environment, sandbox=sandbox, mode=mode, allow_replace=allow_replace)
     base = read_foundation(run)
-    static = publish_static_files.submit(run, base.buckets)
+    if static_files is None:
+        static_files = publish_static_files.submit(run, base.buckets)
     alb = read_load_balancer(run)
     distribution = ensure_distribution.submit(run, alb, base.buckets, base.certificate, ensure_origin_verify(run)[0])
-    outputs = {"distribution": distribution.result(), "static_files": static.result(),
+    outputs = {"distribution": distribution.result(),
+               "static_files": static_files if isinstance(static_files, StaticFilesRecord) else static_files.result(),
                "media_bucket": base.buckets["media"].name}
     waiting_for = {1: missing_pieces(base), 3: [] if alb.id else [f"the load balancer {alb.name}"]}
     return finish_phase(run, "phase-4-cdn", outputs, cdn_deliverables(run, outputs), waiting_for=waiting_for)
+
+
+@flow(name="phase-4-static-files")
+def static_files(environment: str = "sandbox", sandbox: bool | None = None, mode: Mode = "apply",
+                 allow_replace: bool = False) -> StaticFilesRecord:
+    """4.2 on its own: collectstatic to the static bucket. It needs Phase 1's bucket and the app, not the
+    load balancer, so the go-live runs it ahead of the rest of Phase 4 and hands Phase 4 the result."""
+    run = Run.prepare(environment, sandbox=sandbox, mode=mode, allow_replace=allow_replace)
+    return publish_static_files(run, read_foundation(run).buckets)
 
 
 def static_file_served(run: Run, bucket: str, path: str = "static/errors/503.html") -> tuple[bool, str]:

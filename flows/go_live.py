@@ -3,7 +3,8 @@
 1. Phases 1-7 in dependency order (golive/phases.py), each as soon as the phases it stands on are done:
    infrastructure and containers at once; data (one-off ECS tasks on the backend's image) after both; ECS
    after data, so the services never serve before the schema and their login exist;
-   the CDN after ECS. Phases not automated yet are shown as such and slot in by giving them a flow.
+   the CDN after ECS, its static files (4.2) ahead of it, once infrastructure and containers are done.
+   Phases not automated yet are shown as such and slot in by giving them a flow.
 2. The launch gate (8.1): load test, smoke and security checks, restore verification, failover.
 3. Approval: production pauses until someone approves in the Prefect UI (who and when go in the report);
    a file with launch.approval = "auto" (the sandbox) approves itself.
@@ -27,7 +28,7 @@ from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settin
 
 from golive.cost import check_budget
 from golive.lock import one_at_a_time
-from golive.phases import PHASES, Phase
+from golive.phases import PHASES, Ahead, Phase
 from golive.report import PhaseResult, artifact_key
 from golive.run import Run, logger
 
@@ -45,9 +46,17 @@ class LaunchNotApproved(RuntimeError):
 
 
 @task(cache_policy=NONE, task_run_name="phase-{number}")
-def run_phase(flow_path: str, number: int, environment: str, sandbox: bool | None) -> PhaseResult:
-    """One phase flow, as a child of the go-live (its own run in the UI, its own artifacts)."""
-    return Phase(number, "", "", flow_path).flow()(environment=environment, sandbox=sandbox)
+def run_phase(flow_path: str, number: int, environment: str, sandbox: bool | None,
+              handed: dict[str, Any] | None = None) -> PhaseResult:
+    """One phase flow, as a child of the go-live (its own run in the UI, its own artifacts). handed: what
+    the go-live ran ahead for it (golive/phases.py `Ahead`), by the flow's parameter name."""
+    return Phase(number, "", "", flow_path).flow()(environment=environment, sandbox=sandbox, **(handed or {}))
+
+
+@task(cache_policy=NONE, task_run_name="phase-{number}-ahead")
+def run_ahead(flow_path: str, number: int, environment: str, sandbox: bool | None) -> Any:
+    """The part of a phase that stands on less than the phase (golive/phases.py `Ahead`), as its own flow."""
+    return Ahead(flow_path, "", ()).flow()(environment=environment, sandbox=sandbox)
 
 
 class Progress:
@@ -76,40 +85,52 @@ def verify_restore(environment: str, sandbox: bool | None):
 
 def run_phases(environment: str, sandbox: bool | None, progress: Progress,
                after: dict[int, Any] | None = None, phases: list[Phase] | None = None) -> dict[int, PhaseResult | None]:
-    """Start each automated phase once its dependencies are done; wait for all; any failure raises.
+    """Start each automated phase once its dependencies are done, and a phase's part that stands on less
+    (its `ahead`) once that part's are: the phase then starts when both its dependencies and that part are
+    done, and is handed its result. Wait for all; any failure raises.
     after: phase number -> a callable started (not awaited) as soon as that phase is done."""
     phases = [p for p in (phases or PHASES) if p.number != 8]
-    futures: dict[int, Any] = {}
-    results: dict[int, PhaseResult | None] = {}
+    futures: dict[Any, Any] = {}  # phase number, or ("ahead", number) for a phase's part run ahead
+    results: dict[Any, Any] = {}
     pending = list(phases)
+    waiting_ahead = [p for p in phases if p.automated and p.ahead]
+    ahead_of = {p.number: p.ahead for p in waiting_ahead}
     finished: list[str] = []  # progress to report once the phases it made ready are started
     while True:
-        ready = [p for p in pending if all(d in results for d in p.after)]
+        for phase in [p for p in waiting_ahead if all(d in results for d in p.ahead.after)]:
+            waiting_ahead.remove(phase)
+            futures[("ahead", phase.number)] = run_ahead.submit(phase.ahead.flow_path, phase.number, environment, sandbox)
+        ready = [p for p in pending if all(d in results for d in p.after)
+                 and (not p.automated or p.ahead is None or ("ahead", p.number) in results)]
         for phase in ready:
             pending.remove(phase)
             if not phase.automated:
                 results[phase.number] = None
                 finished.append(f"phase {phase.number} {phase.name}: not automated yet")
                 continue
-            futures[phase.number] = run_phase.submit(phase.flow_path, phase.number, environment, sandbox)
+            handed = {phase.ahead.parameter: results[("ahead", phase.number)]} if phase.ahead else None
+            futures[phase.number] = run_phase.submit(phase.flow_path, phase.number, environment, sandbox, handed)
         for step in finished:  # after the submissions: each is a call to the API, the next phase need not wait
             progress.step(step)
         finished.clear()
         if ready and any(p.automated is False for p in ready):
             continue  # a phase marked done may have made others ready
-        # Wait for whichever running phase finishes first, then look again for newly ready ones: a phase
+        # Wait for whichever running flow finishes first, then look again for newly ready ones: a phase
         # whose dependencies are done never waits behind an unrelated slower one.
         running = {futures[n]: n for n in futures if n not in results}
         if not running:
             if pending:
                 raise RuntimeError(f"phases {[p.number for p in pending]} wait on phases that never run")
-            return results
-        number = running[next(as_completed(list(running)))]
-        results[number] = futures[number].result()  # raises if the phase failed
-        if after and number in after:
-            after[number]()
-        name = next(p.name for p in phases if p.number == number)
-        finished.append(f"phase {number} {name}: {results[number].summary.brief()}")
+            return {n: r for n, r in results.items() if isinstance(n, int)}
+        key = running[next(as_completed(list(running)))]
+        results[key] = futures[key].result()  # raises if the phase (or its part run ahead) failed
+        if isinstance(key, tuple):
+            logger().info(f"phase {key[1]}: {ahead_of[key[1]].flow_path} done ahead of the rest of the phase")
+            continue
+        if after and key in after:
+            after[key]()
+        name = next(p.name for p in phases if p.number == key)
+        finished.append(f"phase {key} {name}: {results[key].summary.brief()}")
 
 
 def approve(run: Run) -> dict[str, str]:

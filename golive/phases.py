@@ -12,12 +12,28 @@ from typing import Callable
 
 
 @dataclass(frozen=True)
+class Ahead:
+    """A part of a phase that stands on less than the whole phase: the go-live runs it as a flow of its own as
+    soon as the phases in `after` are done, and hands its result to the phase as `parameter`. Run alone
+    (`golive apply`, a plan), the phase does it itself."""
+
+    flow_path: str  # "module:function"
+    parameter: str  # the phase flow's parameter that takes its result
+    after: tuple[int, ...]
+
+    def flow(self) -> Callable:
+        module, function = self.flow_path.split(":")
+        return getattr(importlib.import_module(module), function)
+
+
+@dataclass(frozen=True)
 class Phase:
     number: int
     name: str
     title: str
     flow_path: str | None  # "module:function", or None while the phase is not automated yet
     after: tuple[int, ...] = ()  # the phases it stands on: the go-live starts it once they are done
+    ahead: Ahead | None = None  # a part the go-live runs before the phase's own turn
 
     @property
     def automated(self) -> bool:
@@ -36,7 +52,10 @@ PHASES: list[Phase] = [
     # The services start once the schema and the app's database login exist: Phase 5 runs its one-off
     # tasks on the backend's image (Phase 2) before Phase 3 starts what serves it.
     Phase(3, "ecs", "ECS deployment", "flows.ecs:ecs", after=(1, 2, 5)),
-    Phase(4, "cdn", "CDN and performance", "flows.cdn:cdn", after=(3,)),
+    # CloudFront needs the load balancer (Phase 3); 4.2's static files need only the bucket (Phase 1) and the
+    # app (Phase 2): the go-live publishes them beside Phases 5 and 3 instead of after them.
+    Phase(4, "cdn", "CDN and performance", "flows.cdn:cdn", after=(3,),
+          ahead=Ahead("flows.cdn:static_files", "static_files", after=(1, 2))),
     Phase(5, "data", "Database migration and data", "flows.data:data", after=(1, 2)),
     Phase(6, "cicd", "CI/CD pipeline", "flows.cicd:cicd", after=(3,)),
     Phase(7, "monitoring", "Monitoring and security", "flows.monitoring:monitoring", after=(4,)),

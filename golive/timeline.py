@@ -30,7 +30,8 @@ from golive.phases import PHASES
 
 MODEL_FILE = Path(__file__).resolve().parent / "timeline_model.toml"
 # What an apply run takes at each `if` the flows make about the run (the timeline is of an apply run).
-APPLY_RUN = {"run.applying": True, "not run.applying": False, "rollback": False, "restore is None": False}
+APPLY_RUN = {"run.applying": True, "not run.applying": False, "rollback": False, "restore is None": False,
+             "static_files is None": False}  # the go-live hands Phase 4 its static files (phases.py `ahead`)
 
 
 @dataclass
@@ -384,13 +385,22 @@ def predict(env: Environment, *, model: dict | None = None, scale: float = 1.0, 
     # Phases 1-7 as the go-live's scheduler runs them (flows/go_live.py run_phases).
     remaining = [p for p in PHASES if p.number != 8 and p.automated]
     done: set[int] = set()
+    def phase_ends(numbers: Iterable[int]) -> set[str]:
+        return set().union(*(ends[f"phase {d}"] for d in numbers))
+
     while remaining:
-        phase = next(p for p in remaining if all(d in done for d in p.after))
+        phase = next(p for p in remaining if all(d in done for d in (*p.after, *(p.ahead.after if p.ahead else ()))))
         remaining.remove(phase)
         stage = f"phase {phase.number} {phase.name}"
-        gate = builder.stage_gate(stage, set().union(*(ends[f"phase {d}"] for d in phase.after)) if phase.after else set())
+        ahead: set[str] = set()
+        if phase.ahead:  # its part that the go-live runs as soon as its own phases are done
+            ahead_stage = f"{stage} (ahead: {phase.ahead.flow_path.split(':')[1].replace('_', ' ')})"
+            ahead_gate = builder.stage_gate(ahead_stage, phase_ends(phase.ahead.after))
+            ahead = builder.read_flow(ahead_stage, phase.ahead.flow_path, ahead_gate)
+            stages[ahead_stage] = (ahead_gate, ahead)
+        gate = builder.stage_gate(stage, phase_ends(phase.after) | ahead)
         made = builder.read_flow(stage, phase.flow_path, gate)
-        ends[f"phase {phase.number}"] = {k for k in made}
+        ends[f"phase {phase.number}"] = made | ahead
         stages[stage] = (gate, made)
         done.add(phase.number)
     every_phase = set().union(*(v for k, v in ends.items() if k.startswith("phase ")))

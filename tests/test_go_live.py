@@ -141,3 +141,25 @@ def test_a_phase_starts_as_soon_as_its_own_dependencies_are_done(prefect_api, tm
 
     results = schedule()
     assert results[1].outputs["saw_after_fast_while_running"], "phase 3 waited for phase 1, which it does not depend on"
+
+
+def test_a_phase_part_that_needs_less_runs_ahead_and_is_handed_to_its_phase(prefect_api, tmp_path):
+    """A phase's `ahead` part (Phase 4's static files) starts once its own dependencies are done, while the
+    phase still waits on a slower one, and the phase gets its result instead of doing it again."""
+    from prefect import flow
+
+    from flows.go_live import Progress, run_phases
+    from golive.phases import Ahead, Phase
+
+    phases = [Phase(1, "slow", "", "tests.timed_phases:slow_until_ahead"), Phase(2, "fast", "", "tests.timed_phases:fast"),
+              Phase(3, "with-part", "", "tests.timed_phases:with_part", after=(1,),
+                    ahead=Ahead("tests.timed_phases:ahead_part", "part", after=(2,)))]
+
+    @flow(name="ahead-scheduling-test")
+    def schedule():
+        return run_phases(str(tmp_path), True, Progress(len(phases)), phases=phases)
+
+    results = schedule()
+    assert results[1].outputs["saw_ahead_while_running"], "the part ran ahead only after phase 1, which it does not need"
+    assert results[3].outputs["part"] == "made ahead"
+    assert set(results) == {1, 2, 3}  # the part is not a phase of its own in the result

@@ -67,6 +67,12 @@ def test_the_step_graph_is_the_flows_own():
     assert timeline.stage("phase 3 ecs").start == max(timeline.stage(f"phase {n} {name}").end for n, name in
                                                       ((1, "infrastructure"), (2, "containers"), (5, "data")))
     assert timeline.stage("phase 2 containers").start == 0
+    # Phase 4's static files run ahead (phases.py `Ahead`): after Phases 1 and 2, not after Phase 3; Phase 4 is
+    # handed them, so its own flow does not publish them again.
+    static = one("phase 4 cdn (ahead: static files)", "publish_static_files")
+    assert static.start < timeline.stage("phase 3 ecs").start
+    assert not [s for s in timeline.steps if s.stage == "phase 4 cdn" and s.task == "publish_static_files"]
+    assert timeline.stage("phase 4 cdn").start >= static.end
 
 
 def test_nat_mode_and_the_cutover_steps_come_from_the_file():

@@ -15,13 +15,33 @@ def _ran(name: str, **outputs) -> PhaseResult:
     return PhaseResult(phase=name, environment="sandbox", mode="apply", target="none", changes=[], outputs=outputs)
 
 
-@flow(name="timed-slow")
-def slow(environment: str = "", sandbox: bool | None = None) -> PhaseResult:
-    mark = Path(environment) / "after-fast-ran"
+def _seen(mark: Path) -> bool:
+    """Whether the mark appears within 60 s."""
     deadline = time.monotonic() + 60
     while not mark.exists() and time.monotonic() < deadline:
         time.sleep(0.1)
-    return _ran("slow", saw_after_fast_while_running=mark.exists())
+    return mark.exists()
+
+
+@flow(name="timed-slow")
+def slow(environment: str = "", sandbox: bool | None = None) -> PhaseResult:
+    return _ran("slow", saw_after_fast_while_running=_seen(Path(environment) / "after-fast-ran"))
+
+
+@flow(name="timed-slow-until-ahead")
+def slow_until_ahead(environment: str = "", sandbox: bool | None = None) -> PhaseResult:
+    return _ran("slow", saw_ahead_while_running=_seen(Path(environment) / "ahead-ran"))
+
+
+@flow(name="timed-ahead-part")
+def ahead_part(environment: str = "", sandbox: bool | None = None) -> str:
+    (Path(environment) / "ahead-ran").touch()
+    return "made ahead"
+
+
+@flow(name="timed-with-part")
+def with_part(environment: str = "", sandbox: bool | None = None, part: str | None = None) -> PhaseResult:
+    return _ran("with-part", part=part)
 
 
 @flow(name="timed-fast")
