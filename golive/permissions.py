@@ -301,6 +301,43 @@ def scoped_statements(actions: set[str], env: str, region: str, account: str) ->
 
 
 def deploy_policy(env: str, region: str, account: str) -> dict:
+    """The deploy role's policy (see _deploy_policy), computed once per code version and kept on disk."""
+    return _kept(("deploy-policy", env, region, account), lambda: _deploy_policy(env, region, account))
+
+
+def _kept(key: tuple[str, ...], compute) -> Any:
+    """A JSON value that depends only on golive's code, parliament's catalogue and `key`, kept across
+    processes in <GOLIVE_STATE_DIR>/cache. The deploy policy costs about 0.5 s of CPU (importing parliament's
+    10 MB catalogue, scoping every action) in every process that runs Phase 1 (a plan, an apply, each
+    go-live), for the same answer each time. The file's name is a hash of everything it is computed from
+    (any edit to golive/ or another parliament computes it again); an unreadable or unwritable cache only
+    means computing it."""
+    import hashlib
+    import os
+    from importlib.metadata import version
+
+    digest = hashlib.sha256(json.dumps([version("parliament"), *key]).encode())
+    for source in sorted(Path(__file__).resolve().parent.glob("*.py")):
+        digest.update(source.read_bytes())
+    from golive.sandbox.services import state_dir
+
+    path = state_dir().parent / "cache" / f"{key[0]}-{digest.hexdigest()[:20]}.json"
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        pass
+    value = compute()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(f".{os.getpid()}.partial")
+        partial.write_text(json.dumps(value))
+        partial.replace(path)  # whole or not at all, whoever else writes it at the same moment
+    except (OSError, TypeError, ValueError):  # not writable, or not JSON: computed again next time
+        pass
+    return value
+
+
+def _deploy_policy(env: str, region: str, account: str) -> dict:
     """The deploy role's policy: every action the runbook needs, scoped; the RDS-managed master secret
     of this environment's instance; and no way to change its own rights or the boundary."""
     own_role = f"arn:aws:iam::{account}:role/{PREFIX}/{env}/{PREFIX}-{env}-deploy"
@@ -346,7 +383,12 @@ def role_documents(iam, role_name: str) -> dict[str, dict]:
 # ---- The linter ----
 
 def lint(document: dict, minimum: str = "LOW") -> list[dict]:
-    """parliament's findings on a policy above `minimum` severity (INFO < LOW < MEDIUM < HIGH < CRITICAL)."""
+    """parliament's findings on a policy above `minimum` severity (INFO < LOW < MEDIUM < HIGH < CRITICAL);
+    kept per document (the audit reads the same documents from IAM every run)."""
+    return _kept(("lint", json.dumps(document, sort_keys=True), minimum), lambda: _lint(document, minimum))
+
+
+def _lint(document: dict, minimum: str) -> list[dict]:
     from parliament import analyze_policy_string
 
     from parliament import enhance_finding
