@@ -301,17 +301,20 @@ def scoped_statements(actions: set[str], env: str, region: str, account: str) ->
 
 
 def deploy_policy(env: str, region: str, account: str) -> dict:
-    """The deploy role's policy (see _deploy_policy), computed once per code version and kept on disk."""
-    return _kept(("deploy-policy", env, region, account), lambda: _deploy_policy(env, region, account))
+    """The deploy role's policy (see _deploy_policy), computed once per code version and set of actions, and
+    kept on disk."""
+    actions = deploy_actions()
+    return _kept(("deploy-policy", env, region, account, *sorted(actions)),
+                 lambda: _deploy_policy(actions, env, region, account))
 
 
 def _kept(key: tuple[str, ...], compute) -> Any:
-    """A JSON value that depends only on golive's code, parliament's catalogue and `key`, kept across
-    processes in <GOLIVE_STATE_DIR>/cache. The deploy policy costs about 0.5 s of CPU (importing parliament's
-    10 MB catalogue, scoping every action) in every process that runs Phase 1 (a plan, an apply, each
-    go-live), for the same answer each time. The file's name is a hash of everything it is computed from
-    (any edit to golive/ or another parliament computes it again); an unreadable or unwritable cache only
-    means computing it."""
+    """A JSON value that depends only on golive's code, parliament's catalogue and `key` (which holds the
+    inputs that are data, such as the actions), kept across processes in <GOLIVE_STATE_DIR>/cache. The deploy
+    policy costs about 0.5 s of CPU (importing parliament's 10 MB catalogue, scoping every action) in every
+    process that runs Phase 1 (a plan, an apply, each go-live), for the same answer each time. The file's
+    name is a hash of everything it is computed from (any edit to golive/ or another parliament computes it
+    again); an unreadable or unwritable cache only means computing it."""
     import hashlib
     import os
     from importlib.metadata import version
@@ -337,13 +340,13 @@ def _kept(key: tuple[str, ...], compute) -> Any:
     return value
 
 
-def _deploy_policy(env: str, region: str, account: str) -> dict:
+def _deploy_policy(actions: set[str], env: str, region: str, account: str) -> dict:
     """The deploy role's policy: every action the runbook needs, scoped; the RDS-managed master secret
     of this environment's instance; and no way to change its own rights or the boundary."""
     own_role = f"arn:aws:iam::{account}:role/{PREFIX}/{env}/{PREFIX}-{env}-deploy"
     master_secrets = f"arn:aws:secretsmanager:{region}:{account}:secret:rds!db-*"
     return {"Version": "2012-10-17", "Statement": [
-        *scoped_statements(deploy_actions(), env, region, account),
+        *scoped_statements(actions, env, region, account),
         # RDS names the master secret rds!db-<uuid> (outside golive/<env>/) and tags it with the instance's
         # ARN: made through CreateDBInstance, read (Phase 5, integrity checks, backup verification) only
         # for this environment's instance.
