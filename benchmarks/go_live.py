@@ -18,6 +18,44 @@ import time
 import isolated  # noqa: F401,E402  (first: telemetry off, a state directory of its own)
 
 
+def cpu_seconds() -> dict[str, float]:
+    """CPU time (user + system) so far of this process, its finished children (the one-off tasks' Django,
+    collectstatic, Locust) and each live sandbox service of this benchmark's state directory, by kind (a
+    PostgreSQL backend counts with its cluster; a process that ended, a backend included, is not counted)."""
+    from pathlib import Path
+
+    tick = os.sysconf("SC_CLK_TCK")
+    state = os.environ["GOLIVE_STATE_DIR"].encode()
+    kinds = {"moto": b"moto_server", "prefect server": b"prefect server start", "prefect worker": b"worker start",
+             "prefect's postgres": b"prefect-postgres", "the app's postgres": b"postgres -D",
+             "app (gunicorn)": b"gunicorn", "edge and dns": b"golive.sandbox."}
+    totals = {kind: 0.0 for kind in kinds}
+
+    def read(pid: str) -> tuple[bytes, bytes, list[str]] | None:
+        try:
+            return ((Path("/proc") / pid / "cmdline").read_bytes().replace(b"\0", b" "),
+                    (Path("/proc") / pid / "environ").read_bytes(),
+                    (Path("/proc") / pid / "stat").read_text().rsplit(")", 1)[1].split())
+        except OSError:
+            return None
+
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid() or (found := read(proc.name)) is None:
+            continue
+        cmdline, environ, fields = found
+        if cmdline.startswith(b"postgres: ") and (parent := read(fields[1])):  # a backend: its postmaster says
+            cmdline, environ = parent[0], parent[1]
+        if state not in environ and state not in cmdline:
+            continue
+        kind = next((k for k, m in kinds.items() if m in cmdline), None)
+        if kind:
+            totals[kind] += (int(fields[11]) + int(fields[12])) / tick
+    own = os.times()
+    totals["this process"] = own.user + own.system
+    totals["its subprocesses"] = own.children_user + own.children_system
+    return totals
+
+
 def main() -> None:
     from golive.config import load_environment
     from golive.run import Run
@@ -45,6 +83,7 @@ def main() -> None:
             for label in ("fresh go-live", "converged go-live"):
                 run = Run.prepare("sandbox")
                 run.aws.log.clear()
+                cpu_before = cpu_seconds()
                 began = time.monotonic()
                 try:
                     result = go_live(environment="sandbox")
@@ -53,6 +92,7 @@ def main() -> None:
                           f"{type(error).__name__}: {str(error)[:400]}")
                     continue
                 wall = time.monotonic() - began
+                cpu = {k: v - cpu_before.get(k, 0.0) for k, v in cpu_seconds().items()}
                 timings = result["timings"]
                 writes = run.aws.log.writes()
                 non_cutover = [c for c in writes if c.service != "route53"]
@@ -64,6 +104,8 @@ def main() -> None:
                 print(f"  load-test window       {load_window:6.1f} s  (launch.load_test.duration_seconds)")
                 print(f"  monitoring window      {watch_window:6.1f} s  (launch.monitoring.window_seconds)")
                 print("  by stage: " + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items()))
+                print(f"  CPU {sum(cpu.values()):.1f} s of the {2 * wall:.1f} s two cores give in {wall:.1f} s: "
+                      + ", ".join(f"{k} {v:.1f}" for k, v in sorted(cpu.items(), key=lambda kv: -kv[1]) if v >= 0.05))
                 report = result["report"].splitlines()
                 # The load test through the sandbox's edge, and the verdicts the report gives.
                 print("  " + next((line for line in report if " users for " in line), ""))

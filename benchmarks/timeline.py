@@ -29,6 +29,10 @@ FLOW_OF_STAGE = {"restore verification": "backup-verification", "security audit"
 def stage_flow(stage: str) -> str:
     if stage.startswith("phase "):
         number, name = stage.split(" ")[1:3]
+        if "(ahead:" in stage:  # a phase's part the go-live runs ahead: a flow of its own name
+            from golive.phases import find_phase
+
+            return find_phase(number).ahead.flow().name
         return f"phase-{number}-{name}"
     return FLOW_OF_STAGE.get(stage, "")
 
