@@ -841,8 +841,11 @@ def _leave(code: int | str | None) -> None:
     # executor's workers are told to stop, as concurrent.futures registers), then the atexit handlers.
     threading._shutdown()  # type: ignore[attr-defined]
     atexit._run_exitfuncs()
-    sys.stdout.flush()
-    sys.stderr.flush()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a reader that went away (`golive plan ENV | head`), a closed stream
+            pass
     os._exit(code or 0)
 
 

@@ -314,7 +314,8 @@ def _kept(key: tuple[str, ...], compute) -> Any:
     policy costs about 0.5 s of CPU (importing parliament's 10 MB catalogue, scoping every action) in every
     process that runs Phase 1 (a plan, an apply, each go-live), for the same answer each time. The file's
     name is a hash of everything it is computed from (any edit to golive/ or another parliament computes it
-    again); an unreadable or unwritable cache only means computing it."""
+    again); an unreadable or unwritable cache only means computing it. The state directory is trusted as the
+    code is: whoever can write there can change the deploy role's policy, as whoever can edit golive/ can."""
     import hashlib
     import os
     from importlib.metadata import version
