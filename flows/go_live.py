@@ -28,7 +28,7 @@ from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settin
 
 from golive.cost import check_budget
 from golive.lock import one_at_a_time
-from golive.phases import PHASES, Ahead, Phase
+from golive.phases import PHASES, Phase, load_flow
 from golive.report import PhaseResult, artifact_key
 from golive.run import Run, logger
 
@@ -50,13 +50,13 @@ def run_phase(flow_path: str, number: int, environment: str, sandbox: bool | Non
               handed: dict[str, Any] | None = None) -> PhaseResult:
     """One phase flow, as a child of the go-live (its own run in the UI, its own artifacts). handed: what
     the go-live ran ahead for it (golive/phases.py `Ahead`), by the flow's parameter name."""
-    return Phase(number, "", "", flow_path).flow()(environment=environment, sandbox=sandbox, **(handed or {}))
+    return load_flow(flow_path)(environment=environment, sandbox=sandbox, **(handed or {}))
 
 
 @task(cache_policy=NONE, task_run_name="phase-{number}-ahead")
 def run_ahead(flow_path: str, number: int, environment: str, sandbox: bool | None) -> Any:
     """The part of a phase that stands on less than the phase (golive/phases.py `Ahead`), as its own flow."""
-    return Ahead(flow_path, "", ()).flow()(environment=environment, sandbox=sandbox)
+    return load_flow(flow_path)(environment=environment, sandbox=sandbox)
 
 
 class Progress:

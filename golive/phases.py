@@ -11,6 +11,12 @@ from dataclasses import dataclass
 from typing import Callable
 
 
+def load_flow(path: str) -> Callable:
+    """The flow a "module:function" path names, imported on first use."""
+    module, function = path.split(":")
+    return getattr(importlib.import_module(module), function)
+
+
 @dataclass(frozen=True)
 class Ahead:
     """A part of a phase that stands on less than the whole phase: the go-live runs it as a flow of its own as
@@ -22,8 +28,7 @@ class Ahead:
     after: tuple[int, ...]
 
     def flow(self) -> Callable:
-        module, function = self.flow_path.split(":")
-        return getattr(importlib.import_module(module), function)
+        return load_flow(self.flow_path)
 
 
 @dataclass(frozen=True)
@@ -42,8 +47,7 @@ class Phase:
     def flow(self) -> Callable:
         if self.flow_path is None:
             raise LookupError(f"phase {self.number} ({self.name}) is not automated yet")
-        module, function = self.flow_path.split(":")
-        return getattr(importlib.import_module(module), function)
+        return load_flow(self.flow_path)
 
 
 PHASES: list[Phase] = [
