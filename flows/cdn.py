@@ -25,12 +25,11 @@ def cdn(environment: str = "sandbox", sandbox: bool | None = None, mode: Mode = 
     by the go-live (golive/phases.py `ahead`), so this run only shows it."""
     run = Run.prepare(environment, sandbox=sandbox, mode=mode, allow_replace=allow_replace)
     base = read_foundation(run)
-    if static_files is None:
-        static_files = publish_static_files.submit(run, base.buckets)
+    published = publish_static_files.submit(run, base.buckets) if static_files is None else None
     alb = read_load_balancer(run)
     distribution = ensure_distribution.submit(run, alb, base.buckets, base.certificate, ensure_origin_verify(run)[0])
     outputs = {"distribution": distribution.result(),
-               "static_files": static_files if isinstance(static_files, StaticFilesRecord) else static_files.result(),
+               "static_files": static_files if static_files is not None else published.result(),
                "media_bucket": base.buckets["media"].name}
     waiting_for = {1: missing_pieces(base), 3: [] if alb.id else [f"the load balancer {alb.name}"]}
     return finish_phase(run, "phase-4-cdn", outputs, cdn_deliverables(run, outputs), waiting_for=waiting_for)

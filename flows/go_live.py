@@ -91,24 +91,24 @@ def run_phases(environment: str, sandbox: bool | None, progress: Progress,
     after: phase number -> a callable started (not awaited) as soon as that phase is done."""
     phases = [p for p in (phases or PHASES) if p.number != 8]
     futures: dict[Any, Any] = {}  # phase number, or ("ahead", number) for a phase's part run ahead
-    results: dict[Any, Any] = {}
+    results: dict[int, PhaseResult | None] = {}
+    ahead_results: dict[int, Any] = {}
     pending = list(phases)
     waiting_ahead = [p for p in phases if p.automated and p.ahead]
-    ahead_of = {p.number: p.ahead for p in waiting_ahead}
     finished: list[str] = []  # progress to report once the phases it made ready are started
     while True:
         for phase in [p for p in waiting_ahead if all(d in results for d in p.ahead.after)]:
             waiting_ahead.remove(phase)
             futures[("ahead", phase.number)] = run_ahead.submit(phase.ahead.flow_path, phase.number, environment, sandbox)
         ready = [p for p in pending if all(d in results for d in p.after)
-                 and (not p.automated or p.ahead is None or ("ahead", p.number) in results)]
+                 and (not p.automated or p.ahead is None or p.number in ahead_results)]
         for phase in ready:
             pending.remove(phase)
             if not phase.automated:
                 results[phase.number] = None
                 finished.append(f"phase {phase.number} {phase.name}: not automated yet")
                 continue
-            handed = {phase.ahead.parameter: results[("ahead", phase.number)]} if phase.ahead else None
+            handed = {phase.ahead.parameter: ahead_results[phase.number]} if phase.ahead else None
             futures[phase.number] = run_phase.submit(phase.flow_path, phase.number, environment, sandbox, handed)
         for step in finished:  # after the submissions: each is a call to the API, the next phase need not wait
             progress.step(step)
@@ -117,16 +117,18 @@ def run_phases(environment: str, sandbox: bool | None, progress: Progress,
             continue  # a phase marked done may have made others ready
         # Wait for whichever running flow finishes first, then look again for newly ready ones: a phase
         # whose dependencies are done never waits behind an unrelated slower one.
-        running = {futures[n]: n for n in futures if n not in results}
+        running = {future: key for key, future in futures.items()
+                   if (key[1] not in ahead_results if isinstance(key, tuple) else key not in results)}
         if not running:
             if pending:
                 raise RuntimeError(f"phases {[p.number for p in pending]} wait on phases that never run")
-            return {n: r for n, r in results.items() if isinstance(n, int)}
+            return results
         key = running[next(as_completed(list(running)))]
-        results[key] = futures[key].result()  # raises if the phase (or its part run ahead) failed
-        if isinstance(key, tuple):
-            logger().info(f"phase {key[1]}: {ahead_of[key[1]].flow_path} done ahead of the rest of the phase")
+        if isinstance(key, tuple):  # a phase's part run ahead: it raises if it failed
+            ahead_results[key[1]] = futures[key].result()
+            logger().info(f"phase {key[1]}: its part that needs less was done ahead of the rest")
             continue
+        results[key] = futures[key].result()  # raises if the phase failed
         if after and key in after:
             after[key]()
         name = next(p.name for p in phases if p.number == key)
