@@ -30,11 +30,12 @@ if _static_bucket:
                                 "file_overwrite": False}},
         # Static files under static/ in their bucket, served by CloudFront's /static/* behaviour on the
         # site's own domain (origin access control; the bucket itself stays private).
-        # (django-storages' S3ManifestStaticStorage, with one listing of the bucket instead of a HEAD per file.)
+        # (django-storages' S3ManifestStaticStorage, with one listing of the bucket instead of a HEAD per file, and
+        # uploads that overlap: config/storage.py.)
         "staticfiles": {"BACKEND": "config.storage.StaticStorage",
                         "OPTIONS": {"bucket_name": _static_bucket, "location": "static",
                                     "custom_domain": env("STATIC_DOMAIN", "") or None, "querystring_auth": False,
-                                    # Small files, one at a time: no transfer thread pool per upload.
+                                    # Small files: no transfer thread pool per upload (the storage runs several uploads at once).
                                     "use_threads": False}},
     }
 else:
