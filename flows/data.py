@@ -35,7 +35,7 @@ def data(environment: str = "sandbox", sandbox: bool | None = None, mode: Mode =
     """Create the app's role, migrate, load the initial data, create the admin user, prove the data is sound."""
     run = Run.prepare(environment, sandbox=sandbox, mode=mode, allow_replace=allow_replace)
     if run.applying:
-        integrity.preload()  # ready by the time the data is
+        integrity.preload()  # its process starts now, ready by the time the data is
     role = ensure_app_database_role.submit(run)
     state = read_data_state.submit(run)
     one_offs = prepare_one_off_tasks(run, current_release_tag(run))
