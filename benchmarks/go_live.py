@@ -28,7 +28,7 @@ def cpu_seconds() -> dict[str, float]:
     state = os.environ["GOLIVE_STATE_DIR"].encode()
     kinds = {"moto": b"moto_server", "prefect server": b"prefect server start", "prefect worker": b"worker start",
              "prefect's postgres": b"prefect-postgres", "the app's postgres": b"postgres -D",
-             "app (gunicorn)": b"gunicorn", "edge and dns": b"golive.sandbox."}
+             "app (gunicorn)": b"gunicorn", "great-expectations": b"golive.integrity", "edge and dns": b"golive.sandbox."}
     totals = {kind: 0.0 for kind in kinds}
 
     def read(pid: str) -> tuple[bytes, bytes, list[str]] | None:

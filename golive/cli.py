@@ -7,6 +7,7 @@ Exit codes follow `terraform plan -detailed-exitcode`: 0 success with nothing to
 from __future__ import annotations
 
 import json
+import threading
 import os
 import sys
 import time
@@ -760,9 +761,13 @@ def sandbox_up(prefect: bool = typer.Option(True, "--prefect/--no-prefect",
 def _sandbox_up(prefect: bool) -> None:
     from golive.sandbox import control_plane, data_plane
 
-    state = control_plane.up()
+    state = control_plane.up(warm=False)
     word = "started" if state["started"] else "already running"
     console.print(f"sandbox {word}: AWS endpoint {state['aws_endpoint_url']} (state in {state['state_dir']})")
+    # A new emulator's cold start (moto's first request per service), while the other services start.
+    warming = threading.Thread(target=control_plane.warm_up, args=(state["aws_endpoint_url"],), name="warm-up")
+    if state["started"]:
+        warming.start()
     data = data_plane.up()
     console.print(f"data plane: PostgreSQL {data['postgres_dsn']}, Redis {data['redis_url']}")
     from golive.sandbox import edge
@@ -777,6 +782,8 @@ def _sandbox_up(prefect: bool) -> None:
         started = orchestrator.up()
         console.print(f"Prefect: UI {started['ui_url']}, worker on pool {orchestrator.POOL}; every golive command "
                       "against the sandbox records its runs there (unless PREFECT_API_URL says otherwise)")
+    if warming.is_alive():
+        warming.join()
 
 
 @sandbox_app.command("down")

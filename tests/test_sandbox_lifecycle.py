@@ -204,3 +204,13 @@ def test_sandbox_up_brings_prefect_and_a_first_plan_runs_on_it_from_an_empty_pre
     for marker in (b"prefect server start", b"worker start --pool golive-sandbox", b"golive.sandbox.moto_server",
                    str(state / "sandbox" / "prefect-postgres").encode()):  # the server's own PostgreSQL
         assert moto_processes(state, marker) == [], marker
+
+
+def test_a_new_emulator_is_warmed_up_for_every_service_the_runbook_calls():
+    """moto's first request per service is slow (it builds the service's app and model): `up` makes it
+    for each service the code calls, so a new service in the code must join control_plane.WARM_UP."""
+    from golive.permissions import code_operations
+    from golive.sandbox.control_plane import WARM_UP
+
+    called = {operation.split(".")[0] for operation in code_operations()}
+    assert called - {service for service, _, _ in WARM_UP} == set()

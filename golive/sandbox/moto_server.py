@@ -50,6 +50,10 @@ def main(argv: list[str]) -> None:
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     install_emulation()
+    # ACM's first certificate would otherwise initialize OpenSSL's bindings (0.4 s) inside a go-live's step.
+    from cryptography.hazmat.backends import default_backend
+
+    default_backend()
     from moto.server import main as moto_main
 
     moto_main(argv)
