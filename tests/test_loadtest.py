@@ -22,7 +22,9 @@ SHORT = dict(users=8, spawn_rate=8, duration_seconds=3)
 
 
 def test_a_short_load_test_passes_with_sane_figures_and_a_report(endpoint, tmp_path):
-    settings = load_environment("sandbox").launch.load_test.model_copy(update={**SHORT, "min_rps": 10})
+    # The mechanics and the figures' sanity, not the app's speed (benchmarks/app_throughput.py measures that):
+    # the latency bound is the sanity bound below, as the suite's other workers share the two cores.
+    settings = load_environment("sandbox").launch.load_test.model_copy(update={**SHORT, "min_rps": 10, "p95_ms": 1000})
     result = run_load_test(endpoint, settings, tmp_path)
 
     assert result.passed, result.violations
