@@ -7,9 +7,9 @@ Exit codes follow `terraform plan -detailed-exitcode`: 0 success with nothing to
 from __future__ import annotations
 
 import json
-import threading
 import os
 import sys
+import threading
 import time
 import traceback
 from contextvars import ContextVar, copy_context
@@ -767,7 +767,7 @@ def _sandbox_up(prefect: bool) -> None:
     # A new emulator's cold start (moto's first request per service), while the other services start.
     warming = threading.Thread(target=control_plane.warm_up, args=(state["aws_endpoint_url"],), name="warm-up")
     if state["started"]:
-        warming.start()
+        warming.start()  # joined below
     data = data_plane.up()
     console.print(f"data plane: PostgreSQL {data['postgres_dsn']}, Redis {data['redis_url']}")
     from golive.sandbox import edge
@@ -782,7 +782,7 @@ def _sandbox_up(prefect: bool) -> None:
         started = orchestrator.up()
         console.print(f"Prefect: UI {started['ui_url']}, worker on pool {orchestrator.POOL}; every golive command "
                       "against the sandbox records its runs there (unless PREFECT_API_URL says otherwise)")
-    if warming.is_alive():
+    if state["started"]:
         warming.join()
 
 

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -160,6 +161,15 @@ def test_sandbox_up_brings_prefect_and_a_first_plan_runs_on_it_from_an_empty_pre
         api, ui = started["prefect_api_url"], started["prefect_ui_url"]
         assert api == f"{ui}/api" and ui.startswith("http://127.0.0.1:") and started["prefect_worker"] is True
         assert ui in up.stdout
+        # `up` returns once the worker it started polls: the API has that worker (by its name) with a heartbeat.
+        from golive.sandbox.orchestrator import worker_name
+
+        port = json.loads((state / "sandbox" / "prefect-worker.json").read_text())["port"]
+        request = urllib.request.Request(f"{api}/work_pools/golive-sandbox/workers/filter", data=b"{}",
+                                         method="POST", headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            polling = {w["name"]: w["last_heartbeat_time"] for w in json.loads(response.read())}
+        assert polling.get(worker_name(port)), polling
 
         assert not home.exists() or not any(home.iterdir())
         began = time.monotonic()

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
@@ -74,15 +73,16 @@ def _worker_env() -> dict[str, str]:
             "GOLIVE_PROJECT_DIR": str(PROJECT_DIR)}
 
 
-_worker_started_at = 0.0  # when up() last started a worker process (epoch seconds)
+def worker_name(port: int) -> str:
+    """The name the worker started with this (otherwise unused) port registers under: this start's own."""
+    return f"golive-sandbox-{port}"
 
 
 def _worker_polling(port: int) -> bool:
-    """A worker listens on no port: it is up once the API has its heartbeat from after it was started, sent
-    when it has imported Prefect and begins polling the pool. Until then a go-live run would wait for its
-    first poll, and its start-up (about 2 s of CPU) would compete with the run."""
+    """A worker listens on no port: it is up once the API lists it under this start's name with a
+    heartbeat, sent when it has imported Prefect and begins polling the pool. Until then a go-live run would
+    wait for its first poll, and its start-up (about 2 s of CPU) would compete with the run."""
     import json
-    from datetime import datetime
 
     request = urllib.request.Request(f"{api_url()}/work_pools/{POOL}/workers/filter", data=b"{}", method="POST",
                                      headers={"Content-Type": "application/json"})
@@ -91,13 +91,13 @@ def _worker_polling(port: int) -> bool:
             workers = json.loads(response.read())
     except (OSError, ValueError):
         return False  # the pool is not there yet (the worker makes it) or the server is busy: ask again
-    return any(datetime.fromisoformat(w["last_heartbeat_time"]).timestamp() >= _worker_started_at
-               for w in workers if w.get("last_heartbeat_time"))
+    return any(w["name"] == worker_name(port) and w.get("last_heartbeat_time") for w in workers)
 
 
 WORKER = Service(
     name="prefect-worker", marker=f"worker start --pool {POOL}",
-    argv=lambda port: [*_PREFECT, "worker", "start", "--pool", POOL, "--type", "process"],
+    argv=lambda port: [*_PREFECT, "worker", "start", "--pool", POOL, "--type", "process",
+                       "--name", worker_name(port)],
     ready=_worker_polling, env=_worker_env, cwd=PROJECT_DIR, start_timeout=60,
 )
 
@@ -110,10 +110,8 @@ def start_server() -> tuple[dict, bool]:
 
 def up() -> dict:
     """The database and the server, then the worker (which needs the server's address)."""
-    global _worker_started_at
     with locked():
         server, server_started = start_server()
-        _worker_started_at = time.time() - 1  # the server's clock and ours are the same machine's; a second of slack
         worker, worker_started = WORKER.start()
     return {"api_url": api_url(), "ui_url": server["url"], "server_started": server_started,
             "worker_started": worker_started}
