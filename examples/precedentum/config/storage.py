@@ -24,7 +24,6 @@ import atexit
 import hashlib
 import os
 import sys
-import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from django.conf import settings
@@ -43,8 +42,8 @@ class StaticStorage(S3ManifestStaticStorage):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self._pool: ThreadPoolExecutor | None = None
+        # collectstatic calls the storage from one thread; only the uploads themselves run in the pool.
         self._pending: dict[str, Future] = {}  # key -> its latest upload not yet known to be done
-        self._pending_lock = threading.Lock()
         self._uploaded: dict[str, str] = {}  # key -> MD5 of what this process uploaded there
         self._deleting: dict[str, str] = {}  # key -> name: deletes of keys in _uploaded, not made yet
 
@@ -85,13 +84,11 @@ class StaticStorage(S3ManifestStaticStorage):
         if getattr(content, "content_type", None):
             copy.content_type = content.content_type  # django-storages prefers it to the guessed type
         self._uploaded[key] = digest
-        earlier = self._take_pending(key)
+        earlier = self._pending.pop(key, None)
         if self._pool is None:
             self._pool = ThreadPoolExecutor(max_workers=UPLOADS_AT_ONCE, thread_name_prefix="static-upload")
             atexit.register(self._finish_or_fail)  # collectstatic --no-post-process never reaches wait_for_uploads
-        upload = self._pool.submit(self._upload_after, earlier, name, copy)
-        with self._pending_lock:
-            self._pending[key] = upload
+        self._pending[key] = self._pool.submit(self._upload_after, earlier, name, copy)
         self._listed()[key] = timezone.now()
         return clean_name(name)
 
@@ -99,10 +96,6 @@ class StaticStorage(S3ManifestStaticStorage):
         if earlier is not None:
             earlier.result()  # raises its failure: this one must not land in its place
         S3ManifestStaticStorage._save(self, name, content)
-
-    def _take_pending(self, key: str) -> Future | None:
-        with self._pending_lock:
-            return self._pending.pop(key, None)
 
     def delete(self, name):
         key = self._key(name)
@@ -113,7 +106,7 @@ class StaticStorage(S3ManifestStaticStorage):
         self._delete_now(key, name)
 
     def _delete_now(self, key: str, name) -> None:
-        earlier = self._take_pending(key)
+        earlier = self._pending.pop(key, None)
         if earlier is not None:
             earlier.result()  # the upload must not land after the delete
         super().delete(name)
@@ -122,13 +115,9 @@ class StaticStorage(S3ManifestStaticStorage):
     def wait_for_uploads(self) -> None:
         """Block until every upload asked for so far is in S3 and every delete is made; raise the first
         failure."""
-        while True:
-            with self._pending_lock:
-                pending, self._pending = list(self._pending.values()), {}
-            if not pending:
-                break
-            for upload in pending:
-                upload.result()
+        pending, self._pending = self._pending, {}
+        for upload in pending.values():
+            upload.result()
         deleting, self._deleting = self._deleting, {}
         for key, name in deleting.items():
             self._delete_now(key, name)
