@@ -558,8 +558,10 @@ class LoadTestSettings(Strict):
     """Plan 8.1: the Locust gate. A run whose figures miss any threshold stops the go-live."""
 
     users: int = Field(50, ge=1, le=10000, description="concurrent simulated users")
-    spawn_rate: float = Field(10, gt=0, description="users started per second")
-    duration_seconds: float = Field(60, gt=0, le=3600, description="how long the load runs")
+    spawn_rate: float = Field(10, gt=0, description="users started per second; the ramp-up (users / spawn_rate) "
+                              "runs before the measured duration and is not judged")
+    duration_seconds: float = Field(60, gt=0, le=3600, description="how long the load runs with every user started: "
+                                    "the window the figures are of")
     p95_ms: float = Field(500, gt=0, description="95th-percentile latency must stay at or under this")
     max_failure_ratio: float = Field(0.01, ge=0, le=1, description="failed requests / all requests")
     min_rps: float = Field(50, ge=0, description="aggregate requests per second must reach this")

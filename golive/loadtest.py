@@ -110,12 +110,17 @@ def run_load_test(endpoint: Endpoint, settings: LoadTestSettings, out_dir: Path,
     for stale in [html, *out_dir.glob(f"{PREFIX}_*.csv")]:
         stale.unlink(missing_ok=True)  # a crashed run must not be judged on the previous run's files
     run_seconds = max(1, math.ceil(settings.duration_seconds))
+    # The figures are of the load the file names: every user running. Locust resets its statistics once the
+    # last user has started (--reset-stats), so the ramp-up, when a cold stack answers its first requests
+    # (new TLS sessions, the app's first views: 1-1.5 s each on the sandbox's two cores), is not judged;
+    # it runs before the measured duration.
     argv = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "--host", endpoint.url,
-            "--users", str(settings.users), "--spawn-rate", str(settings.spawn_rate), "--run-time", f"{run_seconds}s",
+            "--users", str(settings.users), "--spawn-rate", str(settings.spawn_rate),
+            "--run-time", f"{ramp_seconds(settings) + run_seconds}s", "--reset-stats",
             "--csv", str(prefix), "--csv-full-history", "--html", str(html), "--only-summary",
             # Failed requests are figures to judge, not a crash: only a crash may exit non-zero.
             "--exit-code-on-error", "0", "--stop-timeout", "5", "--loglevel", "WARNING"]
-    _run_locust(argv, environment, out_dir, timeout=run_seconds + TIMEOUT_MARGIN_SECONDS)
+    _run_locust(argv, environment, out_dir, timeout=ramp_seconds(settings) + run_seconds + TIMEOUT_MARGIN_SECONDS)
     total, endpoints = read_stats(Path(f"{prefix}_stats.csv"))
     if not html.exists():
         raise LoadTestError(f"Locust finished but wrote no HTML report at {html}; see {out_dir / 'locust.log'}")
@@ -129,6 +134,11 @@ def run_load_test(endpoint: Endpoint, settings: LoadTestSettings, out_dir: Path,
         csv_files=sorted(out_dir.glob(f"{PREFIX}_*.csv")), thresholds=settings, violations=[],
     )
     return result.model_copy(update={"violations": violations(result, settings)})
+
+
+def ramp_seconds(settings: LoadTestSettings) -> int:
+    """How long Locust takes to start every user (users / spawn_rate, whole seconds): not judged."""
+    return math.ceil(settings.users / settings.spawn_rate)
 
 
 def _child_environment(endpoint: Endpoint, wait_seconds: tuple[float, float]) -> dict[str, str]:
@@ -217,6 +227,13 @@ def read_failures(path: Path) -> list[FailureSample]:
                 for r in csv.DictReader(handle)]
 
 
+def _grown(row: dict, previous: dict | None, column: str) -> int:
+    """How much a cumulative count grew since the previous row; after Locust's reset (the ramp-up's end) it
+    counts from zero again, so what it shows is all new."""
+    now, before = int(row[column]), int(previous[column]) if previous else 0
+    return now - before if now >= before else now
+
+
 def read_history(path: Path) -> list[LatencyPoint]:
     """The Aggregated rows of PREFIX_stats_history.csv (one a second) as a latency-over-time series.
     Throughput comes from the growth of the cumulative request count between rows (exact), not from
@@ -229,8 +246,8 @@ def read_history(path: Path) -> list[LatencyPoint]:
     start = int(rows[0]["Timestamp"]) if rows else 0
     for previous, row in zip([None, *rows], rows):
         elapsed = int(row["Timestamp"]) - int(previous["Timestamp"]) if previous else 0
-        requests = int(row["Total Request Count"]) - (int(previous["Total Request Count"]) if previous else 0)
-        failures = int(row["Total Failure Count"]) - (int(previous["Total Failure Count"]) if previous else 0)
+        requests = _grown(row, previous, "Total Request Count")
+        failures = _grown(row, previous, "Total Failure Count")
         # Locust writes 0 for a window that has no sample yet; a real window's maximum is at least 1 ms.
         empty = _number(row["100%"]) in (None, 0)
         points.append(LatencyPoint(

@@ -18,7 +18,7 @@ def endpoint(sandbox):
 
 
 # A few users for a few seconds: enough requests to judge, short enough for the suite.
-SHORT = dict(users=8, spawn_rate=8, duration_seconds=3)
+SHORT = dict(users=8, spawn_rate=4, duration_seconds=3)  # a 2 s ramp-up, then 3 s judged
 
 
 def test_a_short_load_test_passes_with_sane_figures_and_a_report(endpoint, tmp_path):
@@ -72,3 +72,16 @@ def test_a_locust_crash_is_an_error_with_its_output(endpoint, tmp_path, monkeypa
     with pytest.raises(LoadTestError, match="Locust exited with code") as raised:
         run_load_test(endpoint, LoadTestSettings(users=1, spawn_rate=1, duration_seconds=1), tmp_path / "out")
     assert "missing_locustfile.py" in str(raised.value)
+
+
+def test_the_chart_counts_on_from_zero_after_locusts_reset(tmp_path):
+    """Locust resets its statistics when the last user has started (the ramp-up is not judged): the
+    history's cumulative count drops to zero there, and the chart's throughput stays what was asked."""
+    from golive.loadtest import read_history
+
+    history = tmp_path / "locust_stats_history.csv"
+    columns = "Timestamp,User Count,Type,Name,Requests/s,Failures/s,50%,95%,99%,100%,Total Request Count,Total Failure Count"
+    rows = [(100, 0, 0), (101, 4, 50), (102, 8, 10), (103, 8, 90)]
+    history.write_text(columns + "\n" + "".join(
+        f"{t},{users},,Aggregated,0,0,10,20,30,40,{count},0\n" for t, users, count in rows))
+    assert [p.rps for p in read_history(history)] == [0.0, 50.0, 10.0, 80.0]
