@@ -86,12 +86,8 @@ class _Hold:
         api = _persistent_api_url()
         if not api:
             return  # a temporary server per process: the file lock is the guard
-        from prefect.concurrency._asyncio import AcquireConcurrencySlotTimeoutError
         from prefect.concurrency._leases import maintain_concurrency_lease
-        from prefect.concurrency._sync import (
-            acquire_concurrency_slots_with_lease,
-            release_concurrency_slots_with_lease,
-        )
+        from prefect.concurrency._sync import release_concurrency_slots_with_lease
 
         name = LIMIT_PREFIX + self.env_name
         _ensure_limit(name)
@@ -100,16 +96,11 @@ class _Hold:
                 release_concurrency_slots_with_lease(stale_lease)
             except Exception:
                 pass  # already expired or revoked
-        try:
-            lease = acquire_concurrency_slots_with_lease([name], 1, timeout_seconds=WAIT_SECONDS,
-                                                         lease_duration=LEASE_SECONDS, strict=True,
-                                                         holder=_flow_run_holder(), suppress_warnings=True)
-        except AcquireConcurrencySlotTimeoutError:
-            raise EnvironmentBusy(_busy_elsewhere_message(self.env_name, name)) from None
-        self.record["lease_id"] = str(lease.lease_id)
+        lease_id = _acquire_slot(name, self.env_name)
+        self.record["lease_id"] = str(lease_id)
         self._write()
-        self.stack.enter_context(maintain_concurrency_lease(lease.lease_id, LEASE_SECONDS, suppress_warnings=True))
-        self.stack.callback(lambda: release_concurrency_slots_with_lease(lease.lease_id))
+        self.stack.enter_context(maintain_concurrency_lease(lease_id, LEASE_SECONDS, suppress_warnings=True))
+        self.stack.callback(lambda: release_concurrency_slots_with_lease(lease_id))
 
     def note_flow_run(self, flow_run_id: str, flow_name: str) -> None:
         self.record.update(flow_run_id=flow_run_id, flow=flow_name)
@@ -177,6 +168,37 @@ def _ensure_limit(name: str) -> None:
                 client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=1))
             except ObjectAlreadyExists:
                 pass  # another run made it a moment ago
+
+
+def _acquire_slot(limit: str, env_name: str):
+    """The limit's one slot, asked for until WAIT_SECONDS have passed with the server answering that it is
+    held (423 Locked); returns the lease id. A request in flight is never abandoned: Prefect's own timeout
+    cancels it, and a busy server that grants it a moment later leaves a slot held by nobody until its lease
+    expires, so the run, and the next, refused itself (seen in the suite: 'held by' the asking run)."""
+    from uuid import UUID
+
+    import httpx
+    from prefect import get_client
+
+    deadline = time.monotonic() + WAIT_SECONDS
+    with get_client(sync_client=True) as client:
+        while True:
+            try:
+                response = client.increment_concurrency_slots_with_lease(
+                    names=[limit], slots=1, mode="concurrency", lease_duration=LEASE_SECONDS,
+                    holder=_flow_run_holder())
+            except httpx.HTTPStatusError as error:
+                if error.response.status_code != 423:
+                    raise
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise EnvironmentBusy(_busy_elsewhere_message(env_name, limit)) from None
+                time.sleep(min(float(error.response.headers.get("Retry-After") or 1), remaining))
+                continue
+            granted = response.json()
+            if not granted.get("limits"):  # deleted between _ensure_limit and now: not a guard at all
+                raise RuntimeError(f"Prefect's concurrency limit {limit} vanished while golive took it; run again")
+            return UUID(granted["lease_id"])
 
 
 def _flow_run_holder():

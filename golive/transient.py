@@ -92,16 +92,22 @@ class RecentCreates:
     thing whose message names one of them is AWS catching up."""
 
     def __init__(self) -> None:
-        self._seen: dict[str, tuple[float, str]] = {}
+        # Per name or id, when each create named it. Every operation is kept, not the last: a CreateSubnet
+        # names its VPC too, and if it overwrote CreateVpc, a NotFound for that VPC in a parallel
+        # CreateSubnet a moment later would no longer look like AWS catching up (it depended on which
+        # thread finished first).
+        self._seen: dict[str, dict[str, float]] = {}
         self._lock = threading.Lock()
 
     def remember(self, operation: str, *values: Any) -> None:
         now = time.monotonic()
         with self._lock:
             for value in _strings(values):
-                self._seen[value] = (now, operation)
-            for value, (at, _) in list(self._seen.items()):
-                if now - at > EVENTUAL_CONSISTENCY_SECONDS:
+                self._seen.setdefault(value, {})[operation] = now
+            for value, made in list(self._seen.items()):
+                for old in [op for op, at in made.items() if now - at > EVENTUAL_CONSISTENCY_SECONDS]:
+                    del made[old]
+                if not made:
                     del self._seen[value]
 
     def named_in(self, message: str, code: str) -> bool:
@@ -109,9 +115,9 @@ class RecentCreates:
         now = time.monotonic()
         with self._lock:
             for token in _tokens(message):
-                at, operation = self._seen.get(token, (-1e9, ""))
-                if now - at <= EVENTUAL_CONSISTENCY_SECONDS and about(code, operation):
-                    return True
+                for operation, at in self._seen.get(token, {}).items():
+                    if now - at <= EVENTUAL_CONSISTENCY_SECONDS and about(code, operation):
+                        return True
         return False
 
     def forget(self, *values: Any) -> None:

@@ -76,6 +76,47 @@ def test_a_run_elsewhere_holding_the_prefect_limit_is_named(prefect_api, monkeyp
     assert f"concurrency limit {LIMIT_PREFIX}elsewhere is held by" in refused["message"]
 
 
+def test_a_slot_granted_after_the_wait_is_kept_and_released_not_left_held_by_nobody(prefect_api, monkeypatch):
+    """A busy server answers the slot's request after WAIT_SECONDS: the run takes the slot it was granted
+    (the wait is for a slot someone holds, not for a slow answer) and frees it at the end, so the next run
+    gets it at once. Abandoning the request instead left the slot held until its lease expired."""
+    import asyncio
+    from unittest import mock
+
+    import httpx
+    from prefect import get_client
+
+    import golive.lock
+
+    monkeypatch.setattr(golive.lock, "WAIT_SECONDS", 0.5)
+    with hold_environment("slowserver", "create the limit"):
+        pass
+    send, send_async = httpx.Client.send, httpx.AsyncClient.send
+    slow = lambda request: request.url.path.endswith("/increment-with-lease")  # noqa: E731
+
+    def slow_send(self, request, **kwargs):  # the server is busy: the grant comes after the wait is over
+        response = send(self, request, **kwargs)
+        time.sleep(1.5 if slow(request) else 0)
+        return response
+
+    async def slow_send_async(self, request, **kwargs):
+        response = await send_async(self, request, **kwargs)
+        await asyncio.sleep(1.5 if slow(request) else 0)
+        return response
+
+    with mock.patch.object(httpx.Client, "send", slow_send), \
+            mock.patch.object(httpx.AsyncClient, "send", slow_send_async):
+        with hold_environment("slowserver", "a run on a busy server"):
+            with get_client(sync_client=True) as client:
+                assert client.read_global_concurrency_limit_by_name(LIMIT_PREFIX + "slowserver").active_slots == 1
+    with get_client(sync_client=True) as client:
+        assert client.read_global_concurrency_limit_by_name(LIMIT_PREFIX + "slowserver").active_slots == 0
+    started = time.monotonic()
+    with hold_environment("slowserver", "the next run"):
+        pass
+    assert time.monotonic() - started < 3
+
+
 def test_two_concurrent_applies_one_refuses_naming_the_other_and_one_of_each_resource_exists(aws, prefect_api):
     env = cli_env(prefect_api)
     first = subprocess.Popen([*GOLIVE, "apply", "sandbox", "--phase", "infrastructure"], cwd=REPO, env=env,
