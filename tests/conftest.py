@@ -1,5 +1,6 @@
-"""Shared fixtures: one sandbox (moto's server, started by the product's own control plane) and one
-Prefect test server for the session; every test starts from an emptied emulator."""
+"""Shared fixtures: one sandbox (moto's server, started by the product's own control plane) and the
+sandbox's own Prefect server for the session; every test starts from an emptied emulator (the read-only
+checks of tests/test_phase1_as_aws_reports_it.py share one, emptied once for the file)."""
 
 from __future__ import annotations
 
@@ -60,17 +61,53 @@ def edge(sandbox):
 
 @pytest.fixture(scope="session")
 def prefect_api():
-    """A Prefect server for the session; its URL is handed to CLI subprocesses too."""
-    from prefect.settings import PREFECT_API_URL
-    from prefect.testing.utilities import prefect_test_harness
-
-    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+    """The sandbox's own Prefect server (golive/sandbox/orchestrator.py: on a PostgreSQL of its own, in this
+    session's state directory) for the session; its URL is handed to CLI subprocesses too. Not Prefect's
+    test harness: on SQLite, writes that meet answer "database is locked", a 503 and the client's 2 s
+    back-off, which the suite's parallel task runs met often (GOLIVE_TEST_PREFECT=sqlite uses the harness)."""
+    from prefect.settings import PREFECT_API_URL, PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 
     # No flow-run heartbeats in tests: nothing here watches for crashed runs, and joining the heartbeat
     # thread costs up to a second at the end of every flow (hundreds of flows in the suite).
-    with prefect_test_harness(server_startup_timeout=60), \
-            temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
-        yield PREFECT_API_URL.value()
+    quiet = {PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}
+    if os.environ.get("GOLIVE_TEST_PREFECT") == "sqlite":
+        from prefect.testing.utilities import prefect_test_harness
+
+        with prefect_test_harness(server_startup_timeout=60), temporary_settings(updates=quiet):
+            yield PREFECT_API_URL.value()
+        return
+    from golive.sandbox import orchestrator
+    from golive.sandbox.services import locked
+
+    import prefect.context
+
+    with locked():
+        orchestrator.start_server()
+    try:
+        with temporary_settings(updates={**quiet, PREFECT_API_URL: orchestrator.api_url()}), \
+                prefect.context._temporary_global_settings_context(prefect.context.get_settings_context()):
+            # (as Prefect's harness: code in a context copied before this one still reaches this server)
+            yield PREFECT_API_URL.value()
+            _drain_prefect_clients()
+    finally:
+        orchestrator.down()
+
+
+def _drain_prefect_clients() -> None:
+    """Logs and events still queued reach the server before it stops (as Prefect's harness does); otherwise
+    their workers retry a closed port for a minute at exit."""
+    import inspect
+
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+    from prefect.utilities.asyncutils import run_coro_as_sync
+
+    async def drain() -> None:
+        for result in (APILogWorker.instance().drain(), EventsWorker.drain_all()):
+            if inspect.isawaitable(result):
+                await result
+
+    run_coro_as_sync(drain())
 
 
 def reset_emulator(endpoint: str) -> None:
