@@ -141,8 +141,10 @@ def _busy_message(env_name: str, holder: dict[str, Any], path: Path) -> str:
             f"wait for it to finish, or stop it (kill {holder.get('pid')}) and run again; a stopped run resumes")
 
 
-def _busy_elsewhere_message(env_name: str, limit: str) -> str:
-    runs = _running_flow_runs(env_name)
+def _busy_elsewhere_message(env_name: str, limit: str, asking) -> str:
+    """Said after the server answered 423 Locked for WAIT_SECONDS: the slot is another run's, so the asking
+    run (a flow run too, when a deployment or the CLI's flow asks) is not among the runs named."""
+    runs = [r for r in _running_flow_runs(env_name) if asking is None or r.id != asking.id]
     shown = "; ".join(f"flow run {r.id} ({r.name}, {r.state_name})" for r in runs) or "a run this server knows of"
     return (f"{env_name} is busy: Prefect's concurrency limit {limit} is held by {shown} (waited {WAIT_SECONDS:g} s). "
             f"One go-live, apply or destroy per environment at a time: wait for it to finish, or cancel it in the UI")
@@ -180,19 +182,19 @@ def _acquire_slot(limit: str, env_name: str):
     import httpx
     from prefect import get_client
 
+    holder = _flow_run_holder()
     deadline = time.monotonic() + WAIT_SECONDS
     with get_client(sync_client=True) as client:
         while True:
             try:
                 response = client.increment_concurrency_slots_with_lease(
-                    names=[limit], slots=1, mode="concurrency", lease_duration=LEASE_SECONDS,
-                    holder=_flow_run_holder())
+                    names=[limit], slots=1, mode="concurrency", lease_duration=LEASE_SECONDS, holder=holder)
             except httpx.HTTPStatusError as error:
                 if error.response.status_code != 423:
                     raise
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    raise EnvironmentBusy(_busy_elsewhere_message(env_name, limit)) from None
+                    raise EnvironmentBusy(_busy_elsewhere_message(env_name, limit, holder)) from None
                 time.sleep(min(float(error.response.headers.get("Retry-After") or 1), remaining))
                 continue
             granted = response.json()

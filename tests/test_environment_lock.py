@@ -4,7 +4,6 @@ once naming the run that holds the environment; a killed holder never leaves it 
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -48,32 +47,44 @@ def test_a_second_holder_refuses_naming_the_first_and_a_killed_holder_frees_it_a
 
 def test_a_run_elsewhere_holding_the_prefect_limit_is_named(prefect_api, monkeypatch):
     """Another machine has no file lock here: Prefect's limit is what stops us, and the refusal names the
-    flow run that holds it."""
+    flow run that holds it, not the run that asked (both are running runs of the environment)."""
+    import threading
+
     import golive.lock
     from prefect import flow
     from prefect.concurrency.sync import concurrency
+    from prefect.context import FlowRunContext
 
     monkeypatch.setattr(golive.lock, "WAIT_SECONDS", 1.0)
     with hold_environment("elsewhere", "create the limit"):
         pass
-    refused = {}
+    holding, done, refused, runs = threading.Event(), threading.Event(), {}, {}
 
     @flow(name="go-live")
-    def remote(environment: str = "elsewhere"):
+    def remote(environment: str = "elsewhere"):  # holds the slot through Prefect only, as on another machine
+        runs["remote"] = str(FlowRunContext.get().flow_run.id)
         with concurrency(LIMIT_PREFIX + "elsewhere", occupy=1, strict=True):
-            with pytest.raises(EnvironmentBusy) as busy:
-                with hold_environment("elsewhere", "a local apply"):
-                    pass
-            refused["message"] = str(busy.value)
-        from prefect.context import FlowRunContext
+            holding.set()
+            done.wait(60)
 
-        return str(FlowRunContext.get().flow_run.id)
+    @flow(name="go-live")
+    def local(environment: str = "elsewhere"):
+        runs["local"] = str(FlowRunContext.get().flow_run.id)
+        with pytest.raises(EnvironmentBusy) as busy:
+            with hold_environment("elsewhere", "a local apply"):
+                pass
+        refused["message"] = str(busy.value)
 
-    # The remote run holds the slot through Prefect only; the file lock is not held in between because
-    # hold_environment is tried from inside it, after the slot was taken.
-    run_id = remote()
-    assert f"flow run {run_id}" in refused["message"], refused
-    assert f"concurrency limit {LIMIT_PREFIX}elsewhere is held by" in refused["message"]
+    elsewhere = threading.Thread(target=remote)  # a thread of its own: a run of its own, not a child run
+    elsewhere.start()
+    try:
+        assert holding.wait(60)
+        local()
+    finally:
+        done.set()
+        elsewhere.join(60)
+    assert f"concurrency limit {LIMIT_PREFIX}elsewhere is held by flow run {runs['remote']} " in refused["message"]
+    assert runs["local"] not in refused["message"], refused
 
 
 def test_a_slot_granted_after_the_wait_is_kept_and_released_not_left_held_by_nobody(prefect_api, monkeypatch):
