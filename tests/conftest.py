@@ -64,27 +64,21 @@ def prefect_api():
     """The sandbox's own Prefect server (golive/sandbox/orchestrator.py: on a PostgreSQL of its own, in this
     session's state directory) for the session; its URL is handed to CLI subprocesses too. Not Prefect's
     test harness: on SQLite, writes that meet answer "database is locked", a 503 and the client's 2 s
-    back-off, which the suite's parallel task runs met often (GOLIVE_TEST_PREFECT=sqlite uses the harness)."""
+    back-off, which the suite's parallel task runs met often (the suite took 935 s on it, 878 s on this)."""
     from prefect.settings import PREFECT_API_URL, PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 
-    # No flow-run heartbeats in tests: nothing here watches for crashed runs, and joining the heartbeat
-    # thread costs up to a second at the end of every flow (hundreds of flows in the suite).
-    quiet = {PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}
-    if os.environ.get("GOLIVE_TEST_PREFECT") == "sqlite":
-        from prefect.testing.utilities import prefect_test_harness
+    import prefect.context
 
-        with prefect_test_harness(server_startup_timeout=60), temporary_settings(updates=quiet):
-            yield PREFECT_API_URL.value()
-        return
     from golive.sandbox import orchestrator
     from golive.sandbox.services import locked
-
-    import prefect.context
 
     with locked():
         orchestrator.start_server()
     try:
-        with temporary_settings(updates={**quiet, PREFECT_API_URL: orchestrator.api_url()}), \
+        # No flow-run heartbeats in tests: nothing here watches for crashed runs, and joining the heartbeat
+        # thread costs up to a second at the end of every flow (hundreds of flows in the suite).
+        with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None,
+                                         PREFECT_API_URL: orchestrator.api_url()}), \
                 prefect.context._temporary_global_settings_context(prefect.context.get_settings_context()):
             # (as Prefect's harness: code in a context copied before this one still reaches this server)
             yield PREFECT_API_URL.value()

@@ -11,16 +11,23 @@ from flows.infrastructure import infrastructure
 from golive.changes import Action, Summary
 from tests.awsstate import EXPECTED_SINGLE_NAT, by_component, counts, ec2_inventory
 from tests.conftest import prepare, reset_emulator
-from tests.test_phase1_network_and_account import rules
+
+
+def rules(permissions: list[dict], names: dict[str, str]) -> set[str]:
+    found = set()
+    for p in permissions:
+        ports = "all" if p["IpProtocol"] == "-1" else f"{p['IpProtocol']} {p['FromPort']}-{p['ToPort']}"
+        found |= {f"{ports} {r['CidrIp']}" for r in p.get("IpRanges", [])}
+        found |= {f"{ports} sg:{names[g['GroupId']]}" for g in p.get("UserIdGroupPairs", [])}
+        found |= {f"{ports} {pl['PrefixListId']}" for pl in p.get("PrefixListIds", [])}
+    return found
 
 
 @pytest.fixture(scope="module")
 def phase1(sandbox, prefect_api):
     """Phase 1 applied once to an emptied emulator; its result. No test here changes AWS."""
     reset_emulator(sandbox)
-    result = infrastructure(environment="sandbox", sandbox=True)
-    prepare().aws.log.clear()
-    return result
+    return infrastructure(environment="sandbox", sandbox=True)
 
 
 def test_fresh_apply_creates_exactly_the_expected_resources_and_a_second_run_writes_nothing(phase1):

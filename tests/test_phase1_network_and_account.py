@@ -12,16 +12,6 @@ from tests.awsstate import EXPECTED_SINGLE_NAT, by_component, counts, ec2_invent
 from tests.conftest import prepare, write_environment
 
 
-def rules(permissions: list[dict], names: dict[str, str]) -> set[str]:
-    found = set()
-    for p in permissions:
-        ports = "all" if p["IpProtocol"] == "-1" else f"{p['IpProtocol']} {p['FromPort']}-{p['ToPort']}"
-        found |= {f"{ports} {r['CidrIp']}" for r in p.get("IpRanges", [])}
-        found |= {f"{ports} sg:{names[g['GroupId']]}" for g in p.get("UserIdGroupPairs", [])}
-        found |= {f"{ports} {pl['PrefixListId']}" for pl in p.get("PrefixListIds", [])}
-    return found
-
-
 def test_drift_is_planned_as_an_update_and_reverted(aws):
     infrastructure(environment="sandbox", sandbox=True)
     run = prepare()
