@@ -76,8 +76,11 @@ def main() -> None:
                 began_wall, began = datetime.now(timezone.utc), time.monotonic()
                 phases()
                 wall = time.monotonic() - began
+                resent = {op: n - sum(c.operation == op for c in run.aws.log.calls)
+                          for op, n in run.aws.log.attempts.items()}
                 print(f"\n{label} phases: {wall:.1f} s, {len(run.aws.log.calls)} AWS calls, "
-                      f"{len(run.aws.log.writes())} writes")
+                      f"{len(run.aws.log.writes())} writes; resent (throttled, not yet visible): "
+                      f"{', '.join(f'{op} {n}' for op, n in resent.items() if n) or 'none'}")
                 report(began_wall, began, run.aws.log.calls)
     finally:
         from prefect.logging.handlers import APILogWorker

@@ -147,6 +147,21 @@ def test_a_not_found_for_something_the_run_did_not_create_fails_at_once_with_aws
     assert len({call.params["CidrBlock"] for call in creates}) == len(creates)  # no task retried
 
 
+def test_a_repository_not_made_yet_is_the_answer_though_another_was_just_made_in_the_same_account(aws):
+    """ECR's NotFound names the registry (the account id) that every CreateRepository returns: the second
+    repository's discover must not be resent for 15.5 s as if it were the first catching up."""
+    from golive.resource import ensure
+    from tasks.registry import Repository
+
+    run = prepare()
+    ensure(Repository(run, "backend"))
+    before = run.aws.log.attempts.get("DescribeRepositories", 0)
+    with pytest.raises(ClientError, match="registry with id") as raised:
+        run.client("ecr").describe_repositories(repositoryNames=["golive-sandbox-frontend"])
+    assert raised.value.response["Error"]["Code"] == "RepositoryNotFoundException"
+    assert run.aws.log.attempts["DescribeRepositories"] == before + 1, "the NotFound was resent"
+
+
 @pytest.mark.parametrize("endpoint", ["http://127.0.0.1:9", "http://golive-no-such-host.invalid"])
 def test_an_unreachable_endpoint_fails_within_seconds_with_one_line(endpoint, tmp_path):
     """Connection refused and a name that does not resolve: one line naming the endpoint, the credentials
