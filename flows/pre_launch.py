@@ -188,9 +188,11 @@ def pre_launch_tests(environment: str = "sandbox", sandbox: bool | None = None,
     """The launch gate: load test, smoke and security checks, restore verification, failover.
     restore: a verification already done for this launch (otherwise it runs here)."""
     run = Run.prepare(environment, sandbox=sandbox)
-    # The load test first and alone: on a small machine anything beside it skews its figures.
-    figures = load_test(run)
+    # The smoke and security checks first: they take about a second, spent while Locust starts and ramps
+    # up (neither is judged). What would skew the judged window (the failover's reboot above all) waits
+    # for the load test to end.
     checks = launch_checks.submit(run)
+    figures = load_test(run)
     failover = failover_test.submit(run)
     if restore is None:
         restore = restore_summary(backup_verification(environment=environment, sandbox=sandbox))
