@@ -27,8 +27,9 @@ $(STAMP): pyproject.toml requirements.lock
 	touch $@
 
 # Three workers, a test file each (a file's tests share its fixtures): the suite waits on servers, polls and
-# subprocesses as much as it computes. On this 2-core machine (2026-12-01, 222 tests): 10 min 36 s with
-# three workers; the sum of the tests' own times is 31 min, so two workers could not go below 15.5 min.
+# subprocesses as much as it computes. On this 2-core machine (2026-12-03, 247 tests): 13 min 26 s with
+# three workers on a fresh clone (the limit is 15); two workers could not go below the sum of the tests' own
+# times halved (15.5 min when there were 222 tests).
 test: install
 	@mkdir -p $(PREFECT_HOME)
 	$(BIN)/python -m pytest -n 3 --dist loadfile -m "not soak" $(PYTEST_ARGS)
