@@ -9,13 +9,14 @@ The target groups and the task definitions do not wait for each other; the servi
 from __future__ import annotations
 
 from prefect import flow
+from prefect.futures import PrefectFuture
 
 from golive.changes import KNOWN_AFTER_APPLY
 from golive.report import PhaseResult, deliverable, finish_phase
 from golive.run import Mode, Run
 from tasks.compute import SERVICES, current_release_tag, ensure_cluster, ensure_service, ensure_task_definition
-from tasks.foundation import missing_pieces, read_foundation
-from tasks.load_balancer import ensure_load_balancer, ensure_target_groups
+from tasks.foundation import Foundation, missing_pieces, read_foundation
+from tasks.load_balancer import LoadBalancerRecord, ensure_load_balancer, ensure_target_groups
 from tasks.registry import read_image
 from tasks.scaling_schedule import ensure_scaling_schedule
 from tasks.secrets import ensure_origin_verify
@@ -23,22 +24,21 @@ from tasks.secrets import ensure_origin_verify
 
 @flow(name="phase-3-ecs")
 def ecs(environment: str = "sandbox", sandbox: bool | None = None, mode: Mode = "apply",
-        allow_replace: bool = False, image_tag: str | None = None) -> PhaseResult:
-    """Run the backend and frontend on Fargate behind the ALB. image_tag: deploy that tag (a release)."""
+        allow_replace: bool = False, image_tag: str | None = None,
+        load_balancer: LoadBalancerRecord | None = None) -> PhaseResult:
+    """Run the backend and frontend on Fargate behind the ALB. image_tag: deploy that tag (a release).
+    load_balancer: 3.3 already made by the go-live (golive/phases.py `ahead`), so this run only uses it."""
     run = Run.prepare(environment, sandbox=sandbox, mode=mode, allow_replace=allow_replace)
     base = read_foundation(run)
     cluster = ensure_cluster.submit(run)
-    target_groups = ensure_target_groups.submit(run, base.vpc_id)
-    origin_values = ensure_origin_verify.submit(run)  # the header only CloudFront's requests carry
-    alb = ensure_load_balancer.submit(run, base.public_subnets, base.security_groups, base.certificate, target_groups,
-                                      origin_values)
+    alb = submit_load_balancer(run, base) if load_balancer is None else None
     tag = image_tag or current_release_tag(run)
     images = {s: read_image.submit(run, s, tag) for s in SERVICES}  # Phase 2 (or the release) published them
     definitions = {s: ensure_task_definition.submit(run, s, images[s], base.roles) for s in SERVICES}
-    alb_record = alb.result()
+    alb_record = alb.result() if load_balancer is None else load_balancer
     services = {}
     for service in SERVICES:
-        group = target_groups.result()[service]
+        group = alb_record.target_groups[service]
         label = (f"{alb_record.full_name}/{group.id.split(':')[-1]}" if alb_record.id and group.id
                  else KNOWN_AFTER_APPLY)  # the ALB and its target group are made by this very plan
         services[service] = ensure_service.submit(run, service, cluster, definitions[service], base.private_subnets,
@@ -52,6 +52,24 @@ def ecs(environment: str = "sandbox", sandbox: bool | None = None, mode: Mode = 
     waiting_for = {1: missing_pieces(base),
                    2: [f"image {i.name}" for i in (f.result() for f in images.values()) if not i.id]}
     return finish_phase(run, "phase-3-ecs", outputs, ecs_deliverables(run, outputs), waiting_for=waiting_for)
+
+
+def submit_load_balancer(run: Run, base: Foundation) -> PrefectFuture:
+    """3.3: the target groups and the origin header (neither waits for the other), then the ALB over them."""
+    target_groups = ensure_target_groups.submit(run, base.vpc_id)
+    origin_values = ensure_origin_verify.submit(run)  # the header only CloudFront's requests carry
+    return ensure_load_balancer.submit(run, base.public_subnets, base.security_groups, base.certificate, target_groups,
+                                       origin_values)
+
+
+@flow(name="phase-3-load-balancer")
+def load_balancer(environment: str = "sandbox", sandbox: bool | None = None, mode: Mode = "apply",
+                  allow_replace: bool = False) -> LoadBalancerRecord:
+    """3.3 on its own: the ALB, its target groups, listeners and rules. It needs Phase 1 (subnets, security
+    groups, certificate), not the schema Phase 5 migrates, so the go-live runs it ahead of the rest of Phase 3
+    (in AWS the ALB's few minutes of provisioning then pass beside Phase 5) and hands Phase 3 the result."""
+    run = Run.prepare(environment, sandbox=sandbox, mode=mode, allow_replace=allow_replace)
+    return submit_load_balancer(run, read_foundation(run)).result()
 
 
 def ecs_deliverables(run: Run, outputs: dict) -> list:

@@ -2,8 +2,9 @@
 
 1. Phases 1-7 in dependency order (golive/phases.py), each as soon as the phases it stands on are done:
    infrastructure and containers at once; data (one-off ECS tasks on the backend's image) after both; ECS
-   after data, so the services never serve before the schema and their login exist;
-   the CDN after ECS, its static files (4.2) ahead of it, once infrastructure and containers are done.
+   after data, so the services never serve before the schema and their login exist, its load balancer
+   (3.3) ahead of it, once infrastructure is done; the CDN after ECS, its static files (4.2) ahead of it,
+   once infrastructure and containers are done.
    Phases not automated yet are shown as such and slot in by giving them a flow.
 2. The launch gate (8.1): load test, smoke and security checks, restore verification, failover.
 3. Approval: production pauses until someone approves in the Prefect UI (who and when go in the report);

@@ -54,8 +54,10 @@ PHASES: list[Phase] = [
     Phase(1, "infrastructure", "Infrastructure setup", "flows.infrastructure:infrastructure"),
     Phase(2, "containers", "Application containerization", "flows.containers:containers"),
     # The services start once the schema and the app's database login exist: Phase 5 runs its one-off
-    # tasks on the backend's image (Phase 2) before Phase 3 starts what serves it.
-    Phase(3, "ecs", "ECS deployment", "flows.ecs:ecs", after=(1, 2, 5)),
+    # tasks on the backend's image (Phase 2) before Phase 3 starts what serves it. 3.3's load balancer needs
+    # only Phase 1: the go-live makes it beside Phases 2 and 5 (in AWS, minutes of provisioning).
+    Phase(3, "ecs", "ECS deployment", "flows.ecs:ecs", after=(1, 2, 5),
+          ahead=Ahead("flows.ecs:load_balancer", "load_balancer", after=(1,))),
     # CloudFront needs the load balancer (Phase 3); 4.2's static files need only the bucket (Phase 1) and the
     # app (Phase 2): the go-live publishes them beside Phases 5 and 3 instead of after them.
     Phase(4, "cdn", "CDN and performance", "flows.cdn:cdn", after=(3,),

@@ -30,8 +30,9 @@ from golive.phases import PHASES
 
 MODEL_FILE = Path(__file__).resolve().parent / "timeline_model.toml"
 # What an apply run takes at each `if` the flows make about the run (the timeline is of an apply run).
+# The go-live hands Phase 4 its static files and Phase 3 its load balancer (phases.py `ahead`).
 APPLY_RUN = {"run.applying": True, "not run.applying": False, "rollback": False, "restore is None": False,
-             "static_files is None": False}  # the go-live hands Phase 4 its static files (phases.py `ahead`)
+             "static_files is None": False, "load_balancer is None": False}
 
 
 @dataclass

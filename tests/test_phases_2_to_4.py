@@ -8,7 +8,7 @@ import pytest
 
 from flows.cdn import cdn
 from flows.containers import containers
-from flows.ecs import ecs
+from flows.ecs import ecs, load_balancer
 from flows.infrastructure import infrastructure
 from flows.release import release, rollback
 from flows.teardown import teardown
@@ -67,6 +67,14 @@ def test_phases_2_to_4_apply_converge_release_roll_back_and_tear_down(empty_data
     for phase in PHASES:
         phase(environment="sandbox", sandbox=True)
     assert [c.operation for c in run.aws.log.writes()] == [], "a converged run writes nothing"
+    # As the go-live runs Phase 3: its load balancer made ahead (a flow of its own, golive/phases.py `Ahead`)
+    # and handed to it. Phase 3 then neither makes nor reads the ALB again, and reports it as before.
+    ahead = load_balancer(environment="sandbox", sandbox=True)
+    run.aws.log.clear()
+    handed = ecs(environment="sandbox", sandbox=True, load_balancer=ahead)
+    assert not handed.failed_deliverables and handed.outputs["load_balancer"] == ahead
+    assert not [c.operation for c in run.aws.log.calls if c.operation.endswith(("LoadBalancers", "Listeners", "Rules"))]
+    assert [d.text for d in handed.deliverables] == [d.text for d in results[1].deliverables]
 
     # A release: one new revision per service, the services on it, CloudFront invalidated.
     released = release(environment="sandbox", image_tag="v2", sandbox=True)

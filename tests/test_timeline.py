@@ -60,10 +60,14 @@ def test_the_step_graph_is_the_flows_own():
     assert cache.start < database.end and certificate.start < database.end
     # What the flow had waited for when it submitted it (confirm_account, called directly), and its argument.
     assert {steps[k].task for k in certificate.after} == {"confirm_account", "ensure_certificate"}
-    # flows/ecs.py resolves the ALB (.result()) before it submits the services: they start after it ends.
-    alb = one("phase 3 ecs", "ensure_load_balancer")
+    # Phase 3's load balancer runs ahead (phases.py `Ahead`): once Phase 1 is done, beside Phases 2 and 5,
+    # not after Phase 5's migrations; Phase 3 is handed it, so its services start after it ends and its own
+    # flow does not make it again.
+    alb = one("phase 3 ecs (ahead: load balancer)", "ensure_load_balancer")
     service = one("phase 3 ecs", "ensure_service")
     assert service.start >= alb.end and "[each, at once]" in service.label
+    assert timeline.stage("phase 1 infrastructure").end <= alb.start < timeline.stage("phase 5 data").end
+    assert not [s for s in timeline.steps if s.stage == "phase 3 ecs" and s.task == "ensure_load_balancer"]
     # golive/phases.py: Phase 3 starts after Phases 1, 2 and 5; Phase 2 does not wait for Phase 1.
     assert timeline.stage("phase 3 ecs").start == max(timeline.stage(f"phase {n} {name}").end for n, name in
                                                       ((1, "infrastructure"), (2, "containers"), (5, "data")))
