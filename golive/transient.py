@@ -132,14 +132,15 @@ class RecentCreates:
             self._seen.clear()
 
 
-# Keys whose values are not identifiers: tags ("sandbox", "golive") and free text would otherwise make a
-# NotFound that merely mentions the environment look like AWS catching up. Nor is the account a created
-# thing: ECR's "repository 'x' does not exist in the registry with id '123456789012'" named the registryId
-# every CreateRepository returns, so a discover of the second repository waited 15.5 s for nothing.
+# Keys whose values are not identifiers: tags ("sandbox", "golive"), free text and the response's request
+# metadata would otherwise make a NotFound that merely mentions the environment look like AWS catching up.
 _NOT_IDENTIFIERS = {"Tags", "TagList", "tags", "TagSpecifications", "Description", "description", "Value",
                     "SecretString", "PolicyDocument", "AssumeRolePolicyDocument", "DashboardBody",
-                    "ResponseMetadata", "registryId", "OwnerId", "ownerId", "AccountId", "accountId"}
-# An account id under any other key (an ARN yields itself and its resource name, never its account field).
+                    "ResponseMetadata"}
+# Nor is the account a created thing, under whatever key a response names it (registryId, OwnerId,
+# AccountId...): ECR's "repository 'x' does not exist in the registry with id '123456789012'" named the
+# registryId every CreateRepository returns, so a discover of the second repository waited 15.5 s for
+# nothing. (An ARN yields itself and its resource name, never its account field.)
 _ACCOUNT_ID = re.compile(r"\d{12}")
 
 
