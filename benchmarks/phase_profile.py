@@ -35,10 +35,10 @@ async def _runs_since(began) -> tuple[list, list]:
 
 
 def report(began_wall, began, calls) -> None:
-    from golive.sandbox.orchestrator import TASK_RUN_RECORDER_BATCHING
+    from golive.sandbox.orchestrator import TASK_RUN_RECORDER_FLUSH_SECONDS
 
     # The server writes task runs in batches, at least once a flush interval: the last ones may be queued.
-    time.sleep(float(TASK_RUN_RECORDER_BATCHING["PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_FLUSH_INTERVAL"]) + 0.5)
+    time.sleep(TASK_RUN_RECORDER_FLUSH_SECONDS + 0.5)
     flows, tasks = asyncio.run(_runs_since(began_wall))
     print(f"  {'flow':<26} {'start':>6} {'wall':>6} {'tasks':>5} {'calls':>5}  slowest tasks")
     for name, run in sorted(flows, key=lambda item: item[1].start_time):
@@ -98,7 +98,7 @@ def main() -> None:
                 cpu = {k: v - cpu_before.get(k, 0.0) for k, v in cpu_seconds().items()}
                 resent = {op: n - sum(c.operation == op for c in run.aws.log.calls)
                           for op, n in run.aws.log.attempts.items()}
-                print(f"\n{label} phases: {wall:.1f} s, {len(run.aws.log.calls)} AWS calls, "
+                print(f"\n{label} {'go-live' if whole else 'phases'}: {wall:.1f} s, {len(run.aws.log.calls)} AWS calls, "
                       f"{len(run.aws.log.writes())} writes; resent (throttled, not yet visible): "
                       f"{', '.join(f'{op} {n}' for op, n in resent.items() if n) or 'none'}")
                 print(f"  CPU {sum(cpu.values()):.1f} s of the {2 * wall:.1f} s two cores give: "

@@ -124,6 +124,21 @@ def test_production_pauses_for_approval_and_resumes_with_the_approver(aws, tmp_p
     assert set(Approval.model_fields) == {"approved", "approver", "note"}  # the form the UI shows
 
 
+def test_the_sandbox_prefect_server_writes_task_runs_in_batches(prefect_api):
+    """golive/sandbox/orchestrator.py hands the server its task-run recorder's batching through the
+    environment: the server's own settings (its admin API) must show it took them, or the CPU it saves is
+    claimed, not had (a renamed Prefect setting would be ignored silently)."""
+    import json
+    import urllib.request
+
+    from golive.sandbox.orchestrator import TASK_RUN_RECORDER_FLUSH_SECONDS
+
+    with urllib.request.urlopen(f"{prefect_api}/admin/settings", timeout=10) as response:
+        recorder = json.loads(response.read())["server"]["services"]["task_run_recorder"]
+    assert recorder["enabled"] is True
+    assert (recorder["batch_size"], recorder["flush_interval"]) == (100, TASK_RUN_RECORDER_FLUSH_SECONDS)
+
+
 def test_a_phase_starts_as_soon_as_its_own_dependencies_are_done(prefect_api, tmp_path):
     """Scheduling on first completion: a phase whose dependency finished does not wait behind an unrelated
     slower phase that started earlier."""

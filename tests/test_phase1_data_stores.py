@@ -66,6 +66,8 @@ def test_no_secret_value_in_logs_artifacts_or_parameters(aws, capfd):
         TaskRunFilterFlowRunId,
     )
 
+    from golive.sandbox.orchestrator import TASK_RUN_RECORDER_FLUSH_SECONDS
+
     state = infrastructure(environment="sandbox", sandbox=True, return_state=True)
     assert state.is_completed(), state
     flow_run_id = state.state_details.flow_run_id
@@ -88,12 +90,16 @@ def test_no_secret_value_in_logs_artifacts_or_parameters(aws, capfd):
                 artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id])))
             flow_run = await client.read_flow_run(flow_run_id)
             # The sandbox's server writes task runs in batches (golive/sandbox/orchestrator.py): read until
-            # a flush interval and more passes with no new one.
+            # a flush interval and more passes with no new one (a few tries: a recorder that never writes
+            # fails the count below instead of hanging the test).
             ours = TaskRunFilter(flow_run_id=TaskRunFilterFlowRunId(any_=[flow_run_id]))
-            task_runs: list = []
-            while not task_runs or len(task_runs) != len(await client.read_task_runs(task_run_filter=ours)):
-                task_runs = await client.read_task_runs(task_run_filter=ours)
-                await asyncio.sleep(1.5)
+            task_runs = await client.read_task_runs(task_run_filter=ours)
+            for _ in range(10):
+                await asyncio.sleep(TASK_RUN_RECORDER_FLUSH_SECONDS + 0.5)
+                again = await client.read_task_runs(task_run_filter=ours)
+                if task_runs and len(again) == len(task_runs):
+                    break
+                task_runs = again
             assert len(task_runs) >= 30, "Phase 1's task runs, every one of them searched"
         return ([log.message for log in logs] + [json.dumps(a.data) + (a.description or "") for a in artifacts]
                 + [json.dumps(flow_run.parameters), flow_run.state.message or ""]

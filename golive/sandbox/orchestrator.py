@@ -62,8 +62,10 @@ def _server_env() -> dict[str, str]:
 # go-live's phases, about 100 task runs, that was 45 % of the server's CPU and the server the biggest user
 # of the two cores (measured with py-spy). Written in batches instead, a task run reaches the UI up to
 # a second later; nothing in the runbook reads task runs back while it runs.
+TASK_RUN_RECORDER_FLUSH_SECONDS = 1  # what reads task runs back right after a run waits longer than this
 TASK_RUN_RECORDER_BATCHING = {"PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_BATCH_SIZE": "100",
-                              "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_FLUSH_INTERVAL": "1"}
+                              "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_FLUSH_INTERVAL":
+                                  str(TASK_RUN_RECORDER_FLUSH_SECONDS)}
 
 
 SERVER = Service(
