@@ -76,6 +76,11 @@ def test_the_step_graph_is_the_flows_own():
     # handed them, so its own flow does not publish them again.
     static = one("phase 4 cdn (ahead: static files)", "publish_static_files")
     assert static.start < timeline.stage("phase 3 ecs").start
+    # flows/pre_launch.py: the launch checks run beside the load test's start; the failover's reboot waits
+    # for its end (a failover under load would be judged as the app's failures).
+    load_test, checks = one("8.1 launch gate", "load_test"), one("8.1 launch gate", "launch_checks")
+    failover = one("8.1 launch gate", "failover_test")
+    assert checks.start == load_test.start and failover.start >= load_test.end
     assert not [s for s in timeline.steps if s.stage == "phase 4 cdn" and s.task == "publish_static_files"]
     assert timeline.stage("phase 4 cdn").start >= static.end
 
