@@ -22,7 +22,7 @@ import time
 
 import isolated  # noqa: F401,E402  (first: telemetry off, a state directory of its own)
 
-FLOW_OF_STAGE = {"restore verification": "backup-verification", "security audit": "security-audit",
+FLOW_OF_STAGE = {"restore verification": "backup-verification",
                  "8.1 launch gate": "pre-launch-tests", "8.2 DNS cutover": "dns-cutover"}
 
 

@@ -4,7 +4,8 @@
    infrastructure and containers at once; data (one-off ECS tasks on the backend's image) after both; ECS
    after data, so the services never serve before the schema and their login exist, its load balancer
    (3.3) ahead of it, once infrastructure is done; the CDN after ECS, its static files (4.2) ahead of it,
-   once infrastructure and containers are done.
+   once infrastructure and containers are done; monitoring last, so its closing security audit reads
+   every phase and is the go-live's audit gate.
    Phases not automated yet are shown as such and slot in by giving them a flow.
 2. The launch gate (8.1): load test, smoke and security checks, restore verification, failover.
 3. Approval: production pauses until someone approves in the Prefect UI (who and when go in the report);
@@ -172,7 +173,7 @@ def _go_live(run: Run, environment: str, sandbox: bool | None) -> dict:
     from flows.pre_launch import pre_launch_tests
 
     started = time.monotonic()
-    progress = Progress(steps=len(PHASES) - 1 + 5)
+    progress = Progress(steps=len(PHASES) - 1 + 4)
     timings: dict[str, float] = {}
 
     # Phase 5 and the restore verification check data with great-expectations, in a process of its own
@@ -185,14 +186,10 @@ def _go_live(run: Run, environment: str, sandbox: bool | None) -> dict:
                         after={5: lambda: restore.update(future=verify_restore.submit(environment, sandbox))})
     timings["phases"] = time.monotonic() - started
 
-    # The audit gate: every phase is done, so it reads all of them; a critical or high finding the file
-    # does not accept stops the go-live here, before the load test, the approval and the cutover.
-    from flows.monitoring import security_audit
-
-    mark = time.monotonic()
-    audit = security_audit(environment=environment, sandbox=sandbox)
-    timings["audit"] = time.monotonic() - mark
-    progress.step(f"security audit passed: {audit.summary()}")
+    # The audit gate is Phase 7's last step: Phase 7 starts once every other phase is done (golive/phases.py),
+    # so its audit read all of them, and a critical or high finding the file does not accept failed Phase 7,
+    # and so the go-live, before the load test, the approval and the cutover.
+    audit = phases[7].outputs["audit"]
 
     mark = time.monotonic()
     verified = restore["future"].result() if "future" in restore else None

@@ -5,7 +5,8 @@ filter, the uptime health check, the log archive with the ALB's and CloudFront's
 7.2 security: the WAF in front of CloudFront (managed rules, rate limit per IP, logging), Shield
 (Standard said with evidence; Advanced only when opted in), VPC flow logs, AWS Config (recorder,
 delivery channel, managed rules), a multi-region CloudTrail trail if the account has none. Then the
-security audit (golive/audit.py): a critical or high finding the file does not accept fails the phase.
+security audit (golive/audit.py): a critical or high finding the file does not accept fails the phase. The
+go-live runs Phase 7 after every other phase, so this audit reads them all and is its audit gate.
 
 What moto cannot show is pending with why: alarms are stored but never evaluated, there are no
 composite alarms, Config answers no compliance queries, Route 53's checkers always report success.
@@ -34,21 +35,28 @@ from tasks.waf import ensure_shield, ensure_waf
 PHASE = "phase-7-monitoring"
 
 
+ACCEPT_HINT = "Fix them, or accept each in the environment file with [[audit.accept]] id = \"...\", reason = \"...\""
+
+
 class AuditFailed(RuntimeError):
-    """A critical or high finding nobody accepted: the go-live stops before the cutover."""
+    """A critical or high finding nobody accepted (`golive audit`; in the go-live, Phase 7's audit deliverable
+    fails the same way, before the launch gate)."""
 
     def __init__(self, result: AuditResult):
         self.result = result
         super().__init__(
             f"security audit of {result.environment}: {len(result.blocking)} blocking finding(s): "
             + "; ".join(f"{f.id} ({f.severity}): {f.title}: {f.evidence}" for f in result.blocking)
-            + ". Fix them, or accept each in the environment file with [[audit.accept]] id = \"...\", reason = \"...\"")
+            + f". {ACCEPT_HINT}")
 
 
 @task(**AWS_STEP)
 def audit_environment(run: Run) -> AuditResult:
-    """Read the live environment and publish the findings table (a Prefect table artifact)."""
+    """Read the live environment and publish the findings: a table artifact, and the report the go-live's
+    own report also quotes (a markdown artifact)."""
     result = audit(run)
+    create_markdown_artifact(key=artifact_key(run.env_name, "security-audit-report"), markdown=result.markdown(),
+                             description=f"security audit of {run.env_name}")
     create_table_artifact(key=artifact_key(run.env_name, "security-audit"),
                           table=result.rows() or [{"id": "(none)", "severity": "", "status": "", "resource": "",
                                                    "finding": "no findings", "evidence": "", "fix": "", "control": "",
@@ -62,8 +70,6 @@ def security_audit(environment: str = "sandbox", sandbox: bool | None = None, ga
     """The audit on its own (`golive audit ENV`, and the go-live's gate before the cutover)."""
     run = Run.prepare(environment, sandbox=sandbox, mode="plan")  # reads only
     result = audit_environment(run)
-    create_markdown_artifact(key=artifact_key(run.env_name, "security-audit-report"), markdown=result.markdown(),
-                             description=f"security audit of {run.env_name}")
     if gate and result.blocking:
         raise AuditFailed(result)
     return result
@@ -180,7 +186,7 @@ def monitoring_deliverables(run: Run, o: dict) -> list:
         items.append(deliverable("7.2", "Security audit: no unaccepted critical or high finding", not audit_result.blocking,
                                  audit_result.summary() + accepted + (
                                      "; blocking: " + ", ".join(f"{f.id}: {f.evidence}" for f in audit_result.blocking)
-                                     if audit_result.blocking else "")))
+                                     + f". {ACCEPT_HINT}" if audit_result.blocking else "")))
     else:
         items.append(deliverable("7.2", "Security audit: no unaccepted critical or high finding", None,
                                  "runs after apply (plan reads nothing new)", planned=True))

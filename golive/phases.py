@@ -64,7 +64,9 @@ PHASES: list[Phase] = [
           ahead=Ahead("flows.cdn:static_files", "static_files", after=(1, 2))),
     Phase(5, "data", "Database migration and data", "flows.data:data", after=(1, 2)),
     Phase(6, "cicd", "CI/CD pipeline", "flows.cicd:cicd", after=(3,)),
-    Phase(7, "monitoring", "Monitoring and security", "flows.monitoring:monitoring", after=(4,)),
+    # Phase 7 comes last (after 4 and 6, so after every other phase): its closing security audit then reads
+    # the whole environment and is the go-live's audit gate, not a second audit run after it.
+    Phase(7, "monitoring", "Monitoring and security", "flows.monitoring:monitoring", after=(4, 6)),
     # Phase 8 is the go-live flow's own ending (flows/go_live.py): the gate, approval, cutover, watch.
     Phase(8, "launch", "Testing and go-live", None, after=(4, 5)),
 ]

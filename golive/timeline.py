@@ -10,9 +10,10 @@ What waits on what is read from the runbook's own code, not from a second copy o
 How long each step takes comes from golive/timeline_model.toml (sources cited there), per the file:
 Multi-AZ or not, NAT per zone, the load test's duration, the cutover's steps and bake time.
 
-The go-live's own ending follows flows/go_live.py: the audit after every phase; the restore verification
-from the end of Phase 5; the launch gate once both are done; the approval; the DNS cutover. Post-launch
-monitoring follows the cutover and is shown, not counted: the total is to the end of the cutover.
+The go-live's own ending follows flows/go_live.py: the restore verification from the end of Phase 5; the
+launch gate once it and every phase are done (the audit gate is Phase 7's last step); the approval; the
+DNS cutover. Post-launch monitoring follows the cutover and is shown, not counted: the total is to the
+end of the cutover.
 """
 
 from __future__ import annotations
@@ -410,11 +411,9 @@ def predict(env: Environment, *, model: dict | None = None, scale: float = 1.0, 
     restore_gate = builder.stage_gate("restore verification", ends["phase 5"])
     restore = builder.read_flow("restore verification", "flows.backup_verification:backup_verification", restore_gate)
     stages["restore verification"] = (restore_gate, restore)
-    audit_gate = builder.stage_gate("security audit", every_phase)
-    audit = builder.read_flow("security audit", "flows.monitoring:security_audit", audit_gate)
-    stages["security audit"] = (audit_gate, audit)
-    # The go-live resolves the restore verification before it starts the launch gate.
-    gate_gate = builder.stage_gate("8.1 launch gate", audit | restore)
+    # The go-live resolves the restore verification before it starts the launch gate; the audit gate is
+    # Phase 7's own last step (Phase 7 runs after every other phase).
+    gate_gate = builder.stage_gate("8.1 launch gate", every_phase | restore)
     launch_gate = builder.read_flow("8.1 launch gate", "flows.pre_launch:pre_launch_tests", gate_gate)
     stages["8.1 launch gate"] = (gate_gate, launch_gate)
     approval = builder.stage_gate("approval", launch_gate)
