@@ -3,9 +3,9 @@
 1. Phases 1-7 in dependency order (golive/phases.py), each as soon as the phases it stands on are done:
    infrastructure and containers at once; data (one-off ECS tasks on the backend's image) after both; ECS
    after data, so the services never serve before the schema and their login exist, its load balancer
-   (3.3) ahead of it, once infrastructure is done; the CDN after ECS, its static files (4.2) ahead of it,
-   once infrastructure and containers are done; monitoring last, so its closing security audit reads
-   every phase and is the go-live's audit gate.
+   (3.3) ahead of it, once infrastructure is done; the CDN once that load balancer is, its static files
+   (4.2) ahead of it, once infrastructure and containers are done; monitoring last, so its closing
+   security audit reads every phase and is the go-live's audit gate.
    Phases not automated yet are shown as such and slot in by giving them a flow.
 2. The launch gate (8.1): load test, smoke and security checks, restore verification, failover.
 3. Approval: production pauses until someone approves in the Prefect UI (who and when go in the report);
@@ -103,6 +103,7 @@ def run_phases(environment: str, sandbox: bool | None, progress: Progress,
             waiting_ahead.remove(phase)
             futures[("ahead", phase.number)] = run_ahead.submit(phase.ahead.flow_path, phase.number, environment, sandbox)
         ready = [p for p in pending if all(d in results for d in p.after)
+                 and all(d in ahead_results or d in results for d in p.after_ahead)
                  and (not p.automated or p.ahead is None or p.number in ahead_results)]
         for phase in ready:
             pending.remove(phase)

@@ -39,6 +39,14 @@ class Phase:
     flow_path: str | None  # "module:function", or None while the phase is not automated yet
     after: tuple[int, ...] = ()  # the phases it stands on: the go-live starts it once they are done
     ahead: Ahead | None = None  # a part the go-live runs before the phase's own turn
+    # Phases of which it needs only the part run ahead (their `ahead`): the go-live starts it once those
+    # parts are done; run one phase at a time, it comes after the whole phase, which then makes that part.
+    after_ahead: tuple[int, ...] = ()
+
+    @property
+    def needs(self) -> tuple[int, ...]:
+        """Every phase it comes after when phases run one at a time."""
+        return (*self.after, *self.after_ahead)
 
     @property
     def automated(self) -> bool:
@@ -58,14 +66,15 @@ PHASES: list[Phase] = [
     # only Phase 1: the go-live makes it beside Phases 2 and 5 (in AWS, minutes of provisioning).
     Phase(3, "ecs", "ECS deployment", "flows.ecs:ecs", after=(1, 2, 5),
           ahead=Ahead("flows.ecs:load_balancer", "load_balancer", after=(1,))),
-    # CloudFront needs the load balancer (Phase 3); 4.2's static files need only the bucket (Phase 1) and the
-    # app (Phase 2): the go-live publishes them beside Phases 5 and 3 instead of after them.
-    Phase(4, "cdn", "CDN and performance", "flows.cdn:cdn", after=(3,),
+    # CloudFront needs the load balancer (Phase 3's part run ahead), not the services behind it: the go-live
+    # makes the distribution beside Phases 5 and 3 (in AWS, its 5-minute deployment leaves the path). 4.2's
+    # static files need only the bucket (Phase 1) and the app (Phase 2): published ahead, beside them too.
+    Phase(4, "cdn", "CDN and performance", "flows.cdn:cdn", after=(1,), after_ahead=(3,),
           ahead=Ahead("flows.cdn:static_files", "static_files", after=(1, 2))),
     Phase(5, "data", "Database migration and data", "flows.data:data", after=(1, 2)),
     Phase(6, "cicd", "CI/CD pipeline", "flows.cicd:cicd", after=(3,)),
-    # Phase 7 comes last (after 4 and 6, so after every other phase): its closing security audit then reads
-    # the whole environment and is the go-live's audit gate, not a second audit run after it.
+    # Phase 7 comes last (after 4 and 6, and 6 after 3: after every other phase): its closing security audit
+    # then reads the whole environment and is the go-live's audit gate, not a second audit run after it.
     Phase(7, "monitoring", "Monitoring and security", "flows.monitoring:monitoring", after=(4, 6)),
     # Phase 8 is the go-live flow's own ending (flows/go_live.py): the gate, approval, cutover, watch.
     Phase(8, "launch", "Testing and go-live", None, after=(4, 5)),
@@ -88,7 +97,7 @@ def dependency_order(phases: list[Phase]) -> list[Phase]:
     ordered: list[Phase] = []
     remaining = sorted(phases, key=lambda p: p.number)
     while remaining:
-        ready = next((p for p in remaining if all(n in done or n not in {r.number for r in remaining} for n in p.after)),
+        ready = next((p for p in remaining if all(n in done or n not in {r.number for r in remaining} for n in p.needs)),
                      None)
         if ready is None:
             raise ValueError(f"phases {[p.number for p in remaining]} depend on each other in a circle")

@@ -391,7 +391,7 @@ def predict(env: Environment, *, model: dict | None = None, scale: float = 1.0, 
         return set().union(*(ends[f"phase {d}"] for d in numbers))
 
     while remaining:
-        phase = next(p for p in remaining if all(d in done for d in (*p.after, *(p.ahead.after if p.ahead else ()))))
+        phase = next(p for p in remaining if all(d in done for d in (*p.needs, *(p.ahead.after if p.ahead else ()))))
         remaining.remove(phase)
         stage = f"phase {phase.number} {phase.name}"
         ahead: set[str] = set()
@@ -400,9 +400,13 @@ def predict(env: Environment, *, model: dict | None = None, scale: float = 1.0, 
             ahead_gate = builder.stage_gate(ahead_stage, phase_ends(phase.ahead.after))
             ahead = builder.read_flow(ahead_stage, phase.ahead.flow_path, ahead_gate)
             stages[ahead_stage] = (ahead_gate, ahead)
-        gate = builder.stage_gate(stage, phase_ends(phase.after) | ahead)
+        # A phase of which it needs only the part run ahead: that part's end (the whole phase's, if it has none).
+        parts = set().union(*(ends.get(f"phase {d} ahead", ends[f"phase {d}"]) for d in phase.after_ahead))
+        gate = builder.stage_gate(stage, phase_ends(phase.after) | ahead | parts)
         made = builder.read_flow(stage, phase.flow_path, gate)
         ends[f"phase {phase.number}"] = made | ahead
+        if phase.ahead:
+            ends[f"phase {phase.number} ahead"] = ahead
         stages[stage] = (gate, made)
         done.add(phase.number)
     every_phase = set().union(*(v for k, v in ends.items() if k.startswith("phase ")))

@@ -180,3 +180,29 @@ def test_a_phase_part_that_needs_less_runs_ahead_and_is_handed_to_its_phase(pref
     assert results[1].outputs["saw_ahead_while_running"], "the part ran ahead only after phase 1, which it does not need"
     assert results[3].outputs["part"] == "made ahead"
     assert set(results) == {1, 2, 3}  # the part is not a phase of its own in the result
+
+
+def test_a_phase_that_needs_only_another_phases_part_starts_once_that_part_is_done(prefect_api, tmp_path):
+    """`after_ahead` (Phase 4 needs Phase 3's load balancer, not its services): the phase starts once the
+    part run ahead is done, while the phase that part belongs to still waits on a slower one."""
+    from prefect import flow
+
+    from flows.go_live import Progress, run_phases
+    from golive.phases import Ahead, Phase, dependency_order
+
+    phases = [Phase(1, "slow", "", "tests.timed_phases:slow_until_after_part"),
+              Phase(2, "fast", "", "tests.timed_phases:fast"),
+              Phase(3, "with-part", "", "tests.timed_phases:with_part", after=(1,),
+                    ahead=Ahead("tests.timed_phases:ahead_part", "part", after=(2,))),
+              Phase(4, "after-part", "", "tests.timed_phases:after_part", after_ahead=(3,))]
+
+    @flow(name="after-ahead-scheduling-test")
+    def schedule():
+        return run_phases(str(tmp_path), True, Progress(len(phases)), phases=phases)
+
+    results = schedule()
+    assert results[1].outputs["saw_after_part_while_running"], "phase 4 waited for all of phase 3, not its part"
+    assert set(results) == {1, 2, 3, 4}
+    # One phase at a time (`golive apply`), it comes after the whole phase, which then makes the part itself.
+    assert [p.number for p in dependency_order(list(reversed(phases)))] == [1, 2, 3, 4]
+

@@ -83,6 +83,14 @@ def test_the_step_graph_is_the_flows_own():
     assert checks.start == load_test.start and failover.start >= load_test.end
     assert not [s for s in timeline.steps if s.stage == "phase 4 cdn" and s.task == "publish_static_files"]
     assert timeline.stage("phase 4 cdn").start >= static.end
+    # CloudFront needs Phase 3's load balancer, not its services (phases.py `after_ahead`): it starts once
+    # the load balancer is made, before Phase 3's own turn; Phase 7, last, waits for both.
+    cdn = timeline.stage("phase 4 cdn")
+    assert cdn.start == max(timeline.stage(stage).end for stage in (
+        "phase 1 infrastructure", "phase 3 ecs (ahead: load balancer)", "phase 4 cdn (ahead: static files)"))
+    assert cdn.start < timeline.stage("phase 3 ecs").start
+    assert timeline.stage("phase 7 monitoring").start == max(
+        timeline.stage(stage).end for stage in ("phase 4 cdn", "phase 6 cicd", "phase 3 ecs"))
 
 
 def test_nat_mode_and_the_cutover_steps_come_from_the_file():

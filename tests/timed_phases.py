@@ -53,3 +53,14 @@ def fast(environment: str = "", sandbox: bool | None = None) -> PhaseResult:
 def after_fast(environment: str = "", sandbox: bool | None = None) -> PhaseResult:
     (Path(environment) / "after-fast-ran").touch()
     return _ran("after-fast")
+
+
+@flow(name="timed-slow-until-after-part")
+def slow_until_after_part(environment: str = "", sandbox: bool | None = None) -> PhaseResult:
+    return _ran("slow", saw_after_part_while_running=_seen(Path(environment) / "after-part-ran"))
+
+
+@flow(name="timed-after-part")
+def after_part(environment: str = "", sandbox: bool | None = None) -> PhaseResult:
+    (Path(environment) / "after-part-ran").touch()
+    return _ran("after-part")
