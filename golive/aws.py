@@ -77,6 +77,7 @@ class CallLog:
 
     calls: list[Call] = field(default_factory=list)
     attempts: dict[str, int] = field(default_factory=dict)
+    shared: int = 0  # calls answered with an identical read's answer, not sent (golive.shared_reads)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def record(self, service: str, operation: str, params: dict[str, Any]) -> None:
@@ -87,6 +88,10 @@ class CallLog:
         with self._lock:
             self.attempts[operation] = self.attempts.get(operation, 0) + 1
 
+    def count_shared(self) -> None:
+        with self._lock:
+            self.shared += 1
+
     def writes(self) -> list[Call]:
         return [c for c in self.calls if c.is_write]
 
@@ -94,6 +99,7 @@ class CallLog:
         with self._lock:
             self.calls.clear()
             self.attempts.clear()
+            self.shared = 0
 
 
 class Aws:
@@ -120,6 +126,13 @@ class Aws:
 
         self.on("after-call", self._remember_creates)
         self.on("needs-retry", retry_not_yet_visible)
+        from golive.shared_reads import Sharing
+
+        sharing = Sharing(self)  # inactive unless a plan asks for it (golive.shared_reads.shared_reads)
+        self.on("before-call", sharing.before_call)
+        self.on("response-received", sharing.response_received)
+        self.on("after-call", sharing.after_call)
+        self.on("after-call-error", sharing.after_call_error)
 
     @classmethod
     def _make_session(cls, target: AwsTarget) -> boto3.Session:

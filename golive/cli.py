@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 import traceback
+from contextlib import ExitStack
 from contextvars import ContextVar, copy_context
 from pathlib import Path
 from typing import List, Optional
@@ -219,6 +220,11 @@ def _run_phases(environment: str, sandbox: Optional[bool], mode: str, phase: Opt
     started = time.monotonic()
     outputs: dict[int, list] = {}
     pool = None
+    reads = ExitStack()
+    if mode == "plan":  # it writes nothing: identical reads of its phases go to AWS once (golive/shared_reads.py)
+        from golive.shared_reads import shared_reads
+
+        reads.enter_context(shared_reads())
     if mode == "plan" and len(phases) > 1:
         # A plan writes nothing, so no phase waits for another's resources (each discovers what exists):
         # all phases at once, each one's lines printed in dependency order as if they had run in turn.
@@ -250,6 +256,7 @@ def _run_phases(environment: str, sandbox: Optional[bool], mode: str, phase: Opt
         progress.unsubscribe(_print_change)
         if pool:
             pool.shutdown(wait=False, cancel_futures=True)
+        reads.close()
         held.close()
     return run, list(zip(phases, results)), time.monotonic() - started
 
@@ -313,7 +320,8 @@ def _failed_step(error: BaseException) -> tuple[Optional[str], Optional[str]]:
 
 def _call_counts(run) -> str:
     log = run.aws.log
-    return f"{len(log.calls)} AWS calls, {len(log.writes())} writes"
+    shared = f" ({log.shared} more answered by an identical read of this plan)" if log.shared else ""
+    return f"{len(log.calls) - log.shared} AWS calls{shared}, {len(log.writes())} writes"
 
 
 @app.command()
