@@ -16,8 +16,9 @@ from prefect.artifacts import create_table_artifact
 from golive import dataplane, integrity
 from golive.report import PhaseResult, artifact_key, deliverable, finish_phase
 from golive.run import Mode, Run
-from tasks.app import (AdminRecord, DataState, IntegrityReport, StepRecord, create_cache_table, ensure_admin_password,
-                       ensure_admin_user, load_initial_data, read_data_state, run_migrations, verify_data_integrity)
+from tasks.app import (AdminRecord, DataState, IntegrityReport, StepRecord, check_migrations, create_cache_table,
+                       ensure_admin_password, ensure_admin_user, load_initial_data, read_data_state, run_migrations,
+                       verify_data_integrity)
 from tasks.compute import ONE_OFF, current_release_tag, ensure_cluster, ensure_task_definition
 from tasks.database_role import ensure_app_database_role
 from tasks.foundation import read_foundation
@@ -42,6 +43,8 @@ def data(environment: str = "sandbox", sandbox: bool | None = None, mode: Mode =
     placement, image_ref, cluster, definition, password = (one_offs[k] for k in (
         "placement", "image", "cluster", "task_definition", "admin_password"))
     migrations = run_migrations(run, placement, image_ref, state.result(), wait_for=[role])
+    # What follows the migration runs at once, its check included (each an ECS task: a minute in AWS).
+    checked = check_migrations.submit(run, placement, image_ref, migrations)
     cache_table = create_cache_table.submit(run, placement, migrations)
     seeded = load_initial_data.submit(run, placement, migrations, image_ref, state.result(), cases)
     admin = ensure_admin_user.submit(run, placement, migrations, state.result(), password)
@@ -49,7 +52,8 @@ def data(environment: str = "sandbox", sandbox: bool | None = None, mode: Mode =
     after = read_data_state(run) if run.applying else state.result()
 
     outputs = {"cluster": cluster, "admin_password": password, "role": role.result(),
-               "task_definition": definition, "migrations": migrations, "cache_table": cache_table.result(),
+               "task_definition": definition, "migrations": migrations, "migrations_check": checked.result(),
+               "cache_table": cache_table.result(),
                "initial_data": seeded.result(), "admin": admin.result(), "integrity": report, "state": after}
     if report.outcomes:
         failures = report.failures()
@@ -91,11 +95,12 @@ def data_deliverables(run: Run, outputs: dict) -> list:
     planned = not run.applying
     state: DataState = outputs["state"]
     migrations: StepRecord = outputs["migrations"]
+    check: StepRecord = outputs["migrations_check"]
     seeded: StepRecord = outputs["initial_data"]
     admin: AdminRecord = outputs["admin"]
     report: IntegrityReport = outputs["integrity"]
     failures = report.failures()
-    checked = [t for t in migrations.tasks if t.command[-1] == "--check"]
+    checked = check.tasks
     return [
         deliverable("5.1", "App's own database role (DML only; the password in its secret, resolved at task start)",
                     bool(outputs["role"].id), f"role {outputs['role'].name}", planned=planned),
@@ -103,7 +108,7 @@ def data_deliverables(run: Run, outputs: dict) -> list:
                     state.migrations_applied > 0 and (not migrations.tasks or bool(checked and checked[0].exit_code == 0)),
                     f"{state.migrations_applied} rows in django_migrations; "
                     + (f"migrate --check exit {checked[0].exit_code}" if checked else migrations.change.note)
-                    + _tasks_evidence(migrations), planned=planned),
+                    + _tasks_evidence(migrations, check), planned=planned),
         deliverable("5.2", "Initial data loaded", state.courts >= 1 and state.judges >= 1 and state.cases >= 1,
                     f"{state.courts} court, {state.judges} judges, {state.cases} cases in the database"
                     + _tasks_evidence(seeded), planned=planned),

@@ -35,7 +35,7 @@ from golive.retry import AWS_STEP
 from golive.run import Run
 from flows.ecs import ecs
 from tasks.cdn import Distribution, invalidate_cache
-from tasks.app import read_data_state, run_migrations
+from tasks.app import check_migrations, read_data_state, run_migrations
 from tasks.compute import (ROLLBACK_PARAMETER, SERVICES, Service, active_revisions, confirm_primary_deployments,
                            current_release_tag, record_release_tag)
 from tasks.registry import ensure_image, ensure_repositories
@@ -66,6 +66,7 @@ def release(environment: str = "sandbox", image_tag: str = "", sandbox: bool | N
 
     one_offs = prepare_one_off_tasks(run, image_tag)
     migrations = run_migrations(run, one_offs["placement"], one_offs["image"], read_data_state(run))
+    check_migrations(run, one_offs["placement"], one_offs["image"], migrations)  # nothing left unapplied
     deployed = ecs(environment=environment, sandbox=sandbox, image_tag=image_tag)
     # A rolled-back deployment fails the release here, before its tag is recorded as deployed.
     confirm_primary_deployments(run, deployed.outputs["task_definitions"])

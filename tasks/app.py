@@ -103,8 +103,8 @@ def ensure_admin_password(run: Run) -> Record:
 
 @task(**AWS_STEP)
 def run_migrations(run: Run, placement: Placement, image: str, state: DataState) -> StepRecord:
-    """python manage.py migrate, then migrate --check (it exits non-zero if anything is left unapplied):
-    when the image changed since the last migration, or the schema is not there."""
+    """python manage.py migrate: when the image changed since the last migration the check confirmed
+    (check_migrations records it), or the schema is not there."""
     migrated = _marker(run, MIGRATED_PARAMETER)
     if migrated == image and state.migrations_applied > 0:
         return _step(run, "django-migrations", "migrate", False,
@@ -115,14 +115,27 @@ def run_migrations(run: Run, placement: Placement, image: str, state: DataState)
                      f"would run `manage.py migrate` then `migrate --check` as ECS tasks from {image}: {why}; "
                      f"{state.migrations_applied} applied so far")
     applied_task = run_one_off(run, placement, ["python", "manage.py", "migrate", "--noinput"], "migrate")
-    check_task = run_one_off(run, placement, ["python", "manage.py", "migrate", "--check"], "migrate-check")
-    _record_marker(run, MIGRATED_PARAMETER, image)
     applied = re.findall(r"Applying (\S+)\.\.\. OK", applied_task.text)
     listing = f"applied {len(applied)}: {', '.join(applied[:6])}{' ...' if len(applied) > 6 else ''}" if applied \
         else "no migrations to apply"
-    return _step(run, "django-migrations", "migrate", True,
-                 f"{listing} ({applied_task.headline()}); migrate --check: nothing unapplied ({check_task.headline()})",
-                 [applied_task, check_task])
+    return _step(run, "django-migrations", "migrate", True, f"{listing} ({applied_task.headline()})", [applied_task])
+
+
+@task(**AWS_STEP)
+def check_migrations(run: Run, placement: Placement, image: str, migrations: StepRecord) -> StepRecord:
+    """python manage.py migrate --check after a migration (it exits non-zero if anything is left
+    unapplied), beside the other one-off tasks that follow the migration (in AWS each task is a minute
+    of Fargate start-up). Only then is the image recorded as migrated: a failed check migrates and
+    checks again on the next run, instead of being skipped as done."""
+    if not migrations.change.is_change:
+        return _step(run, "django-migrations-check", "migrate --check", False, "schema unchanged")
+    if not run.applying:
+        return _step(run, "django-migrations-check", "migrate --check", False,
+                     "would run `manage.py migrate --check` as an ECS task after the migration")
+    checked = run_one_off(run, placement, ["python", "manage.py", "migrate", "--check"], "migrate-check")
+    _record_marker(run, MIGRATED_PARAMETER, image)
+    return _step(run, "django-migrations-check", "migrate --check", False,
+                 f"nothing unapplied ({checked.headline()})", [checked])
 
 
 @task(**AWS_STEP)

@@ -76,6 +76,10 @@ def test_the_step_graph_is_the_flows_own():
     # handed them, so its own flow does not publish them again.
     static = one("phase 4 cdn (ahead: static files)", "publish_static_files")
     assert static.start < timeline.stage("phase 3 ecs").start
+    # flows/data.py: the migration's check is a one-off task beside the others that follow the migration,
+    # not a second task in turn before them.
+    migrate, check, seed = (one("phase 5 data", t) for t in ("run_migrations", "check_migrations", "load_initial_data"))
+    assert check.start == seed.start == migrate.end
     # flows/pre_launch.py: the launch checks run beside the load test's start; the failover's reboot waits
     # for its end (a failover under load would be judged as the app's failures).
     load_test, checks = one("8.1 launch gate", "load_test"), one("8.1 launch gate", "launch_checks")
