@@ -52,9 +52,12 @@ def storage_environment(run: Run, buckets: dict[str, BucketRecord]) -> dict[str,
 
 # One Django process for all of it (each start costs a second or two): a dry run that counts what would
 # be copied; the real run only when something would be (it re-hashes and re-uploads the manifest and every
-# post-processed file even when nothing changed); then where the settings send media uploads.
+# post-processed file even when nothing changed); then where the settings send media uploads. With no
+# manifest in the bucket yet (a first publish) everything would be copied: the real run, without the dry
+# run's request per file first.
 STORAGE_SCRIPT = """
 import io, json, re
+from django.contrib.staticfiles.storage import staticfiles_storage
 from django.core.files.storage import storages
 from django.core.management import call_command
 
@@ -63,8 +66,10 @@ def collect(dry_run):
     call_command("collectstatic", interactive=False, dry_run=dry_run, verbosity=1, stdout=out)
     return out.getvalue().strip().splitlines()[-1]
 
-report = {"dry_run": collect(True)}
-if APPLY and not re.match(r"0 static files", report["dry_run"]):
+report = {"published": staticfiles_storage.manifest_storage.exists(staticfiles_storage.manifest_name)}
+if report["published"] or not APPLY:
+    report["dry_run"] = collect(True)
+if APPLY and not (report["published"] and re.match(r"0 static files", report["dry_run"])):
     report["run"] = collect(False)
 media = storages["default"]
 report["media"] = {"backend": type(media).__module__ + "." + type(media).__name__,
@@ -97,7 +102,7 @@ def publish_static_files(run: Run, buckets: dict[str, BucketRecord]) -> StaticFi
     script = f"APPLY = {run.applying}\n" + STORAGE_SCRIPT
     output = dataplane.run_manage_here(run, "shell", "-c", script, environment=storage_environment(run, buckets))
     report = json.loads(output.strip().splitlines()[-1])
-    copied, unmodified, post_processed = _counts(report.get("run", report["dry_run"]))
+    copied, unmodified, post_processed = _counts(report["run"] if "run" in report else report["dry_run"])
     action = Action.NOOP if copied == 0 else (Action.UPDATE if unmodified else Action.CREATE)
     change = Change(action=action, kind="static-files", name=name, id=bucket if run.applying else None,
                     note=f"{copied} copied, {unmodified} unmodified" if copied else "")
