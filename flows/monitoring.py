@@ -39,8 +39,9 @@ ACCEPT_HINT = "Fix them, or accept each in the environment file with [[audit.acc
 
 
 class AuditFailed(RuntimeError):
-    """A critical or high finding nobody accepted (`golive audit`; in the go-live, Phase 7's audit deliverable
-    fails the same way, before the launch gate)."""
+    """A critical or high finding nobody accepted, when the security-audit flow runs as a gate (gate=True).
+    `golive audit` reports findings instead; in the go-live, Phase 7's audit deliverable fails the same way,
+    before the launch gate."""
 
     def __init__(self, result: AuditResult):
         self.result = result
@@ -67,7 +68,8 @@ def audit_environment(run: Run) -> AuditResult:
 
 @flow(name="security-audit")
 def security_audit(environment: str = "sandbox", sandbox: bool | None = None, gate: bool = True) -> AuditResult:
-    """The audit on its own (`golive audit ENV`, and the go-live's gate before the cutover)."""
+    """The audit on its own (`golive audit ENV`; gate=True fails on a finding nobody accepted). The go-live's
+    gate is the same audit at the end of Phase 7."""
     run = Run.prepare(environment, sandbox=sandbox, mode="plan")  # reads only
     result = audit_environment(run)
     if gate and result.blocking:

@@ -66,7 +66,7 @@ def release(environment: str = "sandbox", image_tag: str = "", sandbox: bool | N
 
     one_offs = prepare_one_off_tasks(run, image_tag)
     migrations = run_migrations(run, one_offs["placement"], one_offs["image"], read_data_state(run))
-    check_migrations(run, one_offs["placement"], one_offs["image"], migrations)  # nothing left unapplied
+    checked = check_migrations(run, one_offs["placement"], one_offs["image"], migrations)  # nothing left unapplied
     deployed = ecs(environment=environment, sandbox=sandbox, image_tag=image_tag)
     # A rolled-back deployment fails the release here, before its tag is recorded as deployed.
     confirm_primary_deployments(run, deployed.outputs["task_definitions"])
@@ -79,7 +79,8 @@ def release(environment: str = "sandbox", image_tag: str = "", sandbox: bool | N
         deliverables=[
             deliverable("release", "Migrations of the new image applied before the roll (expand/contract: they "
                         "must work with the revision still serving)", True,
-                        migrations.change.note if migrations.change.is_change else f"nothing new: {migrations.change.note}"),
+                        f"{migrations.change.note}; migrate --check: {checked.change.note}" if migrations.change.is_change
+                        else f"nothing new: {migrations.change.note}"),
             deliverable("release", "New task-definition revisions registered and rolled out",
                         all(s.running == s.desired for s in services.values()),
                         ", ".join(f"{s.name}: revision {s.revision} ({s.image}), {s.running}/{s.desired} running"
@@ -89,7 +90,8 @@ def release(environment: str = "sandbox", image_tag: str = "", sandbox: bool | N
                         f"{invalidation.id} {invalidation.status} {invalidation.paths} in {invalidation.seconds} s"
                         if invalidation.id else "pending: no distribution yet (Phase 4 makes it)"),
         ],
-        outputs={"previous_tag": previous, "tag": image_tag, "migrations": migrations, "services": services,
+        outputs={"previous_tag": previous, "tag": image_tag, "migrations": migrations, "migrations_check": checked,
+                 "services": services,
                  "invalidation": invalidation})
     publish(result)
     return result

@@ -225,19 +225,19 @@ def _run_phases(environment: str, sandbox: Optional[bool], mode: str, phase: Opt
         from golive.shared_reads import shared_reads
 
         reads.enter_context(shared_reads())
-    if mode == "plan" and len(phases) > 1:
-        # A plan writes nothing, so no phase waits for another's resources (each discovers what exists):
-        # all phases at once, each one's lines printed in dependency order as if they had run in turn.
-        from concurrent.futures import ThreadPoolExecutor
+    try:  # from here on the finally below undoes what was set up, however this ends
+        if mode == "plan" and len(phases) > 1:
+            # A plan writes nothing, so no phase waits for another's resources (each discovers what exists):
+            # all phases at once, each one's lines printed in dependency order as if they had run in turn.
+            from concurrent.futures import ThreadPoolExecutor
 
-        pool = ThreadPoolExecutor(max_workers=len(phases), thread_name_prefix="phase")
-        outputs = {p.number: [] for p in phases}
-        # The settings once (making Prefect's settings object costs about 40 ms of CPU), then one server for
-        # every thread (a temporary one is started once, here); each thread starts from this context.
-        with _flow_settings(run):
-            _start_prefect()
-            futures = {p.number: pool.submit(copy_context().run, run_phase, p, outputs[p.number]) for p in phases}
-    try:
+            pool = ThreadPoolExecutor(max_workers=len(phases), thread_name_prefix="phase")
+            outputs = {p.number: [] for p in phases}
+            # The settings once (making Prefect's settings object costs about 40 ms of CPU), then one server for
+            # every thread (a temporary one is started once, here); each thread starts from this context.
+            with _flow_settings(run):
+                _start_prefect()
+                futures = {p.number: pool.submit(copy_context().run, run_phase, p, outputs[p.number]) for p in phases}
         for index, selected in enumerate(phases, 1):
             console.print(f"[bold cyan]phase {selected.number} {selected.name}[/] ({index} of {len(phases)})")
             try:

@@ -31,7 +31,11 @@ from golive.transient import SERVER_SIDE_CODES, THROTTLING_CODES
 
 _LEADER = "golive_shared_read"  # in a call's context: the entry this call answers for the others
 _RAW = "golive_shared_raw"  # the answer as AWS gave it, before botocore's after-call handlers rework it
-_WAIT_SECONDS = 120  # a waiter asks for itself after this (the first caller is stuck, or its thread died)
+# A waiter asks for itself after this: the first caller is stuck, or failed where no handler of ours saw it
+# (an earlier after-call handler raised). Its entry is then dropped, so later reads do not wait for it too.
+_WAIT_SECONDS = 30
+# Reads by name whose answer is new each time: never shared.
+_FRESH_EACH_TIME = frozenset({"GetRandomPassword"})
 
 
 class _Entry:
@@ -56,9 +60,11 @@ class SharedReads:
             entry = self._entries[key] = _Entry()
             return entry, True
 
-    def drop(self, key: tuple) -> None:
+    def drop(self, key: tuple, entry: _Entry | None = None) -> None:
+        """Forget the request's answer (only if it is still `entry`, when given)."""
         with self._lock:
-            self._entries.pop(key, None)
+            if entry is None or self._entries.get(key) is entry:
+                self._entries.pop(key, None)
 
 
 _ACTIVE: contextvars.ContextVar[SharedReads | None] = contextvars.ContextVar("golive_shared_reads", default=None)
@@ -80,13 +86,10 @@ def _key(aws: Any, model: Any, context: dict) -> tuple | None:
     from golive.aws import READ_PREFIXES
 
     params = context.get("golive_params")
-    if params is None or not model.name.startswith(READ_PREFIXES) or model.has_streaming_output:
-        return None  # a body read as a stream (S3 GetObject) is read once: not shared
-    try:
-        canonical = json.dumps(params, sort_keys=True, default=str)
-    except (TypeError, ValueError):  # a parameter JSON cannot hold (a stream): not shared
+    if (params is None or not model.name.startswith(READ_PREFIXES) or model.name in _FRESH_EACH_TIME
+            or model.has_streaming_output):  # a body read as a stream (S3 GetObject) is read once: not shared
         return None
-    return (id(aws), model.service_model.service_name, model.name, canonical)
+    return (aws.target, model.service_model.service_name, model.name, json.dumps(params, sort_keys=True, default=str))
 
 
 def _shareable(http_response: Any, parsed: dict) -> bool:
@@ -109,10 +112,13 @@ class Sharing:
         if reads is None or context is None or (key := _key(self.aws, model, context)) is None:
             return None
         entry, first = reads.claim(key)
+        if not first and not entry.answered.wait(_WAIT_SECONDS):
+            reads.drop(key, entry)  # never answered: this call asks AWS and answers the rest
+            entry, first = reads.claim(key)
         if first:
             context[_LEADER] = (reads, key, entry)
             return None
-        if not entry.answered.wait(_WAIT_SECONDS) or entry.response is None:
+        if not entry.answered.is_set() or entry.response is None:
             return None  # no answer to share: this call asks AWS itself
         self.aws.log.count_shared()
         http_response, parsed = entry.response

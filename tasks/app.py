@@ -125,8 +125,10 @@ def run_migrations(run: Run, placement: Placement, image: str, state: DataState)
 def check_migrations(run: Run, placement: Placement, image: str, migrations: StepRecord) -> StepRecord:
     """python manage.py migrate --check after a migration (it exits non-zero if anything is left
     unapplied), beside the other one-off tasks that follow the migration (in AWS each task is a minute
-    of Fargate start-up). Only then is the image recorded as migrated: a failed check migrates and
-    checks again on the next run, instead of being skipped as done."""
+    of Fargate start-up). They run on the schema `migrate` just reported applied; should the check still
+    find something unapplied, it fails the phase (or the release, before anything rolls). Only then is the
+    image recorded as migrated: a failed check migrates and checks again on the next run, instead of
+    being skipped as done."""
     if not migrations.change.is_change:
         return _step(run, "django-migrations-check", "migrate --check", False, "schema unchanged")
     if not run.applying:

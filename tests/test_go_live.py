@@ -184,7 +184,8 @@ def test_a_phase_part_that_needs_less_runs_ahead_and_is_handed_to_its_phase(pref
 
 def test_a_phase_that_needs_only_another_phases_part_starts_once_that_part_is_done(prefect_api, tmp_path):
     """`after_ahead` (Phase 4 needs Phase 3's load balancer, not its services): the phase starts once the
-    part run ahead is done, while the phase that part belongs to still waits on a slower one."""
+    part run ahead is done, not before it, while the phase that part belongs to still waits on a slower one.
+    Numbered below the phase it names, so that an order by number alone would be wrong."""
     from prefect import flow
 
     from flows.go_live import Progress, run_phases
@@ -192,17 +193,28 @@ def test_a_phase_that_needs_only_another_phases_part_starts_once_that_part_is_do
 
     phases = [Phase(1, "slow", "", "tests.timed_phases:slow_until_after_part"),
               Phase(2, "fast", "", "tests.timed_phases:fast"),
-              Phase(3, "with-part", "", "tests.timed_phases:with_part", after=(1,),
-                    ahead=Ahead("tests.timed_phases:ahead_part", "part", after=(2,))),
-              Phase(4, "after-part", "", "tests.timed_phases:after_part", after_ahead=(3,))]
+              Phase(3, "after-part", "", "tests.timed_phases:after_part", after_ahead=(4,)),
+              Phase(4, "with-part", "", "tests.timed_phases:with_part", after=(1,),
+                    ahead=Ahead("tests.timed_phases:ahead_part", "part", after=(2,)))]
 
     @flow(name="after-ahead-scheduling-test")
     def schedule():
         return run_phases(str(tmp_path), True, Progress(len(phases)), phases=phases)
 
     results = schedule()
-    assert results[1].outputs["saw_after_part_while_running"], "phase 4 waited for all of phase 3, not its part"
+    assert results[3].outputs["saw_part"], "phase 3 started before the part it needs was done"
+    assert results[1].outputs["saw_after_part_while_running"], "phase 3 waited for all of phase 4, not its part"
     assert set(results) == {1, 2, 3, 4}
     # One phase at a time (`golive apply`), it comes after the whole phase, which then makes the part itself.
-    assert [p.number for p in dependency_order(list(reversed(phases)))] == [1, 2, 3, 4]
+    assert [p.number for p in dependency_order(phases)] == [1, 2, 4, 3]
 
+
+def test_phase_7_comes_after_every_other_phase():
+    """Its closing audit is the go-live's audit gate (flows/go_live.py): it must read every phase."""
+    from golive.phases import PHASES
+
+    def before(number: int) -> set[int]:
+        phase = next(p for p in PHASES if p.number == number)
+        return set(phase.needs).union(*(before(n) for n in phase.needs))
+
+    assert before(7) == {p.number for p in PHASES if p.automated and p.number != 7}

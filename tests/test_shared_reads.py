@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import json
 import threading
+import time
+from unittest import mock
 
 import pytest
 
+from golive import shared_reads as sharing
 from golive.shared_reads import shared_reads
 from tests.conftest import prepare
 from tests.faults import FailFirst, injected
@@ -30,7 +33,14 @@ def test_identical_reads_in_a_plan_reach_aws_once_and_answer_as_alone(aws):
     run.aws.log.clear()
 
     answers: list[dict] = []
-    with shared_reads():
+    first = threading.Event()
+
+    def hold_the_first(event_name: str, **_) -> None:  # the first request in flight while the others ask
+        if not first.is_set():
+            first.set()
+            time.sleep(0.5)
+
+    with shared_reads(), injected(run, "before-send.iam.GetRole", hold_the_first):
         # At the same moment, from threads started from the plan's context (as its phases' are), then later.
         from contextvars import copy_context
 
@@ -78,3 +88,23 @@ def test_throttling_is_not_shared_each_caller_retries_for_itself(aws):
         assert ssm.get_parameter(Name="/shared-reads/probe")["Parameter"]["Value"] == "v"
         assert ssm.get_parameter(Name="/shared-reads/probe")["Parameter"]["Value"] == "v"
     assert sent(run, "GetParameter") == 2 and run.aws.log.shared == 1
+
+
+def test_a_first_read_that_never_answers_holds_up_one_caller_not_the_plan(aws):
+    """A first caller that fails where no handler of ours sees it (an earlier after-call handler raising)
+    never answers: the next identical read waits the bounded time, then asks AWS and answers the rest."""
+    run = prepare(mode="plan")
+    iam = run.client("iam")
+    iam.create_role(RoleName="shared-reads-stuck", AssumeRolePolicyDocument=json.dumps(TRUST))
+    run.aws.log.clear()
+    model = iam.meta.service_model.operation_model("GetRole")
+    with shared_reads() as reads, mock.patch.object(sharing, "_WAIT_SECONDS", 0.3):
+        reads.claim(sharing._key(run.aws, model, {"golive_params": {"RoleName": "shared-reads-stuck"}}))
+        began = time.monotonic()
+        for _ in range(3):
+            assert iam.get_role(RoleName="shared-reads-stuck")["Role"]["RoleName"] == "shared-reads-stuck"
+        waited = time.monotonic() - began
+    # The first waited the bounded time, then asked AWS and answered the other two: the stuck entry was
+    # replaced, so no later read waits for it (how long the calls took is the machine's, not asserted).
+    assert waited >= 0.3 and sent(run, "GetRole") == 1 and run.aws.log.shared == 2
+

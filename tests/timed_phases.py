@@ -63,4 +63,4 @@ def slow_until_after_part(environment: str = "", sandbox: bool | None = None) ->
 @flow(name="timed-after-part")
 def after_part(environment: str = "", sandbox: bool | None = None) -> PhaseResult:
     (Path(environment) / "after-part-ran").touch()
-    return _ran("after-part")
+    return _ran("after-part", saw_part=(Path(environment) / "ahead-ran").exists())
