@@ -320,7 +320,7 @@ def _failed_step(error: BaseException) -> tuple[Optional[str], Optional[str]]:
 
 def _call_counts(run) -> str:
     log = run.aws.log
-    shared = f" ({log.shared} more answered by an identical read of this plan)" if log.shared else ""
+    shared = f", {log.shared} more answered from this plan's identical reads" if log.shared else ""
     return f"{len(log.calls) - log.shared} AWS calls{shared}, {len(log.writes())} writes"
 
 

@@ -27,6 +27,8 @@ def test_plan_exits_2_with_changes_then_0_after_apply(aws, prefect_api):
     converged = golive(prefect_api, "plan", "sandbox", "--phase", "1")
     assert converged.returncode == 0, converged.stdout + converged.stderr
     assert "No changes" in converged.stdout
+    # The plan's identical reads went to AWS once (golive/shared_reads.py), and it says so.
+    assert "more answered from this plan's identical reads, 0 writes" in converged.stdout, converged.stdout
 
 
 def test_unknown_phases_and_the_launch_phase_are_clear_errors(aws, prefect_api):
