@@ -221,12 +221,14 @@ class Aws:
         elif model.name.startswith(DELETING_PREFIXES):
             RECENT_CREATES.forget((context or {}).get("golive_params"))
 
-    def check_reachable(self, timeout: float = 3.0) -> str:
+    def check_reachable(self, timeout: float = 3.0, answer_within: float = 20.0) -> str:
         """One call, one attempt, a short connect timeout: does the endpoint answer, and with which
         identity? Raises Unreachable with one line that says what to check. Returns the account id (kept,
-        so the run does not ask again)."""
+        so the run does not ask again). An endpoint that took the connection is there: it gets longer to
+        answer (the sandbox's emulator, busy with a go-live on two cores, took more than 3 s once)."""
         sts = self._session.client("sts", endpoint_url=self.target.endpoint_url, config=self._config.merge(
-            Config(retries={"mode": "standard", "max_attempts": 1}, connect_timeout=timeout, read_timeout=timeout)))
+            Config(retries={"mode": "standard", "max_attempts": 1}, connect_timeout=timeout,
+                   read_timeout=answer_within)))
         credentials = self._session.get_credentials()
         source = getattr(credentials, "method", None) or "none found"
         where = f"{sts.meta.endpoint_url} ({self.target.describe()}; credentials from {source})"

@@ -192,8 +192,8 @@ def _selected_phases(refs: Optional[List[str]]):
 def _run_phases(environment: str, sandbox: Optional[bool], mode: str, phase: Optional[List[str]],
                 verbose: bool, allow_replace: bool = False, force: bool = False):
     _quiet_prefect(verbose)
+    phases = _selected_phases(phase)  # a wrong --phase is said before anything is asked of AWS
     run = _prepare(environment, sandbox, mode)
-    phases = _selected_phases(phase)
     held = _hold_environment(run, mode, f"golive {mode} {environment}")
     verb = "Planning" if mode == "plan" else "Applying"
     _print_target(verb, run)

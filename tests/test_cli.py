@@ -36,6 +36,13 @@ def test_unknown_phases_and_the_launch_phase_are_clear_errors(aws, prefect_api):
     assert unknown.returncode == 1 and "unknown phase 'networking'" in unknown.stderr
     launch = golive(prefect_api, "apply", "sandbox", "--phase", "launch")
     assert launch.returncode == 1 and "run `golive go-live ENV`" in launch.stderr, launch.stderr
+    # Said before anything is asked of AWS: the same answer with no endpoint to reach (and so whatever a
+    # busy emulator's answer time).
+    nowhere = subprocess.run([*GOLIVE, "apply", "sandbox", "--aws", "--phase", "launch"], cwd=REPO,
+                             capture_output=True, text=True, timeout=120,
+                             env=cli_env(prefect_api, AWS_ENDPOINT_URL="http://127.0.0.1:9", AWS_ACCESS_KEY_ID="x",
+                                         AWS_SECRET_ACCESS_KEY="x"))
+    assert nowhere.returncode == 1 and "run `golive go-live ENV`" in nowhere.stderr, nowhere.stderr
 
 
 def test_doctor_checks_credentials_and_zones(aws, prefect_api):
