@@ -23,6 +23,20 @@ def live_app(aws, empty_database, edge):
         sandbox_app.APP.stop()
 
 
+def run_scheduled(phases, tmp_path) -> dict:
+    """The go-live's scheduler (run_phases) over these phases, inside a flow as in the go-live; the phases'
+    `environment` is tmp_path, the directory the timed phases leave their marks in."""
+    from prefect import flow
+
+    from flows.go_live import Progress, run_phases
+
+    @flow(name="scheduling-test")
+    def schedule():
+        return run_phases(str(tmp_path), True, Progress(len(phases)), phases=phases)
+
+    return schedule()
+
+
 def no_cutover_record_written(run) -> None:
     route53 = run.client("route53")
     zone = route53.list_hosted_zones_by_name(DNSName=run.environment.domain)["HostedZones"][0]["Id"]
@@ -144,39 +158,25 @@ def test_the_sandbox_prefect_server_writes_task_runs_in_batches(prefect_api):
 def test_a_phase_starts_as_soon_as_its_own_dependencies_are_done(prefect_api, tmp_path):
     """Scheduling on first completion: a phase whose dependency finished does not wait behind an unrelated
     slower phase that started earlier."""
-    from prefect import flow
-
-    from flows.go_live import Progress, run_phases
     from golive.phases import Phase
 
     phases = [Phase(1, "slow", "", "tests.timed_phases:slow"), Phase(2, "fast", "", "tests.timed_phases:fast"),
               Phase(3, "after-fast", "", "tests.timed_phases:after_fast", after=(2,))]
 
-    @flow(name="scheduling-test")
-    def schedule():
-        return run_phases(str(tmp_path), True, Progress(len(phases)), phases=phases)
-
-    results = schedule()
+    results = run_scheduled(phases, tmp_path)
     assert results[1].outputs["saw_after_fast_while_running"], "phase 3 waited for phase 1, which it does not depend on"
 
 
 def test_a_phase_part_that_needs_less_runs_ahead_and_is_handed_to_its_phase(prefect_api, tmp_path):
     """A phase's `ahead` part (Phase 4's static files) starts once its own dependencies are done, while the
     phase still waits on a slower one, and the phase gets its result instead of doing it again."""
-    from prefect import flow
-
-    from flows.go_live import Progress, run_phases
     from golive.phases import Ahead, Phase
 
     phases = [Phase(1, "slow", "", "tests.timed_phases:slow_until_ahead"), Phase(2, "fast", "", "tests.timed_phases:fast"),
               Phase(3, "with-part", "", "tests.timed_phases:with_part", after=(1,),
                     ahead=Ahead("tests.timed_phases:ahead_part", "part", after=(2,)))]
 
-    @flow(name="ahead-scheduling-test")
-    def schedule():
-        return run_phases(str(tmp_path), True, Progress(len(phases)), phases=phases)
-
-    results = schedule()
+    results = run_scheduled(phases, tmp_path)
     assert results[1].outputs["saw_ahead_while_running"], "the part ran ahead only after phase 1, which it does not need"
     assert results[3].outputs["part"] == "made ahead"
     assert set(results) == {1, 2, 3}  # the part is not a phase of its own in the result
@@ -186,9 +186,6 @@ def test_a_phase_that_needs_only_another_phases_part_starts_once_that_part_is_do
     """`after_ahead` (Phase 4 needs Phase 3's load balancer, not its services): the phase starts once the
     part run ahead is done, not before it, while the phase that part belongs to still waits on a slower one.
     Numbered below the phase it names, so that an order by number alone would be wrong."""
-    from prefect import flow
-
-    from flows.go_live import Progress, run_phases
     from golive.phases import Ahead, Phase, dependency_order
 
     phases = [Phase(1, "slow", "", "tests.timed_phases:slow_until_after_part"),
@@ -197,11 +194,7 @@ def test_a_phase_that_needs_only_another_phases_part_starts_once_that_part_is_do
               Phase(4, "with-part", "", "tests.timed_phases:with_part", after=(1,),
                     ahead=Ahead("tests.timed_phases:ahead_part", "part", after=(2,)))]
 
-    @flow(name="after-ahead-scheduling-test")
-    def schedule():
-        return run_phases(str(tmp_path), True, Progress(len(phases)), phases=phases)
-
-    results = schedule()
+    results = run_scheduled(phases, tmp_path)
     assert results[3].outputs["saw_part"], "phase 3 started before the part it needs was done"
     assert results[1].outputs["saw_after_part_while_running"], "phase 3 waited for all of phase 4, not its part"
     assert set(results) == {1, 2, 3, 4}
