@@ -40,6 +40,29 @@ def install_emulation() -> None:
     transitions.install()  # last: it wraps the create calls the others may have replaced
 
 
+def load_managed_policies_once_and_only_where_used() -> None:
+    """AWS-managed IAM policies (MOTO_IAM_LOAD_MANAGED_POLICIES, above) parsed once per process and made
+    only in the "aws" partition. moto 5.2.5 parses its 4.7 MB catalogue of 1,582 policies again for every
+    IAM backend, and after every reset its first request makes one backend per partition (six: looking up
+    the caller's account visits each), so each reset cost about 1.2 s of the emulator's CPU (sampled with
+    py-spy: 27 % of moto's CPU in tests/test_phases_2_to_4.py, and a reset starts every test). The sandbox's
+    regions are all in the "aws" partition, and no call reaches another; there the policies stay as moto
+    makes them."""
+    import json
+
+    from moto.iam import models
+
+    catalogue = json.loads(models.aws_managed_policies_data)
+
+    def init_aws_policies(self) -> list:
+        if not models.load_iam_aws_managed_policies() or self.partition != "aws":
+            return []
+        return [models.AWSManagedPolicy.from_data(name, self.account_id, self.region_name, data)
+                for name, data in catalogue.items()]
+
+    models.IAMBackend._init_aws_policies = init_aws_policies
+
+
 def main(argv: list[str]) -> None:
     for key, value in EMULATOR_SETTINGS.items():
         os.environ.setdefault(key, value)
@@ -49,6 +72,7 @@ def main(argv: list[str]) -> None:
     # werkzeug logs every request; keep the log for errors.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    load_managed_policies_once_and_only_where_used()
     install_emulation()
     # ACM's first certificate would otherwise initialize OpenSSL's bindings (0.4 s) inside a go-live's step.
     from cryptography.hazmat.backends import default_backend
