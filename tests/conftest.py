@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
+import time
 import urllib.request
 from pathlib import Path
 
@@ -57,6 +58,25 @@ def edge(sandbox):
     state = edge.up()
     yield state
     edge.down()
+
+
+_EDGE_LAST_SERVED: list[float | None] = [None]
+
+
+@pytest.fixture
+def edge_afresh(edge):
+    """The edge serves what the test made, not what the previous test made under the same names. The edge
+    reuses a read of moto for CONFIG_SECONDS (as a real edge serves a change once propagated), and every
+    test makes its ALB and distribution anew after the emulator's reset: a test that probes within that
+    second of the previous test's last request was served the previous distribution (seen: one that
+    forwards Host answering for one made not to, 200 where 502 was asserted). So the test starts once the
+    previous one's reads have expired: no wait when a second has passed, as it mostly has."""
+    from golive.sandbox.edge import CONFIG_SECONDS
+
+    last = _EDGE_LAST_SERVED[0]
+    time.sleep(CONFIG_SECONDS if last is None else max(0.0, last + CONFIG_SECONDS - time.monotonic()))
+    yield
+    _EDGE_LAST_SERVED[0] = time.monotonic()
 
 
 @pytest.fixture(scope="session")
