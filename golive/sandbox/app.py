@@ -4,6 +4,7 @@ in AWS (docs/app-environment.md)."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import urllib.error
@@ -82,9 +83,24 @@ class App(Service):
             return current, False
         environment = wire()
         self.env = lambda: environment
-        subprocess.run([sys.executable, "manage.py", "collectstatic", "--noinput", "-v", "0"], cwd=APP_DIR,
-                       env={**__import__("os").environ, **environment}, check=True, capture_output=True, timeout=120)
+        collect_static_files(environment)
         return super().start()
+
+
+def collect_static_files(environment: dict[str, str]) -> None:
+    """The app's static files in STATIC_ROOT, which whitenoise serves: collected (hashed and compressed)
+    only when Django's own dry run says a source is new or newer than its copy, or nothing was collected
+    yet. The real run hashes and compresses every file again each time (6-7 s of CPU, 4 s of wall on this
+    machine, measured); the dry run costs 0.7 s, and the app starts for every `sandbox up` and many tests."""
+
+    def collect(*options: str) -> str:
+        done = subprocess.run([sys.executable, "manage.py", "collectstatic", "--noinput", *options], cwd=APP_DIR,
+                              env={**os.environ, **environment}, check=True, capture_output=True, text=True, timeout=120)
+        return done.stdout
+
+    collected = (Path(environment["STATIC_ROOT"]) / "staticfiles.json").exists()
+    if not collected or not collect("--dry-run").strip().startswith("0 static files copied"):
+        collect()
 
 
 APP = App(name="app", marker="golive-sandbox-app", argv=_argv, ready=_answers, cwd=APP_DIR,
