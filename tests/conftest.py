@@ -56,27 +56,31 @@ def edge(sandbox):
     from golive.sandbox import edge
 
     state = edge.up()
+    _EDGE_UP[0] = True
     yield state
     edge.down()
 
 
-_EDGE_LAST_SERVED: list[float | None] = [None]
+# The edge reuses a read of moto for CONFIG_SECONDS (golive/sandbox/edge.py, as a real edge serves a change
+# once propagated), and every test makes its ALB and distribution anew, under the same names, after the
+# emulator's reset: a test that probed within that second of the previous test's last request was served the
+# previous test's distribution (seen: one that forwards Host answering for one made not to, 200 where 502 was
+# asserted). So, with the edge up, a reset waits until the previous test's reads have expired: mostly no wait.
+_EDGE_UP = [False]
+_LAST_TEST_ENDED: list[float | None] = [None]
 
 
-@pytest.fixture
-def edge_afresh(edge):
-    """The edge serves what the test made, not what the previous test made under the same names. The edge
-    reuses a read of moto for CONFIG_SECONDS (as a real edge serves a change once propagated), and every
-    test makes its ALB and distribution anew after the emulator's reset: a test that probes within that
-    second of the previous test's last request was served the previous distribution (seen: one that
-    forwards Host answering for one made not to, 200 where 502 was asserted). So the test starts once the
-    previous one's reads have expired: no wait when a second has passed, as it mostly has."""
+@pytest.fixture(autouse=True)
+def _note_when_the_test_ended():
+    yield
+    _LAST_TEST_ENDED[0] = time.monotonic()
+
+
+def _wait_out_the_edges_reads() -> None:
     from golive.sandbox.edge import CONFIG_SECONDS
 
-    last = _EDGE_LAST_SERVED[0]
-    time.sleep(CONFIG_SECONDS if last is None else max(0.0, last + CONFIG_SECONDS - time.monotonic()))
-    yield
-    _EDGE_LAST_SERVED[0] = time.monotonic()
+    if _EDGE_UP[0] and _LAST_TEST_ENDED[0] is not None:
+        time.sleep(max(0.0, _LAST_TEST_ENDED[0] + CONFIG_SECONDS - time.monotonic()))
 
 
 @pytest.fixture(scope="session")
@@ -128,6 +132,7 @@ def reset_emulator(endpoint: str) -> None:
     """Empty the emulator and drop the process's clients (so call logs start at zero)."""
     from golive.transient import RECENT_CREATES
 
+    _wait_out_the_edges_reads()
     request = urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST")
     urllib.request.urlopen(request).close()
     RECENT_CREATES.clear()  # the emulator forgot everything: a NotFound now is not AWS catching up

@@ -24,8 +24,6 @@ from tasks.dns import ensure_hosted_zone
 from tests.conftest import prepare, write_environment
 from tests.edgehelpers import dns_answers, make_distribution
 
-pytestmark = pytest.mark.usefixtures("edge_afresh")  # tests/conftest.py: what the edge serves is this test's
-
 DOMAIN = "sandbox.precedentum.test"
 APEX, WWW, API = DOMAIN, f"www.{DOMAIN}", f"api.{DOMAIN}"
 LEGACY = "previous.sandbox.localhost"  # sandbox.toml's previous target: the sandbox's previous site

@@ -21,8 +21,6 @@ from tests.conftest import prepare, write_environment
 from tests.edgehelpers import ORIGIN_SECRET, dns_answers, make_distribution
 from tests.test_cutover import LEGACY, WWW, app, failing_from, launch_ready, route53_writes, weights  # noqa: F401
 
-pytestmark = pytest.mark.usefixtures("edge_afresh")  # tests/conftest.py: what the edge serves is this test's
-
 SAMPLES = 40  # answers per step: at 10 %, 40 answers hold no new one with probability 1.5 %; 40 x 10 % vs 90 % is clear
 
 

@@ -22,8 +22,6 @@ from tasks.observability import ensure_alerts_topic
 from tests.conftest import prepare
 from tests.test_cutover import WWW, launch_ready, weights
 
-pytestmark = pytest.mark.usefixtures("edge_afresh")  # tests/conftest.py: what the edge serves is this test's
-
 
 @pytest.fixture(scope="module")
 def app(sandbox, edge):

@@ -101,8 +101,8 @@ def test_up_twice_leaves_one_server_and_down_leaves_no_process(state):
 
 
 def test_up_after_a_crash_starts_afresh_what_died_and_the_data_plane_answers(state):
-    """moto and PostgreSQL each die hard (one sandbox for both: a sandbox's start is the cost of this file);
-    the next `up` notices and starts them again, PostgreSQL on the same data directory."""
+    """PostgreSQL, then moto, die hard (one sandbox for both: a sandbox's start is the cost of this file);
+    each time the next `up` notices and starts again what died, PostgreSQL on the same data directory."""
     import psycopg
     import redis
 
@@ -113,22 +113,30 @@ def test_up_after_a_crash_starts_afresh_what_died_and_the_data_plane_answers(sta
         connection.execute("CREATE TABLE before_the_crash AS SELECT 42 AS answer")
     assert redis.Redis.from_url(first["redis_url"]).ping() is True
 
-    crashed = first["pid"]
-    os.kill(crashed, signal.SIGKILL)
+    # PostgreSQL dies hard while moto runs on: `up` must not stop at "already running".
     for pid in postgres_processes(state):
         os.kill(pid, signal.SIGKILL)
     deadline = time.monotonic() + 5
-    while (crashed in moto_processes(state) or status(state)["postgres_dsn"]) and time.monotonic() < deadline:
+    while status(state)["postgres_dsn"] and time.monotonic() < deadline:
         time.sleep(0.05)
-    down = status(state)
-    assert down["running"] is False and down["postgres_dsn"] is None
+    assert status(state)["postgres_dsn"] is None
+    golive(state, "sandbox", "up", "--no-prefect")
+    again = status(state)
+    assert again["pid"] == first["pid"]  # moto was left as it was
+    with psycopg.connect(again["postgres_dsn"]) as connection:  # on the same data directory: the table is there
+        assert connection.execute("SELECT answer FROM before_the_crash").fetchone() == (42,)
 
+    # Then moto dies hard: the next `up` starts a fresh one.
+    crashed = again["pid"]
+    os.kill(crashed, signal.SIGKILL)
+    deadline = time.monotonic() + 5
+    while crashed in moto_processes(state) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert status(state)["running"] is False
     golive(state, "sandbox", "up", "--no-prefect")
     restarted = status(state)
     assert restarted["running"] is True and restarted["pid"] != crashed
     assert moto_processes(state) == [restarted["pid"]]
-    with psycopg.connect(restarted["postgres_dsn"]) as connection:  # what was committed before is there
-        assert connection.execute("SELECT answer FROM before_the_crash").fetchone() == (42,)
 
 
 def test_commands_against_a_stopped_sandbox_say_how_to_start_it(state):
