@@ -79,3 +79,31 @@ def test_migrate_and_seed_are_idempotent_and_the_api_serves_them(app):
     assert status == 200 and one["court"] == "ilnd"
     assert get(f"{app}/judges/1")[0] == 200, "frontend routes get the single-page app"
     assert get(f"{app}/api/cases/no-such-case/")[0] == 404
+
+
+def test_static_files_are_collected_again_only_when_something_they_are_made_from_changed(tmp_path):
+    """`sandbox up` starts the app with its static files collected (golive/sandbox/app.py): in full the
+    first time, skipped while nothing changed, in full again when a source is newer than its copy or the
+    last run did not complete (its stamp missing). The manifest's modification time says which."""
+    root = tmp_path / "static"
+    environment = {"DJANGO_SETTINGS_MODULE": "config.settings.production", "SECRET_KEY": "static-files-only",
+                   "DATABASE_URL": "postgresql://nobody@127.0.0.1:1/unused", "REDIS_URL": "redis://127.0.0.1:1/0",
+                   "ALLOWED_HOSTS": "127.0.0.1", "AWS_STORAGE_BUCKET_NAME": "", "AWS_MEDIA_BUCKET_NAME": "",
+                   "SECURE_SSL_REDIRECT": "false", "STATIC_ROOT": str(root)}
+    manifest, stamp = root / "staticfiles.json", root / ".golive-collected"
+
+    def collected_in_full() -> bool:
+        if manifest.exists():
+            os.utime(manifest, ns=(1, 1))  # a full run writes the manifest anew, whatever the clock says
+        sandbox_app.collect_static_files(environment)
+        return manifest.stat().st_mtime_ns != 1
+
+    assert collected_in_full() and stamp.exists() and list(root.rglob("*.css.br"))
+    assert not collected_in_full()  # nothing changed: only the dry run
+    # A source newer than its copy (the copy made older here, the repository's file left alone).
+    copy = root / "app.css"
+    os.utime(copy, (0, 0))
+    assert collected_in_full()
+    assert not collected_in_full()
+    stamp.unlink()  # as a run that failed or was killed half-way leaves it
+    assert collected_in_full() and stamp.exists()
