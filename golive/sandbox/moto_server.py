@@ -43,11 +43,12 @@ def install_emulation() -> None:
 def load_managed_policies_once_and_only_where_used() -> None:
     """AWS-managed IAM policies (MOTO_IAM_LOAD_MANAGED_POLICIES, above) parsed once per process and made
     only in the "aws" partition. moto 5.2.5 parses its 4.7 MB catalogue of 1,582 policies again for every
-    IAM backend, and after every reset its first request makes one backend per partition (six: looking up
-    the caller's account visits each), so each reset cost about 1.2 s of the emulator's CPU (sampled with
-    py-spy: 27 % of moto's CPU in tests/test_phases_2_to_4.py, and a reset starts every test). The sandbox's
-    regions are all in the "aws" partition, and no call reaches another; there the policies stay as moto
-    makes them."""
+    IAM backend; a reset rebuilds each existing backend before dropping it, and the first request after it
+    makes one per partition again (six: looking up the caller's account visits each), so the policies were
+    made twelve times a reset, more than a second of the emulator's CPU (py-spy: 27 % of moto's CPU in
+    tests/test_phases_2_to_4.py, and a reset starts every test); now twice. The sandbox's regions are all in
+    the "aws" partition (golive/config.py accepts botocore's regions only), so no call reaches another;
+    there the policies stay as moto makes them."""
     import json
 
     from moto.iam import models
