@@ -28,7 +28,7 @@ $(STAMP): pyproject.toml requirements.lock
 
 # Three workers, a test file each (a file's tests share its fixtures): the suite waits on servers, polls and
 # subprocesses as much as it computes, and the two cores are busy throughout (README, "Measured"). On this
-# 2-core machine (2026-12-03 evening, 252 tests): 13 min 4 s with three workers on a fresh clone (the limit is
+# 2-core machine (2026-12-03 evening, 253 tests): 11 min 50 s with three workers on a fresh clone (the limit is
 # 15); two workers could not go below the sum of the tests' own times halved (15.5 min for 222 tests).
 test: install
 	@mkdir -p $(PREFECT_HOME)
